@@ -1,0 +1,92 @@
+# txval — build, test, run, bench.
+#
+#   make                      build build/ngx_http_txval_module.so against
+#                             Debian's nginx (nginx-dev)
+#   make NGINX_SRC=/path      build against another nginx source tree
+#                             (module and a matching nginx binary)
+#   make test                 build, then run the t/ suite with prove
+#   make test SANITIZE=address   the same suite on an ASan+UBSan build
+#   make asan / make valgrind the suite under AddressSanitizer / memcheck
+#   make run                  nginx with the example config on :8080
+#   make bench                benchmarks (bench/)
+
+SHELL       := /bin/bash
+TOP         := $(CURDIR)
+NGINX_SRC   ?=
+SANITIZE    ?=
+PROVE_FLAGS ?=
+DEPS        := $(TOP)/scripts/deps.sh
+
+ifeq ($(SANITIZE),)
+  VARIANT   := $(if $(NGINX_SRC),custom,debian)
+else
+  VARIANT   := $(if $(NGINX_SRC),custom,debian)-$(SANITIZE)
+endif
+
+BUILD       := $(TOP)/build/$(VARIANT)
+MODULE      := $(TOP)/build/ngx_http_txval_module.so
+SRCS        := $(wildcard ngx_http_txval_module/*.c ngx_http_txval_module/*.h)
+
+# Debian's nginx-dev has headers only: the module is built for
+# /usr/sbin/nginx, and a sanitizer build is loaded into it with the
+# sanitizer runtime preloaded. A full source tree (NGINX_SRC) also gives
+# the nginx binary, so that module and binary match.
+ifneq ($(NGINX_SRC),)
+  MODULE    := $(BUILD)/ngx_http_txval_module.so
+  NGINX_BIN := $(BUILD)/src/objs/nginx
+  MAKE_WHAT := build modules
+else ifneq ($(SANITIZE),)
+  MODULE    := $(BUILD)/ngx_http_txval_module.so
+  NGINX_BIN := /usr/sbin/nginx
+  MAKE_WHAT := modules
+else
+  NGINX_BIN := /usr/sbin/nginx
+  MAKE_WHAT := modules
+endif
+
+ifneq ($(SANITIZE),)
+  SAN_FLAGS := -fsanitize=$(SANITIZE),undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+  SAN_CONF  := --with-cc-opt="-g -O1 $(SAN_FLAGS)" \
+               --with-ld-opt="$(SAN_FLAGS)"
+endif
+
+.PHONY: all deps test asan valgrind run bench unit clean
+
+all: $(MODULE)
+
+deps:
+	@$(DEPS) build
+
+$(BUILD)/.configured: config
+	@$(DEPS) build $(if $(SANITIZE),asan)
+	@scripts/configure.sh "$(BUILD)" "$(NGINX_SRC)" $(SAN_CONF)
+	@touch $@
+
+$(MODULE): $(BUILD)/.configured $(SRCS)
+	$(MAKE) -C $(BUILD)/src -f objs/Makefile $(MAKE_WHAT)
+	cp $(BUILD)/src/objs/ngx_http_txval_module.so $(MODULE)
+
+test: $(MODULE)
+	@$(DEPS) build test $(if $(SANITIZE),asan)
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) SANITIZE=$(SANITIZE) \
+	    PROVE_FLAGS="$(PROVE_FLAGS)" scripts/test.sh
+
+asan:
+	$(MAKE) test SANITIZE=address
+
+valgrind: $(MODULE)
+	@$(DEPS) build test valgrind
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) \
+	    TEST_NGINX_USE_VALGRIND=1 PROVE_FLAGS="$(PROVE_FLAGS)" scripts/test.sh
+
+run: $(MODULE)
+	@$(DEPS) build run
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) scripts/run.sh
+
+bench: $(MODULE)
+	@$(DEPS) build run bench
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/run.sh
+
+clean:
+	rm -rf build t/servroot*

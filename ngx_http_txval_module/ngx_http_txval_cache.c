@@ -1,0 +1,498 @@
+
+/*
+ * txval: the shared-memory verdict cache.
+ *
+ * One zone for all workers: a red-black tree keyed by a hash of the
+ * transaction id (the full id compared on a hit), an LRU queue, and an
+ * expiry time per entry. Every entry has the same size (room for the
+ * longest id), so all entries live in one slab class and a full zone never
+ * fragments: when the slab is full, entries are evicted from the LRU tail
+ * until the allocation succeeds.
+ */
+
+
+#include "ngx_http_txval_cache.h"
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;       /* key: crc32 of the id */
+    ngx_queue_t                 queue;      /* LRU, newest at the head */
+    ngx_msec_t                  expires;
+    uint64_t                    fingerprint;
+    uint16_t                    reasons;
+    uint8_t                     risk_score;
+    uint8_t                     id_len;
+    u_char                      id[NGX_HTTP_TXVAL_ID_MAX];
+} ngx_http_txval_cache_node_t;
+
+
+typedef struct ngx_http_txval_cache_sh_s {
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 lru;
+    ngx_http_txval_cache_stats_t  stats;
+} ngx_http_txval_cache_sh_t;
+
+
+static ngx_int_t ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone);
+static void ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_http_txval_cache_node_t *ngx_http_txval_cache_find(
+    ngx_http_txval_cache_t *cache, ngx_http_txval_txn_t *txn,
+    uint32_t hash);
+static void ngx_http_txval_cache_delete(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_cache_node_t *cn);
+static void ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache,
+    ngx_uint_t n);
+
+
+/* txval_cache_zone NAME:SIZE [ttl=TIME]; */
+
+char *
+ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_txval_main_conf_t *tmcf = conf;
+
+    u_char                  *p;
+    ssize_t                  size;
+    ngx_str_t               *value, name, s;
+    ngx_int_t                ttl;
+    ngx_shm_zone_t          *shm_zone;
+    ngx_http_txval_cache_t  *cache;
+
+    if (tmcf->cache) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be NAME:SIZE", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" in \"%V\" directive",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small in \"%V\" directive, "
+                           "the minimum is %uzk",
+                           &value[1], &cmd->name, 8 * ngx_pagesize / 1024);
+        return NGX_CONF_ERROR;
+    }
+
+    ttl = 10 * 60 * 1000;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "ttl=", 4) != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\" in \"%V\" directive",
+                               &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        s.data = value[2].data + 4;
+        s.len = value[2].len - 4;
+
+        ttl = ngx_parse_time(&s, 0);
+
+        if (ttl == NGX_ERROR || ttl < 1000) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive, "
+                               "ttl must be a time of at least 1s",
+                               &value[2], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cache = ngx_pcalloc(cf->pool, sizeof(ngx_http_txval_cache_t));
+    if (cache == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_txval_module);
+    if (shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    cache->shm_zone = shm_zone;
+    cache->ttl = (ngx_msec_t) ttl;
+
+    shm_zone->init = ngx_http_txval_cache_init_zone;
+    shm_zone->data = cache;
+
+    tmcf->cache = cache;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_txval_cache_t  *ocache = data;
+
+    size_t                   len;
+    ngx_http_txval_cache_t  *cache;
+
+    cache = shm_zone->data;
+
+    if (ocache) {
+        /* reload with the same size: keep the entries */
+        cache->sh = ocache->sh;
+        cache->shpool = ocache->shpool;
+        return NGX_OK;
+    }
+
+    cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        cache->sh = cache->shpool->data;
+        return NGX_OK;
+    }
+
+    if (ngx_http_txval_cache_resized(shm_zone) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    cache->sh = ngx_slab_alloc(cache->shpool,
+                               sizeof(ngx_http_txval_cache_sh_t));
+    if (cache->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->shpool->data = cache->sh;
+
+    ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
+                    ngx_http_txval_cache_rbtree_insert);
+    ngx_queue_init(&cache->sh->lru);
+    ngx_memzero(&cache->sh->stats, sizeof(ngx_http_txval_cache_stats_t));
+
+    len = sizeof(" in txval_cache_zone \"\"") + shm_zone->shm.name.len;
+
+    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
+    if (cache->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(cache->shpool->log_ctx, " in txval_cache_zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone evicts: running out of room is not worth a log line */
+    cache->shpool->log_nomem = 0;
+
+    return NGX_OK;
+}
+
+
+/*
+ * nginx gives a zone whose size changed on reload a new, empty segment:
+ * refuse the reload instead of silently dropping every entry.
+ */
+
+static ngx_int_t
+ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *ozone;
+
+    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
+    ozone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;
+            }
+
+            part = part->next;
+            ozone = part->elts;
+            i = 0;
+        }
+
+        if (ozone[i].tag != shm_zone->tag
+            || ozone[i].shm.name.len != shm_zone->shm.name.len
+            || ngx_strncmp(ozone[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len) != 0)
+        {
+            continue;
+        }
+
+        if (ozone[i].shm.size == shm_zone->shm.size) {
+            return NGX_OK;
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "txval_cache_zone \"%V\" cannot change its size from "
+                      "%uz to %uz on reload: restart nginx, or give the "
+                      "zone a new name", &shm_zone->shm.name,
+                      ozone[i].shm.size, shm_zone->shm.size);
+        return NGX_ERROR;
+    }
+}
+
+
+ngx_int_t
+ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec)
+{
+    uint32_t                      hash;
+    ngx_int_t                     rc;
+    ngx_http_txval_cache_node_t  *cn;
+
+    hash = ngx_crc32_short((u_char *) txn->id, txn->id_len);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_txval_cache_find(cache, txn, hash);
+
+    if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
+        ngx_http_txval_cache_delete(cache, cn);
+        cache->sh->stats.expired++;
+        cn = NULL;
+    }
+
+    if (cn == NULL) {
+        cache->sh->stats.misses++;
+        rc = NGX_DECLINED;
+
+    } else if (cn->fingerprint != txn->fingerprint) {
+        cache->sh->stats.conflicts++;
+        rc = NGX_BUSY;
+
+    } else {
+        ngx_queue_remove(&cn->queue);
+        ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+
+        rec->fingerprint = cn->fingerprint;
+        rec->reasons = cn->reasons;
+        rec->risk_score = cn->risk_score;
+
+        cache->sh->stats.hits++;
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+void
+ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, ngx_log_t *log)
+{
+    uint32_t                      hash;
+    ngx_queue_t                  *q;
+    ngx_http_txval_cache_node_t  *cn;
+
+    hash = ngx_crc32_short((u_char *) txn->id, txn->id_len);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    ngx_http_txval_cache_expire(cache, 2);
+
+    cn = ngx_http_txval_cache_find(cache, txn, hash);
+
+    if (cn) {
+        /* another worker stored this id meanwhile: the first one stays */
+        ngx_shmtx_unlock(&cache->shpool->mutex);
+        return;
+    }
+
+    for ( ;; ) {
+        cn = ngx_slab_alloc_locked(cache->shpool,
+                                   sizeof(ngx_http_txval_cache_node_t));
+        if (cn) {
+            break;
+        }
+
+        if (ngx_queue_empty(&cache->sh->lru)) {
+            ngx_shmtx_unlock(&cache->shpool->mutex);
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "txval: could not allocate an entry in "
+                          "txval_cache_zone \"%V\"",
+                          &cache->shm_zone->shm.name);
+            return;
+        }
+
+        q = ngx_queue_last(&cache->sh->lru);
+        ngx_http_txval_cache_delete(cache,
+                   ngx_queue_data(q, ngx_http_txval_cache_node_t, queue));
+        cache->sh->stats.evictions++;
+    }
+
+    cn->node.key = hash;
+    cn->expires = ngx_current_msec + cache->ttl;
+    cn->fingerprint = rec->fingerprint;
+    cn->reasons = rec->reasons;
+    cn->risk_score = rec->risk_score;
+    cn->id_len = txn->id_len;
+    ngx_memcpy(cn->id, txn->id, txn->id_len);
+
+    ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
+    ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+    cache->sh->stats.entries++;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+}
+
+
+void
+ngx_http_txval_cache_stats(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_cache_stats_t *stats, size_t *used, size_t *total)
+{
+    size_t  pages;
+
+    pages = (cache->shpool->end - cache->shpool->start) >> ngx_pagesize_shift;
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    *stats = cache->sh->stats;
+    *used = (pages - cache->shpool->pfree) << ngx_pagesize_shift;
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    *total = cache->shm_zone->shm.size;
+}
+
+
+static ngx_http_txval_cache_node_t *
+ngx_http_txval_cache_find(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, uint32_t hash)
+{
+    ngx_int_t                     rc;
+    ngx_rbtree_node_t            *node, *sentinel;
+    ngx_http_txval_cache_node_t  *cn;
+
+    node = cache->sh->rbtree.root;
+    sentinel = cache->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        /* hash == node->key */
+
+        cn = (ngx_http_txval_cache_node_t *) node;
+
+        rc = ngx_memn2cmp((u_char *) txn->id, cn->id, txn->id_len,
+                          cn->id_len);
+
+        if (rc == 0) {
+            return cn;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t            **p;
+    ngx_http_txval_cache_node_t   *cn, *cnt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            cn = (ngx_http_txval_cache_node_t *) node;
+            cnt = (ngx_http_txval_cache_node_t *) temp;
+
+            p = (ngx_memn2cmp(cn->id, cnt->id, cn->id_len, cnt->id_len) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static void
+ngx_http_txval_cache_delete(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_cache_node_t *cn)
+{
+    ngx_queue_remove(&cn->queue);
+    ngx_rbtree_delete(&cache->sh->rbtree, &cn->node);
+    ngx_slab_free_locked(cache->shpool, cn);
+    cache->sh->stats.entries--;
+}
+
+
+/* drops up to n expired entries from the LRU tail; the lock is held */
+
+static void
+ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache, ngx_uint_t n)
+{
+    ngx_queue_t                  *q;
+    ngx_http_txval_cache_node_t  *cn;
+
+    while (n-- && !ngx_queue_empty(&cache->sh->lru)) {
+
+        q = ngx_queue_last(&cache->sh->lru);
+        cn = ngx_queue_data(q, ngx_http_txval_cache_node_t, queue);
+
+        if ((ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0) {
+            return;
+        }
+
+        ngx_http_txval_cache_delete(cache, cn);
+        cache->sh->stats.expired++;
+    }
+}

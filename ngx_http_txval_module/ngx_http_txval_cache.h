@@ -1,0 +1,52 @@
+
+/*
+ * txval: the shared-memory verdict cache (txval_cache_zone).
+ */
+
+
+#ifndef _NGX_HTTP_TXVAL_CACHE_H_INCLUDED_
+#define _NGX_HTTP_TXVAL_CACHE_H_INCLUDED_
+
+
+#include "ngx_http_txval_module.h"
+
+
+/* counters kept in the zone, so every worker's work is counted once */
+typedef struct {
+    uint64_t                    hits;
+    uint64_t                    misses;
+    uint64_t                    conflicts;
+    uint64_t                    expired;
+    uint64_t                    evictions;
+    uint64_t                    entries;
+} ngx_http_txval_cache_stats_t;
+
+
+struct ngx_http_txval_cache_s {
+    ngx_shm_zone_t             *shm_zone;
+    ngx_msec_t                  ttl;
+    struct ngx_http_txval_cache_sh_s  *sh;
+    ngx_slab_pool_t            *shpool;
+};
+
+
+char *ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/*
+ * NGX_OK: a verdict for this id and content, in rec;
+ * NGX_BUSY: this id is known with other content;
+ * NGX_DECLINED: not known.
+ */
+ngx_int_t ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec);
+
+void ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, ngx_log_t *log);
+
+/* a consistent copy of the counters, and the bytes used and in all */
+void ngx_http_txval_cache_stats(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_cache_stats_t *stats, size_t *used, size_t *total);
+
+
+#endif /* _NGX_HTTP_TXVAL_CACHE_H_INCLUDED_ */

@@ -1,0 +1,333 @@
+
+/*
+ * txval: directives, configuration and the module definition.
+ */
+
+
+#include "ngx_http_txval_module.h"
+#include "ngx_http_txval_cache.h"
+
+
+static ngx_int_t ngx_http_txval_preconfiguration(ngx_conf_t *cf);
+static void *ngx_http_txval_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_txval_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_txval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_txval_amount_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_txval_bounded_num(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_txval_parse_amount(ngx_conf_t *cf,
+    ngx_str_t *value, int64_t *amount);
+
+
+typedef struct {
+    ngx_uint_t                  min;
+    ngx_uint_t                  max;
+} ngx_http_txval_bounds_t;
+
+
+static ngx_http_txval_bounds_t  ngx_http_txval_threshold_bounds = { 0, 100 };
+static ngx_http_txval_bounds_t  ngx_http_txval_status_bounds = { 400, 599 };
+
+
+static ngx_command_t  ngx_http_txval_commands[] = {
+
+    { ngx_string("txval"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_txval,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_cache_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_txval_cache_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_amount_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE3,
+      ngx_http_txval_amount_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_risk_threshold"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_txval_bounded_num,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_txval_loc_conf_t, risk_threshold),
+      &ngx_http_txval_threshold_bounds },
+
+    { ngx_string("txval_decline_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_txval_bounded_num,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_txval_loc_conf_t, decline_status),
+      &ngx_http_txval_status_bounds },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_txval_module_ctx = {
+    ngx_http_txval_preconfiguration,       /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_http_txval_create_main_conf,       /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_txval_create_loc_conf,        /* create location configuration */
+    ngx_http_txval_merge_loc_conf          /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_txval_module = {
+    NGX_MODULE_V1,
+    &ngx_http_txval_module_ctx,            /* module context */
+    ngx_http_txval_commands,               /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_txval_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_txval_add_variables(cf);
+}
+
+
+static void *
+ngx_http_txval_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_txval_main_conf_t));
+    if (tmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     tmcf->cache = NULL;
+     */
+
+    return tmcf;
+}
+
+
+static void *
+ngx_http_txval_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_txval_loc_conf_t  *tlcf;
+
+    tlcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_txval_loc_conf_t));
+    if (tlcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     tlcf->mode = NGX_HTTP_TXVAL_OFF;
+     *     tlcf->policy = { 0 };
+     */
+
+    tlcf->limits = NGX_CONF_UNSET_PTR;
+    tlcf->risk_threshold = NGX_CONF_UNSET_UINT;
+    tlcf->decline_status = NGX_CONF_UNSET_UINT;
+
+    return tlcf;
+}
+
+
+static char *
+ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_txval_loc_conf_t *prev = parent;
+    ngx_http_txval_loc_conf_t *conf = child;
+
+    /* a level that sets txval_amount_limit replaces the inherited list */
+    ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
+    ngx_conf_merge_uint_value(conf->risk_threshold, prev->risk_threshold, 70);
+    ngx_conf_merge_uint_value(conf->decline_status, prev->decline_status,
+                              402);
+
+    if (conf->limits) {
+        conf->policy.limits = conf->limits->elts;
+        conf->policy.nlimits = conf->limits->nelts;
+    }
+
+    conf->policy.risk_threshold = conf->risk_threshold;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_txval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_txval_loc_conf_t *tlcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (tlcf->mode != NGX_HTTP_TXVAL_OFF) {
+        return "is duplicate";
+    }
+
+    tlcf->mode = NGX_HTTP_TXVAL_VERDICT;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_txval_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* txval_amount_limit CUR MIN MAX; */
+
+static char *
+ngx_http_txval_amount_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_txval_loc_conf_t *tlcf = conf;
+
+    ngx_str_t               *value;
+    ngx_uint_t               i;
+    ngx_http_txval_limit_t  *limit, *l;
+
+    value = cf->args->elts;
+
+    if (tlcf->limits == NGX_CONF_UNSET_PTR) {
+        tlcf->limits = ngx_array_create(cf->pool, 4,
+                                        sizeof(ngx_http_txval_limit_t));
+        if (tlcf->limits == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (value[1].len != 3
+        || value[1].data[0] < 'A' || value[1].data[0] > 'Z'
+        || value[1].data[1] < 'A' || value[1].data[1] > 'Z'
+        || value[1].data[2] < 'A' || value[1].data[2] > 'Z')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid currency \"%V\" in \"%V\" directive, "
+                           "it must be 3 uppercase letters (ISO 4217)",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    l = tlcf->limits->elts;
+
+    for (i = 0; i < tlcf->limits->nelts; i++) {
+        if (ngx_strncmp(l[i].currency, value[1].data, 3) == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "duplicate currency \"%V\" in \"%V\" directive",
+                               &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    limit = ngx_array_push(tlcf->limits);
+    if (limit == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(limit->currency, value[1].data, 3);
+    limit->currency[3] = '\0';
+
+    if (ngx_http_txval_parse_amount(cf, &value[2], &limit->min) != NGX_OK
+        || ngx_http_txval_parse_amount(cf, &value[3], &limit->max) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (limit->min > limit->max) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "min \"%V\" is above max \"%V\"",
+                           &value[3], &cmd->name, &value[2], &value[3]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_txval_parse_amount(ngx_conf_t *cf, ngx_str_t *value,
+    int64_t *amount)
+{
+    off_t       n;
+    ngx_str_t  *name;
+
+    n = ngx_atoof(value->data, value->len);
+
+    if (n == NGX_ERROR || n < 1 || n > NGX_HTTP_TXVAL_AMOUNT_MAX) {
+        name = &((ngx_str_t *) cf->args->elts)[0];
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "an amount must be an integer from 1 to "
+                           "9007199254740991 (minor units)",
+                           value, name);
+        return NGX_ERROR;
+    }
+
+    *amount = n;
+
+    return NGX_OK;
+}
+
+
+/* a number within the bounds in cmd->post, naming the value when not */
+
+static char *
+ngx_http_txval_bounded_num(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    ngx_int_t                 n;
+    ngx_str_t                *value;
+    ngx_uint_t               *field;
+    ngx_http_txval_bounds_t  *bounds;
+
+    field = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    bounds = cmd->post;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+
+    if (n == NGX_ERROR
+        || (ngx_uint_t) n < bounds->min || (ngx_uint_t) n > bounds->max)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be a number from %ui to %ui",
+                           &value[1], &cmd->name, bounds->min, bounds->max);
+        return NGX_CONF_ERROR;
+    }
+
+    *field = n;
+
+    return NGX_CONF_OK;
+}

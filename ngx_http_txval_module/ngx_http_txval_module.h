@@ -1,0 +1,108 @@
+
+/*
+ * txval: configuration, per-request context and the functions the
+ * module's files share.
+ */
+
+
+#ifndef _NGX_HTTP_TXVAL_MODULE_H_INCLUDED_
+#define _NGX_HTTP_TXVAL_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_txval_txn.h"
+#include "ngx_http_txval_rules.h"
+#include "ngx_http_txval_output.h"
+
+
+#define NGX_HTTP_TXVAL_OFF          0
+#define NGX_HTTP_TXVAL_VERDICT      1
+#define NGX_HTTP_TXVAL_GATE         2
+
+
+typedef enum {
+    NGX_HTTP_TXVAL_SOURCE_COMPUTED = 0,
+    NGX_HTTP_TXVAL_SOURCE_SHM,
+    NGX_HTTP_TXVAL_SOURCE_REDIS
+} ngx_http_txval_source_e;
+
+
+typedef enum {
+    NGX_HTTP_TXVAL_ERR_NONE = 0,
+    NGX_HTTP_TXVAL_ERR_METHOD,
+    NGX_HTTP_TXVAL_ERR_MEDIA_TYPE,
+    NGX_HTTP_TXVAL_ERR_INVALID_JSON,
+    NGX_HTTP_TXVAL_ERR_INVALID_FIELD,
+    NGX_HTTP_TXVAL_ERR_PAN,
+    NGX_HTTP_TXVAL_ERR_CONFLICT,
+    NGX_HTTP_TXVAL_ERR_BACKEND
+} ngx_http_txval_error_e;
+
+
+typedef struct ngx_http_txval_cache_s  ngx_http_txval_cache_t;
+
+
+typedef struct {
+    ngx_http_txval_cache_t     *cache;          /* txval_cache_zone */
+} ngx_http_txval_main_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                  mode;
+    ngx_array_t                *limits;         /* ngx_http_txval_limit_t */
+    ngx_uint_t                  risk_threshold;
+    ngx_uint_t                  decline_status;
+
+    ngx_http_txval_policy_t     policy;         /* built at merge */
+} ngx_http_txval_loc_conf_t;
+
+
+/* what a cache (shm or Redis) keeps of a verdict */
+typedef struct {
+    uint64_t                    fingerprint;
+    uint16_t                    reasons;
+    uint8_t                     risk_score;
+} ngx_http_txval_record_t;
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+
+    ngx_http_txval_txn_t        txn;
+    ngx_http_txval_facts_t      facts;
+    ngx_http_txval_result_t     result;
+    ngx_http_txval_parse_error_t  parse_error;
+
+    ngx_http_txval_error_e      error;
+    ngx_http_txval_source_e     source;
+
+    struct timespec             start;
+    uint64_t                    elapsed_ns;
+
+    unsigned                    parsed:1;
+    unsigned                    done:1;
+    unsigned                    degraded:1;
+} ngx_http_txval_ctx_t;
+
+
+extern ngx_module_t  ngx_http_txval_module;
+
+
+/* ngx_http_txval_handler.c */
+ngx_int_t ngx_http_txval_handler(ngx_http_request_t *r);
+
+/* ngx_http_txval_body.c */
+ngx_int_t ngx_http_txval_body_bytes(ngx_http_request_t *r, u_char **data,
+    size_t *len);
+
+/* ngx_http_txval_variables.c */
+ngx_int_t ngx_http_txval_add_variables(ngx_conf_t *cf);
+
+const char *ngx_http_txval_source_name(ngx_http_txval_source_e source);
+const char *ngx_http_txval_verdict_name(ngx_http_txval_ctx_t *ctx);
+
+
+#endif /* _NGX_HTTP_TXVAL_MODULE_H_INCLUDED_ */

@@ -1,0 +1,452 @@
+
+/*
+ * txval: parsing and validating the transaction body.
+ *
+ * Pure C (cJSON, no nginx): see ngx_http_txval_txn.h.
+ */
+
+
+#include <string.h>
+#include <cJSON.h>
+
+#include "ngx_http_txval_txn.h"
+
+
+typedef enum {
+    NGX_HTTP_TXVAL_F_ID = 0,
+    NGX_HTTP_TXVAL_F_AMOUNT,
+    NGX_HTTP_TXVAL_F_CURRENCY,
+    NGX_HTTP_TXVAL_F_MERCHANT_ID,
+    NGX_HTTP_TXVAL_F_CARD_TOKEN,
+    NGX_HTTP_TXVAL_F_CARD_BIN,
+    NGX_HTTP_TXVAL_F_COUNTRY,
+    NGX_HTTP_TXVAL_F_PAN,
+    NGX_HTTP_TXVAL_F_CARD_NUMBER,
+    NGX_HTTP_TXVAL_F_COUNT
+} ngx_http_txval_field_e;
+
+
+typedef struct {
+    const char              *name;
+    const char              *detail;
+} ngx_http_txval_field_t;
+
+
+static const char *ngx_http_txval_prescan(const unsigned char *p,
+    size_t len);
+static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
+    size_t min, size_t max, int (*allowed)(int c));
+static int ngx_http_txval_id_char(int c);
+static int ngx_http_txval_digit(int c);
+static int ngx_http_txval_upper(int c);
+static int ngx_http_txval_amount(const cJSON *item, int64_t *amount);
+static uint64_t ngx_http_txval_fnv(uint64_t h, const void *data, size_t len);
+
+
+static const ngx_http_txval_field_t  ngx_http_txval_fields[] = {
+    { "id",
+      "id must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -" },
+    { "amount",
+      "amount must be an integral number of minor units "
+      "from 1 to 9007199254740991" },
+    { "currency",
+      "currency must be 3 uppercase letters (ISO 4217)" },
+    { "merchant_id",
+      "merchant_id must be a string of 1-64 characters "
+      "from A-Z a-z 0-9 . _ : -" },
+    { "card_token",
+      "card_token must be a string of 1-128 characters "
+      "from A-Z a-z 0-9 . _ : -" },
+    { "card_bin",
+      "card_bin must be a string of 6-8 digits" },
+    { "country",
+      "country must be 2 uppercase letters (ISO 3166-1 alpha-2)" },
+    { "pan", NULL },
+    { "card_number", NULL }
+};
+
+
+static const char *ngx_http_txval_missing[] = {
+    "id is required",
+    "amount is required",
+    "currency is required",
+    "merchant_id is required",
+    "card_token is required"
+};
+
+
+ngx_http_txval_parse_rc_e
+ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
+    ngx_http_txval_txn_t *txn, ngx_http_txval_parse_error_t *err)
+{
+    int                         n, ok;
+    size_t                      i;
+    cJSON                      *root, *item, *found[NGX_HTTP_TXVAL_F_COUNT];
+    const char                 *end, *why;
+    ngx_http_txval_parse_rc_e   rc;
+
+    memset(txn, 0, sizeof(ngx_http_txval_txn_t));
+    err->field = NULL;
+
+    if (len == 0) {
+        err->detail = "the body is empty";
+        return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
+    }
+
+    why = ngx_http_txval_prescan(buf, len);
+    if (why != NULL) {
+        err->detail = why;
+        return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
+    }
+
+    end = NULL;
+    root = cJSON_ParseWithLengthOpts((const char *) buf, len, &end, 0);
+
+    if (root == NULL) {
+        err->detail = "the body is not valid JSON";
+        return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
+    }
+
+    /* nothing but white space may follow the value */
+
+    for (i = (size_t) (end - (const char *) buf); i < len; i++) {
+        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n'
+            && buf[i] != '\r')
+        {
+            cJSON_Delete(root);
+            err->detail = "the body has data after the JSON value";
+            return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
+        }
+    }
+
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        err->detail = "the body is not a JSON object";
+        return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
+    }
+
+    memset(found, 0, sizeof(found));
+    rc = NGX_HTTP_TXVAL_PARSE_OK;
+
+    for (item = root->child; item; item = item->next) {
+
+        for (n = 0; n < NGX_HTTP_TXVAL_F_COUNT; n++) {
+            if (strcmp(item->string, ngx_http_txval_fields[n].name) == 0) {
+                break;
+            }
+        }
+
+        if (n == NGX_HTTP_TXVAL_F_COUNT) {
+            continue;       /* unknown fields are ignored */
+        }
+
+        if (found[n] != NULL && rc == NGX_HTTP_TXVAL_PARSE_OK) {
+            /* a duplicate key is refused: which one wins is not defined */
+            rc = NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
+            err->field = ngx_http_txval_fields[n].name;
+            err->detail = "a field appears more than once";
+        }
+
+        found[n] = item;
+    }
+
+    if (found[NGX_HTTP_TXVAL_F_PAN] || found[NGX_HTTP_TXVAL_F_CARD_NUMBER]) {
+        cJSON_Delete(root);
+        err->field = NULL;
+        err->detail = "card numbers are not accepted: send a card_token";
+        return NGX_HTTP_TXVAL_PARSE_PAN;
+    }
+
+    if (rc != NGX_HTTP_TXVAL_PARSE_OK) {
+        cJSON_Delete(root);
+        return rc;
+    }
+
+    for (n = NGX_HTTP_TXVAL_F_ID; n <= NGX_HTTP_TXVAL_F_COUNTRY; n++) {
+
+        item = found[n];
+
+        if (item == NULL || cJSON_IsNull(item)) {
+            if (n <= NGX_HTTP_TXVAL_F_CARD_TOKEN) {
+                err->field = ngx_http_txval_fields[n].name;
+                err->detail = ngx_http_txval_missing[n];
+                cJSON_Delete(root);
+                return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
+            }
+
+            continue;       /* optional and absent */
+        }
+
+        switch (n) {
+
+        case NGX_HTTP_TXVAL_F_ID:
+            ok = ngx_http_txval_copy_string(item, txn->id, 1,
+                                            NGX_HTTP_TXVAL_ID_MAX,
+                                            ngx_http_txval_id_char);
+            txn->id_len = (uint8_t) (ok > 0 ? ok : 0);
+            break;
+
+        case NGX_HTTP_TXVAL_F_AMOUNT:
+            ok = ngx_http_txval_amount(item, &txn->amount);
+            break;
+
+        case NGX_HTTP_TXVAL_F_CURRENCY:
+            ok = ngx_http_txval_copy_string(item, txn->currency, 3, 3,
+                                            ngx_http_txval_upper);
+            break;
+
+        case NGX_HTTP_TXVAL_F_MERCHANT_ID:
+            ok = ngx_http_txval_copy_string(item, txn->merchant_id, 1,
+                                            NGX_HTTP_TXVAL_MERCHANT_MAX,
+                                            ngx_http_txval_id_char);
+            txn->merchant_id_len = (uint8_t) (ok > 0 ? ok : 0);
+            break;
+
+        case NGX_HTTP_TXVAL_F_CARD_TOKEN:
+            ok = ngx_http_txval_copy_string(item, txn->card_token, 1,
+                                            NGX_HTTP_TXVAL_TOKEN_MAX,
+                                            ngx_http_txval_id_char);
+            txn->card_token_len = (uint8_t) (ok > 0 ? ok : 0);
+            break;
+
+        case NGX_HTTP_TXVAL_F_CARD_BIN:
+            ok = ngx_http_txval_copy_string(item, txn->card_bin,
+                                            NGX_HTTP_TXVAL_BIN_MIN,
+                                            NGX_HTTP_TXVAL_BIN_MAX,
+                                            ngx_http_txval_digit);
+            txn->card_bin_len = (uint8_t) (ok > 0 ? ok : 0);
+            break;
+
+        default: /* NGX_HTTP_TXVAL_F_COUNTRY */
+            ok = ngx_http_txval_copy_string(item, txn->country, 2, 2,
+                                            ngx_http_txval_upper);
+            break;
+        }
+
+        if (ok <= 0) {
+            err->field = ngx_http_txval_fields[n].name;
+            err->detail = ngx_http_txval_fields[n].detail;
+            cJSON_Delete(root);
+            return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
+        }
+    }
+
+    cJSON_Delete(root);
+
+    txn->fingerprint = ngx_http_txval_txn_fingerprint(txn);
+
+    return NGX_HTTP_TXVAL_PARSE_OK;
+}
+
+
+uint64_t
+ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn)
+{
+    int       i;
+    uint64_t  h;
+    uint8_t   amount[8];
+
+    for (i = 0; i < 8; i++) {
+        amount[i] = (uint8_t) ((uint64_t) txn->amount >> (i * 8));
+    }
+
+    /* each field with its terminating NUL, so that fields cannot shift */
+
+    h = 0xcbf29ce484222325ULL;
+    h = ngx_http_txval_fnv(h, txn->id, txn->id_len + 1);
+    h = ngx_http_txval_fnv(h, amount, sizeof(amount));
+    h = ngx_http_txval_fnv(h, txn->currency, 4);
+    h = ngx_http_txval_fnv(h, txn->merchant_id, txn->merchant_id_len + 1);
+    h = ngx_http_txval_fnv(h, txn->card_token, txn->card_token_len + 1);
+    h = ngx_http_txval_fnv(h, txn->card_bin, txn->card_bin_len + 1);
+    h = ngx_http_txval_fnv(h, txn->country, 3);
+
+    return h;
+}
+
+
+static uint64_t
+ngx_http_txval_fnv(uint64_t h, const void *data, size_t len)
+{
+    size_t          i;
+    const uint8_t  *p;
+
+    p = data;
+
+    for (i = 0; i < len; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ULL;
+    }
+
+    return h;
+}
+
+
+/*
+ * What cJSON accepts but JSON (RFC 8259) does not, or what would let two
+ * different bodies look alike after cJSON: invalid UTF-8, raw control
+ * characters, and escaped NULs (cJSON would cut the string there).
+ */
+
+static const char *
+ngx_http_txval_prescan(const unsigned char *p, size_t len)
+{
+    int                   in_string;
+    size_t                n, i;
+    uint32_t              cp;
+    const unsigned char  *end;
+
+    end = p + len;
+    in_string = 0;
+
+    while (p < end) {
+
+        if (*p < 0x80) {
+
+            if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') {
+                return "the body holds a control character";
+            }
+
+            if (!in_string) {
+                in_string = (*p == '"');
+                p++;
+                continue;
+            }
+
+            if (*p == '"') {
+                in_string = 0;
+
+            } else if (*p == '\\') {
+                if (end - p >= 6 && p[1] == 'u' && p[2] == '0'
+                    && p[3] == '0' && p[4] == '0' && p[5] == '0')
+                {
+                    return "the body holds an escaped NUL character";
+                }
+
+                p++;        /* the escaped character */
+            }
+
+            p++;
+            continue;
+        }
+
+        if (*p >= 0xc2 && *p <= 0xdf) {
+            n = 1;
+            cp = *p & 0x1f;
+
+        } else if (*p >= 0xe0 && *p <= 0xef) {
+            n = 2;
+            cp = *p & 0x0f;
+
+        } else if (*p >= 0xf0 && *p <= 0xf4) {
+            n = 3;
+            cp = *p & 0x07;
+
+        } else {
+            return "the body is not valid UTF-8";
+        }
+
+        if ((size_t) (end - p) <= n) {
+            return "the body is not valid UTF-8";
+        }
+
+        for (i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80) {
+                return "the body is not valid UTF-8";
+            }
+
+            cp = (cp << 6) | (p[i] & 0x3f);
+        }
+
+        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+            || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+        {
+            return "the body is not valid UTF-8";
+        }
+
+        p += n + 1;
+    }
+
+    return NULL;
+}
+
+
+/* returns the length copied, or 0 when the value breaks the rule */
+
+static int
+ngx_http_txval_copy_string(const cJSON *item, char *dst, size_t min,
+    size_t max, int (*allowed)(int c))
+{
+    size_t       n;
+    const char  *s;
+
+    if (!cJSON_IsString(item) || item->valuestring == NULL) {
+        return 0;
+    }
+
+    s = item->valuestring;
+
+    for (n = 0; s[n] != '\0'; n++) {
+        if (n == max || !allowed((unsigned char) s[n])) {
+            return 0;
+        }
+
+        dst[n] = s[n];
+    }
+
+    if (n < min) {
+        return 0;
+    }
+
+    dst[n] = '\0';
+
+    return (int) n;
+}
+
+
+static int
+ngx_http_txval_id_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+           || (c >= '0' && c <= '9')
+           || c == '.' || c == '_' || c == ':' || c == '-';
+}
+
+
+static int
+ngx_http_txval_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+
+static int
+ngx_http_txval_upper(int c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+
+/* 1000, 1e3 and 1000.0 are the same number; 1000.5, 0 and 1e400 are not */
+
+static int
+ngx_http_txval_amount(const cJSON *item, int64_t *amount)
+{
+    double  d;
+
+    if (!cJSON_IsNumber(item)) {
+        return 0;
+    }
+
+    d = item->valuedouble;
+
+    /* also false for NaN and infinities */
+
+    if (!(d >= 1.0 && d <= (double) NGX_HTTP_TXVAL_AMOUNT_MAX)) {
+        return 0;
+    }
+
+    *amount = (int64_t) d;
+
+    return (double) *amount == d;
+}

@@ -1,0 +1,69 @@
+
+/*
+ * txval: the transaction, parsed and validated.
+ *
+ * Pure C, no nginx types and no I/O: the parser, the field rules and the
+ * content fingerprint, usable from unit tests and fuzzers.
+ */
+
+
+#ifndef _NGX_HTTP_TXVAL_TXN_H_INCLUDED_
+#define _NGX_HTTP_TXVAL_TXN_H_INCLUDED_
+
+
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define NGX_HTTP_TXVAL_ID_MAX          64
+#define NGX_HTTP_TXVAL_MERCHANT_MAX    64
+#define NGX_HTTP_TXVAL_TOKEN_MAX       128
+#define NGX_HTTP_TXVAL_BIN_MIN         6
+#define NGX_HTTP_TXVAL_BIN_MAX         8
+#define NGX_HTTP_TXVAL_AMOUNT_MAX      9007199254740991LL
+
+
+typedef enum {
+    NGX_HTTP_TXVAL_PARSE_OK = 0,
+    NGX_HTTP_TXVAL_PARSE_INVALID_JSON,
+    NGX_HTTP_TXVAL_PARSE_INVALID_FIELD,
+    NGX_HTTP_TXVAL_PARSE_PAN
+} ngx_http_txval_parse_rc_e;
+
+
+typedef struct {
+    int64_t                  amount;
+    uint64_t                 fingerprint;
+
+    uint8_t                  id_len;
+    uint8_t                  merchant_id_len;
+    uint8_t                  card_token_len;
+    uint8_t                  card_bin_len;       /* 0: absent */
+
+    char                     id[NGX_HTTP_TXVAL_ID_MAX + 1];
+    char                     merchant_id[NGX_HTTP_TXVAL_MERCHANT_MAX + 1];
+    char                     card_token[NGX_HTTP_TXVAL_TOKEN_MAX + 1];
+    char                     card_bin[NGX_HTTP_TXVAL_BIN_MAX + 1];
+    char                     currency[4];
+    char                     country[3];         /* "": absent */
+} ngx_http_txval_txn_t;
+
+
+typedef struct {
+    const char              *field;     /* INVALID_FIELD: the field's name */
+    const char              *detail;    /* a sentence for the client */
+} ngx_http_txval_parse_error_t;
+
+
+/*
+ * Parses and validates a request body (len bytes, not NUL-terminated).
+ * On success fills txn, including its content fingerprint.
+ */
+ngx_http_txval_parse_rc_e ngx_http_txval_txn_parse(const unsigned char *buf,
+    size_t len, ngx_http_txval_txn_t *txn, ngx_http_txval_parse_error_t *err);
+
+/* 64-bit FNV-1a over every content field of the transaction */
+uint64_t ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn);
+
+
+#endif /* _NGX_HTTP_TXVAL_TXN_H_INCLUDED_ */

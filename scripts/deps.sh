@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Install, from Debian 12 packages only, what txval needs and is missing.
+# One `apt-get update`, then one `apt-get install -y` of the missing ones.
+# Used by make (build, test, run, bench) and by docker/Dockerfile.
+#
+#   scripts/deps.sh [build] [test] [run] [bench] [asan] [valgrind]
+#
+# With no argument: build + test.
+set -euo pipefail
+
+pkgs_build="gcc make nginx-core nginx-dev libhiredis-dev libpq-dev
+            libcjson-dev"
+pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
+           redis-server redis-tools postgresql postgresql-client
+           procps curl"
+pkgs_run="redis-server redis-tools postgresql postgresql-client curl"
+pkgs_bench="wrk procps"
+pkgs_asan="libasan8"
+pkgs_valgrind="valgrind"
+
+want=""
+[ $# -eq 0 ] && set -- build test
+for set in "$@"; do
+    v="pkgs_$set"
+    if [ -z "${!v+x}" ]; then
+        echo "deps.sh: unknown set '$set'" >&2
+        exit 2
+    fi
+    want="$want ${!v}"
+done
+
+missing=""
+for p in $want; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null \
+         | grep -q 'install ok installed'; then
+        case " $missing " in *" $p "*) ;; *) missing="$missing $p" ;; esac
+    fi
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+else
+    SUDO=
+fi
+
+echo "deps.sh: installing:$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# policy-rc.d keeps Debian's postinst from starting system services
+# (nginx, redis, postgres) that would take our ports.
+if [ ! -e /usr/sbin/policy-rc.d ] && [ -z "$SUDO" ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing
