@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs the t/ suite with prove (called by `make test`, `make asan`,
+# `make valgrind`). Environment, set by the Makefile:
+#   TXVAL_MODULE   the module .so to test
+#   NGINX_BIN      the nginx binary to load it into
+#   SANITIZE       "address" for an ASan+UBSan module build
+#   PROVE_FLAGS    extra prove flags, e.g. -I/path/to/test-nginx/lib to run
+#                  the suite under upstream Test::Nginx
+# Upstream Test::Nginx's own variables (TEST_NGINX_BINARY,
+# TEST_NGINX_USE_HUP, TEST_NGINX_USE_VALGRIND, TEST_NGINX_RANDOMIZE, ...)
+# pass through.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+export TEST_NGINX_TXVAL_MODULE=${TXVAL_MODULE:-$top/build/ngx_http_txval_module.so}
+export TEST_NGINX_BINARY=${TEST_NGINX_BINARY:-${NGINX_BIN:-/usr/sbin/nginx}}
+
+if [ -n "${SANITIZE:-}" ]; then
+    # Debian's nginx is not built with ASan: preload the runtime into it
+    # (and only into it: a small wrapper, so prove itself stays plain).
+    logs=$top/build/sanitizer-logs
+    rm -rf "$logs"
+    mkdir -p "$logs"
+    wrapper=$top/build/nginx-$SANITIZE
+    libasan=$(gcc -print-file-name=libasan.so)
+    cat > "$wrapper" <<EOW
+#!/bin/sh
+export LD_PRELOAD=$libasan
+export ASAN_OPTIONS=log_path=$logs/asan:detect_leaks=1:abort_on_error=0:allocator_may_return_null=1
+export LSAN_OPTIONS=suppressions=$top/t/lsan.supp:print_suppressions=0
+export UBSAN_OPTIONS=log_path=$logs/ubsan:print_stacktrace=1
+exec $TEST_NGINX_BINARY "\$@"
+EOW
+    chmod +x "$wrapper"
+    export TEST_NGINX_BINARY=$wrapper
+fi
+
+if [ -n "${TEST_NGINX_USE_VALGRIND:-}" ]; then
+    export TEST_NGINX_VALGRIND_SUPPRESS=$top/t/valgrind.supp
+fi
+
+status=0
+
+# the runner's own self-test (plain nginx, no module): the runner can pass
+# and can fail
+TXVAL_NO_MODULE=1 TXVAL_OWN_RUNNER=1 prove -I t/lib t/runner-selftest/ \
+    || status=1
+bash t/runner-selftest/check-fails.sh || status=1
+
+# shellcheck disable=SC2086
+prove ${PROVE_FLAGS:-} -I t/lib t/*.t || status=1
+
+if [ -n "${SANITIZE:-}" ]; then
+    if compgen -G "$logs/*" > /dev/null; then
+        echo "sanitizer reports in $logs:" >&2
+        cat "$logs"/* >&2
+        status=1
+    else
+        echo "sanitizer: no reports"
+    fi
+fi
+
+exit $status
