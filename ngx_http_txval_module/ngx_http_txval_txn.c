@@ -6,6 +6,7 @@
  */
 
 
+#include <stdlib.h>
 #include <string.h>
 #include <cJSON.h>
 
@@ -32,6 +33,10 @@ typedef struct {
 } ngx_http_txval_field_t;
 
 
+static void ngx_http_txval_delete(cJSON *root);
+static void *ngx_http_txval_arena_alloc(size_t size);
+static void ngx_http_txval_arena_free(void *p);
+static int ngx_http_txval_field_index(const char *name);
 static const char *ngx_http_txval_prescan(const unsigned char *p,
     size_t len);
 static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
@@ -41,6 +46,25 @@ static int ngx_http_txval_digit(int c);
 static int ngx_http_txval_upper(int c);
 static int ngx_http_txval_amount(const cJSON *item, int64_t *amount);
 static uint64_t ngx_http_txval_fnv(uint64_t h, const void *data, size_t len);
+
+
+/*
+ * cJSON mallocs every node and string. A parse is synchronous and a worker
+ * has one thread, so the parse runs on a static bump arena installed for
+ * its duration only (cJSON_InitHooks), with malloc() beyond it; the arena
+ * is reset when the tree is deleted.
+ */
+
+#define NGX_HTTP_TXVAL_ARENA_SIZE  16384
+
+static unsigned char  ngx_http_txval_arena[NGX_HTTP_TXVAL_ARENA_SIZE]
+    __attribute__((aligned(16)));
+static size_t         ngx_http_txval_arena_used;
+
+static cJSON_Hooks    ngx_http_txval_arena_hooks = {
+    ngx_http_txval_arena_alloc,
+    ngx_http_txval_arena_free
+};
 
 
 static const ngx_http_txval_field_t  ngx_http_txval_fields[] = {
@@ -100,9 +124,13 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
     }
 
     end = NULL;
+
+    cJSON_InitHooks(&ngx_http_txval_arena_hooks);
     root = cJSON_ParseWithLengthOpts((const char *) buf, len, &end, 0);
 
     if (root == NULL) {
+        cJSON_InitHooks(NULL);
+        ngx_http_txval_arena_used = 0;
         err->detail = "the body is not valid JSON";
         return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
     }
@@ -113,14 +141,14 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
         if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n'
             && buf[i] != '\r')
         {
-            cJSON_Delete(root);
+            ngx_http_txval_delete(root);
             err->detail = "the body has data after the JSON value";
             return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
         }
     }
 
     if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
+        ngx_http_txval_delete(root);
         err->detail = "the body is not a JSON object";
         return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
     }
@@ -130,11 +158,7 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
 
     for (item = root->child; item; item = item->next) {
 
-        for (n = 0; n < NGX_HTTP_TXVAL_F_COUNT; n++) {
-            if (strcmp(item->string, ngx_http_txval_fields[n].name) == 0) {
-                break;
-            }
-        }
+        n = ngx_http_txval_field_index(item->string);
 
         if (n == NGX_HTTP_TXVAL_F_COUNT) {
             continue;       /* unknown fields are ignored */
@@ -151,14 +175,14 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
     }
 
     if (found[NGX_HTTP_TXVAL_F_PAN] || found[NGX_HTTP_TXVAL_F_CARD_NUMBER]) {
-        cJSON_Delete(root);
+        ngx_http_txval_delete(root);
         err->field = NULL;
         err->detail = "card numbers are not accepted: send a card_token";
         return NGX_HTTP_TXVAL_PARSE_PAN;
     }
 
     if (rc != NGX_HTTP_TXVAL_PARSE_OK) {
-        cJSON_Delete(root);
+        ngx_http_txval_delete(root);
         return rc;
     }
 
@@ -170,7 +194,7 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
             if (n <= NGX_HTTP_TXVAL_F_CARD_TOKEN) {
                 err->field = ngx_http_txval_fields[n].name;
                 err->detail = ngx_http_txval_missing[n];
-                cJSON_Delete(root);
+                ngx_http_txval_delete(root);
                 return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
             }
 
@@ -226,16 +250,57 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
         if (ok <= 0) {
             err->field = ngx_http_txval_fields[n].name;
             err->detail = ngx_http_txval_fields[n].detail;
-            cJSON_Delete(root);
+            ngx_http_txval_delete(root);
             return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
         }
     }
 
-    cJSON_Delete(root);
+    ngx_http_txval_delete(root);
 
     txn->fingerprint = ngx_http_txval_txn_fingerprint(txn);
 
     return NGX_HTTP_TXVAL_PARSE_OK;
+}
+
+
+static void
+ngx_http_txval_delete(cJSON *root)
+{
+    cJSON_Delete(root);
+    cJSON_InitHooks(NULL);
+    ngx_http_txval_arena_used = 0;
+}
+
+
+static void *
+ngx_http_txval_arena_alloc(size_t size)
+{
+    void  *p;
+
+    size = (size + 15) & ~(size_t) 15;
+
+    if (size > NGX_HTTP_TXVAL_ARENA_SIZE - ngx_http_txval_arena_used) {
+        return malloc(size);
+    }
+
+    p = ngx_http_txval_arena + ngx_http_txval_arena_used;
+    ngx_http_txval_arena_used += size;
+
+    return p;
+}
+
+
+static void
+ngx_http_txval_arena_free(void *p)
+{
+    if ((unsigned char *) p >= ngx_http_txval_arena
+        && (unsigned char *) p
+           < ngx_http_txval_arena + NGX_HTTP_TXVAL_ARENA_SIZE)
+    {
+        return;
+    }
+
+    free(p);
 }
 
 
@@ -282,6 +347,45 @@ ngx_http_txval_fnv(uint64_t h, const void *data, size_t len)
 }
 
 
+/* the known field's number, or NGX_HTTP_TXVAL_F_COUNT */
+
+static int
+ngx_http_txval_field_index(const char *name)
+{
+    int  n;
+
+    switch (name[0]) {
+    case 'i': n = NGX_HTTP_TXVAL_F_ID; break;
+    case 'a': n = NGX_HTTP_TXVAL_F_AMOUNT; break;
+    case 'm': n = NGX_HTTP_TXVAL_F_MERCHANT_ID; break;
+    case 'p': n = NGX_HTTP_TXVAL_F_PAN; break;
+    case 'c':
+        switch (name[1]) {
+        case 'u': n = NGX_HTTP_TXVAL_F_CURRENCY; break;
+        case 'o': n = NGX_HTTP_TXVAL_F_COUNTRY; break;
+        case 'a':
+            if (strncmp(name, "card_", 5) != 0) {
+                return NGX_HTTP_TXVAL_F_COUNT;
+            }
+
+            switch (name[5]) {
+            case 't': n = NGX_HTTP_TXVAL_F_CARD_TOKEN; break;
+            case 'b': n = NGX_HTTP_TXVAL_F_CARD_BIN; break;
+            case 'n': n = NGX_HTTP_TXVAL_F_CARD_NUMBER; break;
+            default: return NGX_HTTP_TXVAL_F_COUNT;
+            }
+            break;
+        default: return NGX_HTTP_TXVAL_F_COUNT;
+        }
+        break;
+    default: return NGX_HTTP_TXVAL_F_COUNT;
+    }
+
+    return strcmp(name, ngx_http_txval_fields[n].name) == 0
+           ? n : NGX_HTTP_TXVAL_F_COUNT;
+}
+
+
 /*
  * What cJSON accepts but JSON (RFC 8259) does not, or what would let two
  * different bodies look alike after cJSON: invalid UTF-8, raw control
@@ -296,39 +400,72 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
     uint32_t              cp;
     const unsigned char  *end;
 
+    /* 0: plain ASCII, 1: control, 2: '"', 3: '\\', 4: not ASCII */
+    static const unsigned char  class[256] = {
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+    };
+
     end = p + len;
     in_string = 0;
 
-    while (p < end) {
+    for ( ;; ) {
 
-        if (*p < 0x80) {
+        while (p < end && class[*p] == 0) {
+            p++;
+        }
 
-            if (*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') {
-                return "the body holds a control character";
-            }
+        if (p == end) {
+            return NULL;
+        }
 
-            if (!in_string) {
-                in_string = (*p == '"');
-                p++;
-                continue;
-            }
+        switch (class[*p]) {
 
-            if (*p == '"') {
-                in_string = 0;
+        case 1:
+            return "the body holds a control character";
 
-            } else if (*p == '\\') {
+        case 2:
+            in_string = !in_string;
+            p++;
+            continue;
+
+        case 3:
+            if (in_string) {
                 if (end - p >= 6 && p[1] == 'u' && p[2] == '0'
                     && p[3] == '0' && p[4] == '0' && p[5] == '0')
                 {
                     return "the body holds an escaped NUL character";
                 }
 
-                p++;        /* the escaped character */
+                if (p + 1 < end && class[p[1]] == 1) {
+                    return "the body holds a control character";
+                }
+
+                p++;        /* the escaped character: '"' or '\\' too */
             }
 
             p++;
             continue;
+
+        default:
+            break;
         }
+
+        /* a multi-byte UTF-8 sequence */
 
         if (*p >= 0xc2 && *p <= 0xdf) {
             n = 1;
@@ -366,8 +503,6 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
 
         p += n + 1;
     }
-
-    return NULL;
 }
 
 
