@@ -11,6 +11,7 @@
 
 #include "ngx_http_txval_module.h"
 #include "ngx_http_txval_cache.h"
+#include "ngx_http_txval_redis.h"
 
 
 typedef struct {
@@ -25,7 +26,25 @@ static ngx_http_txval_error_e ngx_http_txval_check_request(
 static void ngx_http_txval_body_handler(ngx_http_request_t *r);
 static void ngx_http_txval_validate(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_lookups(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_lookup_done(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_evaluate(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static ngx_int_t ngx_http_txval_redis_get(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op);
+static ngx_int_t ngx_http_txval_redis_velocity(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op);
+static void ngx_http_txval_redis_store(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx, ngx_http_txval_record_t *rec);
+static ngx_http_txval_redis_op_t *ngx_http_txval_redis_start(
+    ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
+    ngx_http_txval_redis_done_pt done);
+static void ngx_http_txval_abandon(void *data);
+static void ngx_http_txval_backend_failed(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_finish(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
@@ -210,7 +229,350 @@ ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         }
     }
 
+    if (tmcf->redis && ngx_http_txval_redis_get(r, ctx) == NGX_OK) {
+        return;     /* ngx_http_txval_redis_got() goes on */
+    }
+
+    ngx_http_txval_lookups(r, ctx);
+}
+
+
+/* not a replay: ask the backends what the rules need, all at once */
+
+static void
+ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_txval_loc_conf_t  *tlcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
+
+    ctx->pending = 1;       /* held until every lookup is started */
+
+    if (tlcf->velocity_count > 0) {
+        if (ngx_http_txval_redis_velocity(r, ctx) == NGX_OK) {
+            ctx->pending++;
+
+        } else {
+            ngx_http_txval_backend_failed(r, ctx);
+        }
+    }
+
+    ngx_http_txval_lookup_done(r, ctx);
+}
+
+
+static void
+ngx_http_txval_lookup_done(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    if (--ctx->pending) {
+        return;
+    }
+
+    if (ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
+        ngx_http_txval_finish(r, ctx);
+        return;
+    }
+
     ngx_http_txval_evaluate(r, ctx);
+}
+
+
+/* a rule's backend failed: 503 when failing closed, else skip the rule */
+
+static void
+ngx_http_txval_backend_failed(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_txval_loc_conf_t  *tlcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
+
+    if (tlcf->fail_mode == NGX_HTTP_TXVAL_FAIL_OPEN) {
+        ctx->degraded = 1;
+
+    } else {
+        ctx->error = NGX_HTTP_TXVAL_ERR_BACKEND;
+    }
+}
+
+
+/* GET {prefix}v:{id} */
+
+static ngx_int_t
+ngx_http_txval_redis_get(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    int                           argc;
+    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX], *p;
+    size_t                        argvlen[2], *lens;
+    const char                   *argv[2], **args;
+    ngx_http_txval_redis_op_t    *op;
+    ngx_http_txval_main_conf_t   *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    op = ngx_http_txval_redis_start(r, ctx, ngx_http_txval_redis_got);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
+    p = ngx_cpymem(p, "v:", 2);
+    p = ngx_cpymem(p, ctx->txn.id, ctx->txn.id_len);
+
+    argv[0] = "GET";
+    argvlen[0] = 3;
+    argv[1] = (const char *) key;
+    argvlen[1] = p - key;
+    argc = 2;
+    args = argv;
+    lens = argvlen;
+
+    if (ngx_http_txval_redis_send(tmcf->redis, op, 1, &argc, &args, &lens)
+        != NGX_OK)
+    {
+        ctx->redis_op = NULL;
+        ngx_free(op);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
+{
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_txval_ctx_t     *ctx;
+    ngx_http_txval_record_t   rec;
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    ctx = op->data;
+    ctx->redis_op = NULL;
+    r = ctx->request;
+    c = r->connection;
+
+    if (op->status == NGX_HTTP_TXVAL_REDIS_OK && !op->nil) {
+
+        if (op->value_len <= NGX_HTTP_TXVAL_REDIS_VALUE_MAX
+            && ngx_http_txval_record_decode(op->value, op->value_len, &rec))
+        {
+            if (rec.fingerprint != ctx->txn.fingerprint) {
+                ctx->error = NGX_HTTP_TXVAL_ERR_CONFLICT;
+                ngx_http_txval_finish(r, ctx);
+                ngx_http_run_posted_requests(c);
+                return;
+            }
+
+            ctx->result.reasons = rec.reasons;
+            ctx->result.risk_score = rec.risk_score;
+            ctx->source = NGX_HTTP_TXVAL_SOURCE_REDIS;
+
+            tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+            if (tmcf->cache) {
+                ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
+                                           c->log);
+            }
+
+            ngx_http_txval_finish(r, ctx);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "txval: redis holds a corrupt verdict for this id, "
+                      "recomputing");
+    }
+
+    /* a miss, or a failed lookup: the same to the client */
+
+    ngx_http_txval_lookups(r, ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* INCR and EXPIRE {prefix}vel:{card_token}:{window}, one round trip */
+
+static ngx_int_t
+ngx_http_txval_redis_velocity(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx)
+{
+    int                           argc[2];
+    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX], *p;
+    u_char                        ttl[NGX_TIME_T_LEN];
+    size_t                        incr_len[2], expire_len[3], *lens[2];
+    const char                   *incr[2], *expire[3], **args[2];
+    ngx_http_txval_redis_op_t    *op;
+    ngx_http_txval_loc_conf_t    *tlcf;
+    ngx_http_txval_main_conf_t   *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
+
+    op = ngx_http_txval_redis_start(r, ctx, ngx_http_txval_redis_counted);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
+    p = ngx_cpymem(p, "vel:", 4);
+    p = ngx_cpymem(p, ctx->txn.card_token, ctx->txn.card_token_len);
+    p = ngx_sprintf(p, ":%T", ngx_time() / tlcf->velocity_window);
+
+    incr[0] = "INCR";
+    incr_len[0] = 4;
+    incr[1] = (const char *) key;
+    incr_len[1] = p - key;
+
+    expire[0] = "EXPIRE";
+    expire_len[0] = 6;
+    expire[1] = (const char *) key;
+    expire_len[1] = p - key;
+    expire[2] = (const char *) ttl;
+    expire_len[2] = ngx_sprintf(ttl, "%T", tlcf->velocity_window) - ttl;
+
+    argc[0] = 2;
+    argc[1] = 3;
+    args[0] = incr;
+    args[1] = expire;
+    lens[0] = incr_len;
+    lens[1] = expire_len;
+
+    if (ngx_http_txval_redis_send(tmcf->redis, op, 2, argc, args, lens)
+        != NGX_OK)
+    {
+        ctx->redis_op = NULL;
+        ngx_free(op);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op)
+{
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r;
+    ngx_http_txval_ctx_t  *ctx;
+
+    ctx = op->data;
+    ctx->redis_op = NULL;
+    r = ctx->request;
+    c = r->connection;
+
+    if (op->status == NGX_HTTP_TXVAL_REDIS_OK && op->integer > 0) {
+        ctx->facts.velocity = 1;
+        ctx->facts.velocity_count = (uint64_t) op->integer;
+
+    } else {
+        ngx_http_txval_backend_failed(r, ctx);
+    }
+
+    ngx_http_txval_lookup_done(r, ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* SET {prefix}v:{id} record EX ttl: nobody waits for the reply */
+
+static void
+ngx_http_txval_redis_store(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
+    ngx_http_txval_record_t *rec)
+{
+    int                           argc;
+    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX], *p;
+    u_char                        val[64], ttl[NGX_TIME_T_LEN];
+    size_t                        argvlen[5], *lens;
+    ngx_msec_t                    ms;
+    const char                   *argv[5], **args;
+    ngx_http_txval_redis_op_t    *op;
+    ngx_http_txval_main_conf_t   *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    op = ngx_http_txval_redis_op(r->connection->log);
+    if (op == NULL) {
+        return;
+    }
+
+    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
+    p = ngx_cpymem(p, "v:", 2);
+    p = ngx_cpymem(p, ctx->txn.id, ctx->txn.id_len);
+
+    ms = tmcf->cache ? tmcf->cache->ttl : NGX_HTTP_TXVAL_TTL_DEFAULT;
+
+    argv[0] = "SET";
+    argvlen[0] = 3;
+    argv[1] = (const char *) key;
+    argvlen[1] = p - key;
+    argv[2] = (const char *) val;
+    argvlen[2] = ngx_http_txval_record_encode(val, sizeof(val), rec);
+    argv[3] = "EX";
+    argvlen[3] = 2;
+    argv[4] = (const char *) ttl;
+    argvlen[4] = ngx_sprintf(ttl, "%M", (ms + 999) / 1000) - ttl;
+    argc = 5;
+    args = argv;
+    lens = argvlen;
+
+    if (ngx_http_txval_redis_send(tmcf->redis, op, 1, &argc, &args, &lens)
+        != NGX_OK)
+    {
+        ngx_free(op);
+    }
+}
+
+
+/*
+ * An operation that reports to this request. If the request goes away
+ * first, its pool cleanup detaches the operation, which then completes
+ * without telling anyone.
+ */
+
+static ngx_http_txval_redis_op_t *
+ngx_http_txval_redis_start(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
+    ngx_http_txval_redis_done_pt done)
+{
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_txval_redis_op_t  *op;
+
+    if (!ctx->cleanup_set) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NULL;
+        }
+
+        cln->handler = ngx_http_txval_abandon;
+        cln->data = ctx;
+        ctx->cleanup_set = 1;
+    }
+
+    op = ngx_http_txval_redis_op(r->connection->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->done = done;
+    op->data = ctx;
+    ctx->redis_op = op;
+
+    return op;
+}
+
+
+static void
+ngx_http_txval_abandon(void *data)
+{
+    ngx_http_txval_ctx_t  *ctx = data;
+
+    if (ctx->redis_op) {
+        ctx->redis_op->data = NULL;
+        ctx->redis_op = NULL;
+    }
 }
 
 
@@ -231,13 +593,19 @@ ngx_http_txval_evaluate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
     ctx->source = NGX_HTTP_TXVAL_SOURCE_COMPUTED;
 
-    if (tmcf->cache && !ctx->degraded) {
+    if (!ctx->degraded) {
         rec.fingerprint = ctx->txn.fingerprint;
         rec.reasons = (uint16_t) ctx->result.reasons;
         rec.risk_score = (uint8_t) ctx->result.risk_score;
 
-        ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
-                                   r->connection->log);
+        if (tmcf->cache) {
+            ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
+                                       r->connection->log);
+        }
+
+        if (tmcf->redis) {
+            ngx_http_txval_redis_store(r, ctx, &rec);
+        }
     }
 
     ngx_http_txval_finish(r, ctx);

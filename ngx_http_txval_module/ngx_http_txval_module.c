@@ -6,6 +6,7 @@
 
 #include "ngx_http_txval_module.h"
 #include "ngx_http_txval_cache.h"
+#include "ngx_http_txval_redis.h"
 
 
 static ngx_int_t ngx_http_txval_preconfiguration(ngx_conf_t *cf);
@@ -18,6 +19,10 @@ static char *ngx_http_txval_amount_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_txval_bounded_num(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_txval_velocity(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_txval_init_process(ngx_cycle_t *cycle);
+static void ngx_http_txval_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_txval_parse_amount(ngx_conf_t *cf,
     ngx_str_t *value, int64_t *amount);
 
@@ -30,6 +35,13 @@ typedef struct {
 
 static ngx_http_txval_bounds_t  ngx_http_txval_threshold_bounds = { 0, 100 };
 static ngx_http_txval_bounds_t  ngx_http_txval_status_bounds = { 400, 599 };
+
+
+static ngx_conf_enum_t  ngx_http_txval_fail_modes[] = {
+    { ngx_string("closed"), NGX_HTTP_TXVAL_FAIL_CLOSED },
+    { ngx_string("open"), NGX_HTTP_TXVAL_FAIL_OPEN },
+    { ngx_null_string, 0 }
+};
 
 
 static ngx_command_t  ngx_http_txval_commands[] = {
@@ -45,6 +57,27 @@ static ngx_command_t  ngx_http_txval_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
       ngx_http_txval_cache_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_txval_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_fail_mode"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_txval_loc_conf_t, fail_mode),
+      &ngx_http_txval_fail_modes },
+
+    { ngx_string("txval_velocity"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_txval_velocity,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -95,10 +128,10 @@ ngx_module_t  ngx_http_txval_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_txval_init_process,           /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_txval_exit_process,           /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -151,6 +184,9 @@ ngx_http_txval_create_loc_conf(ngx_conf_t *cf)
     tlcf->limits = NGX_CONF_UNSET_PTR;
     tlcf->risk_threshold = NGX_CONF_UNSET_UINT;
     tlcf->decline_status = NGX_CONF_UNSET_UINT;
+    tlcf->fail_mode = NGX_CONF_UNSET_UINT;
+    tlcf->velocity_count = NGX_CONF_UNSET;
+    tlcf->velocity_window = NGX_CONF_UNSET;
 
     return tlcf;
 }
@@ -162,11 +198,38 @@ ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_txval_loc_conf_t *prev = parent;
     ngx_http_txval_loc_conf_t *conf = child;
 
+    ngx_http_txval_main_conf_t  *tmcf;
+
     /* a level that sets txval_amount_limit replaces the inherited list */
     ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
     ngx_conf_merge_uint_value(conf->risk_threshold, prev->risk_threshold, 70);
     ngx_conf_merge_uint_value(conf->decline_status, prev->decline_status,
                               402);
+
+    ngx_conf_merge_uint_value(conf->fail_mode, prev->fail_mode,
+                              NGX_HTTP_TXVAL_FAIL_CLOSED);
+
+    if (conf->velocity_count == NGX_CONF_UNSET) {
+        conf->velocity_count = prev->velocity_count;
+        conf->velocity_window = prev->velocity_window;
+    }
+
+    if (conf->velocity_count == NGX_CONF_UNSET) {
+        conf->velocity_count = 0;
+        conf->velocity_window = 0;
+    }
+
+    if (conf->velocity_count > 0) {
+        tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_txval_module);
+
+        if (tmcf->redis == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"txval_velocity\" needs \"txval_redis\"");
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    conf->policy.velocity_count = (unsigned) conf->velocity_count;
 
     if (conf->limits) {
         conf->policy.limits = conf->limits->elts;
@@ -196,6 +259,86 @@ ngx_http_txval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf->handler = ngx_http_txval_handler;
 
     return NGX_CONF_OK;
+}
+
+
+/* txval_velocity COUNT WINDOW; or txval_velocity off; */
+
+static char *
+ngx_http_txval_velocity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_txval_loc_conf_t *tlcf = conf;
+
+    time_t      window;
+    ngx_int_t   count;
+    ngx_str_t  *value;
+
+    if (tlcf->velocity_count != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 2) {
+        if (ngx_strcmp(value[1].data, "off") != 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid value \"%V\" in \"%V\" directive, "
+                               "it must be COUNT WINDOW or off",
+                               &value[1], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        tlcf->velocity_count = 0;
+        tlcf->velocity_window = 0;
+        return NGX_CONF_OK;
+    }
+
+    count = ngx_atoi(value[1].data, value[1].len);
+
+    if (count == NGX_ERROR || count < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "the count must be a number of at least 1",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    window = ngx_parse_time(&value[2], 1);
+
+    if (window == (time_t) NGX_ERROR || window < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "the window must be a time of at least 1s",
+                           &value[2], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    tlcf->velocity_count = count;
+    tlcf->velocity_window = window;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_txval_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_txval_module);
+
+    if (tmcf == NULL || tmcf->redis == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_txval_redis_init_process(cycle, tmcf->redis);
+}
+
+
+static void
+ngx_http_txval_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_txval_redis_exit_process();
 }
 
 

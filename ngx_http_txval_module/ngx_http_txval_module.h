@@ -42,11 +42,26 @@ typedef enum {
 } ngx_http_txval_error_e;
 
 
+#define NGX_HTTP_TXVAL_TTL_DEFAULT  (10 * 60 * 1000)
+
+/* the longest Redis key: prefix (<= 64), "vel:", token, ":", window */
+#define NGX_HTTP_TXVAL_PREFIX_MAX   64
+#define NGX_HTTP_TXVAL_KEY_MAX      (NGX_HTTP_TXVAL_PREFIX_MAX + 4         \
+                                     + NGX_HTTP_TXVAL_TOKEN_MAX + 1        \
+                                     + NGX_TIME_T_LEN)
+
+#define NGX_HTTP_TXVAL_FAIL_CLOSED  0
+#define NGX_HTTP_TXVAL_FAIL_OPEN    1
+
+
 typedef struct ngx_http_txval_cache_s  ngx_http_txval_cache_t;
+typedef struct ngx_http_txval_redis_op_s  ngx_http_txval_redis_op_t;
+typedef struct ngx_http_txval_redis_conf_s  ngx_http_txval_redis_conf_t;
 
 
 typedef struct {
     ngx_http_txval_cache_t     *cache;          /* txval_cache_zone */
+    ngx_http_txval_redis_conf_t  *redis;        /* txval_redis */
 } ngx_http_txval_main_conf_t;
 
 
@@ -55,17 +70,12 @@ typedef struct {
     ngx_array_t                *limits;         /* ngx_http_txval_limit_t */
     ngx_uint_t                  risk_threshold;
     ngx_uint_t                  decline_status;
+    ngx_uint_t                  fail_mode;
+    ngx_int_t                   velocity_count;
+    time_t                      velocity_window;
 
     ngx_http_txval_policy_t     policy;         /* built at merge */
 } ngx_http_txval_loc_conf_t;
-
-
-/* what a cache (shm or Redis) keeps of a verdict */
-typedef struct {
-    uint64_t                    fingerprint;
-    uint16_t                    reasons;
-    uint8_t                     risk_score;
-} ngx_http_txval_record_t;
 
 
 typedef struct {
@@ -82,7 +92,11 @@ typedef struct {
     struct timespec             start;
     uint64_t                    elapsed_ns;
 
+    ngx_http_txval_redis_op_t  *redis_op;       /* in flight */
+    ngx_uint_t                  pending;        /* lookups in flight */
+
     unsigned                    parsed:1;
+    unsigned                    cleanup_set:1;
     unsigned                    done:1;
     unsigned                    degraded:1;
 } ngx_http_txval_ctx_t;

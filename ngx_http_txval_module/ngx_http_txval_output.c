@@ -22,6 +22,8 @@ static void ngx_http_txval_put(ngx_http_txval_out_t *o, const char *s,
     size_t len);
 static void ngx_http_txval_puts(ngx_http_txval_out_t *o, const char *s);
 static void ngx_http_txval_put_uint(ngx_http_txval_out_t *o, uint64_t n);
+static void ngx_http_txval_put_hex(ngx_http_txval_out_t *o, uint64_t n);
+static int ngx_http_txval_hex(int c);
 static size_t ngx_http_txval_done(ngx_http_txval_out_t *o,
     unsigned char *start);
 
@@ -124,6 +126,140 @@ ngx_http_txval_reasons_list(unsigned char *buf, size_t size,
     }
 
     return ngx_http_txval_done(&o, buf);
+}
+
+
+size_t
+ngx_http_txval_record_encode(unsigned char *buf, size_t size,
+    const ngx_http_txval_record_t *rec)
+{
+    int                   i;
+    char                  fp[16];
+    ngx_http_txval_out_t  o;
+
+    static const char  hex[] = "0123456789abcdef";
+
+    o.pos = buf;
+    o.end = buf + size;
+    o.overflow = 0;
+
+    for (i = 0; i < 16; i++) {
+        fp[i] = hex[(rec->fingerprint >> (60 - 4 * i)) & 0xf];
+    }
+
+    ngx_http_txval_put(&o, "1;", 2);
+    ngx_http_txval_put_hex(&o, rec->reasons);
+    ngx_http_txval_put(&o, ";", 1);
+    ngx_http_txval_put_uint(&o, rec->risk_score);
+    ngx_http_txval_put(&o, ";", 1);
+    ngx_http_txval_put(&o, fp, 16);
+
+    return ngx_http_txval_done(&o, buf);
+}
+
+
+int
+ngx_http_txval_record_decode(const unsigned char *buf, size_t len,
+    ngx_http_txval_record_t *rec)
+{
+    int                   digits;
+    uint64_t              n;
+    const unsigned char  *p, *end;
+
+    p = buf;
+    end = buf + len;
+
+    if (len < 2 || p[0] != '1' || p[1] != ';') {
+        return 0;
+    }
+
+    p += 2;
+
+    /* reasons: 1-4 hex digits */
+
+    for (n = 0, digits = 0; p < end && *p != ';'; p++, digits++) {
+        if (digits == 4 || ngx_http_txval_hex(*p) < 0) {
+            return 0;
+        }
+
+        n = n * 16 + ngx_http_txval_hex(*p);
+    }
+
+    if (digits == 0 || p == end || (n & ~NGX_HTTP_TXVAL_REASONS_ALL)) {
+        return 0;
+    }
+
+    rec->reasons = (uint16_t) n;
+    p++;
+
+    /* risk score: 1-3 decimal digits, at most 100 */
+
+    for (n = 0, digits = 0; p < end && *p != ';'; p++, digits++) {
+        if (digits == 3 || *p < '0' || *p > '9') {
+            return 0;
+        }
+
+        n = n * 10 + (*p - '0');
+    }
+
+    if (digits == 0 || p == end || n > 100) {
+        return 0;
+    }
+
+    rec->risk_score = (uint8_t) n;
+    p++;
+
+    /* fingerprint: exactly 16 hex digits, then the end */
+
+    if (end - p != 16) {
+        return 0;
+    }
+
+    for (n = 0; p < end; p++) {
+        if (ngx_http_txval_hex(*p) < 0) {
+            return 0;
+        }
+
+        n = (n << 4) | (uint64_t) ngx_http_txval_hex(*p);
+    }
+
+    rec->fingerprint = n;
+
+    return 1;
+}
+
+
+static int
+ngx_http_txval_hex(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+static void
+ngx_http_txval_put_hex(ngx_http_txval_out_t *o, uint64_t n)
+{
+    char   tmp[16];
+    char  *p;
+
+    static const char  hex[] = "0123456789abcdef";
+
+    p = tmp + sizeof(tmp);
+
+    do {
+        *--p = hex[n & 0xf];
+        n >>= 4;
+    } while (n);
+
+    ngx_http_txval_put(o, p, tmp + sizeof(tmp) - p);
 }
 
 

@@ -30,6 +30,16 @@ size_t ngx_http_txval_error_json(unsigned char *buf, size_t size,
     const char *error, const char *field, const char *id,
     const char *detail);
 
+/*
+ * A verdict as the caches keep it: "1;<reasons hex>;<score>;<fingerprint
+ * as 16 hex digits>". decode returns 0 for anything else (a corrupt or
+ * foreign value is a cache miss).
+ */
+size_t ngx_http_txval_record_encode(unsigned char *buf, size_t size,
+    const ngx_http_txval_record_t *rec);
+int ngx_http_txval_record_decode(const unsigned char *buf, size_t len,
+    ngx_http_txval_record_t *rec);
+
 /* the reasons' names joined by sep, e.g. "card_blocked,risk_too_high" */
 size_t ngx_http_txval_reasons_list(unsigned char *buf, size_t size,
     uint32_t reasons, char sep, int quoted);

@@ -74,6 +74,14 @@ typedef struct {
 } ngx_http_txval_result_t;
 
 
+/* what a cache (shm or Redis) keeps of a verdict */
+typedef struct {
+    uint64_t                 fingerprint;
+    uint16_t                 reasons;
+    uint8_t                  risk_score;
+} ngx_http_txval_record_t;
+
+
 void ngx_http_txval_rules_eval(const ngx_http_txval_txn_t *txn,
     const ngx_http_txval_policy_t *policy,
     const ngx_http_txval_facts_t *facts, ngx_http_txval_result_t *result);
