@@ -41,6 +41,13 @@ if [ -n "${TEST_NGINX_USE_VALGRIND:-}" ]; then
     export TEST_NGINX_VALGRIND_SUPPRESS=$top/t/valgrind.supp
 fi
 
+# a Redis for the suite (tests that stop, stall or restart Redis start
+# their own)
+. scripts/services.sh
+export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16390}
+txval_redis_start "$TEST_NGINX_REDIS_PORT" "$top/build/test-redis"
+trap 'txval_redis_stop "$top/build/test-redis"' EXIT
+
 status=0
 
 # the runner's own self-test (plain nginx, no module): the runner can pass
