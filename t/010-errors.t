@@ -1,0 +1,854 @@
+# Error responses: method, content type, body size, malformed JSON, card
+# numbers; the one info line each refusal logs, and that no value from a
+# body ever reaches the error log (the file runs at debug level so that
+# "never logged" covers every level).
+
+use lib 't/lib';
+use Test::Txval 'no_plan';
+
+# a valid transaction, with more members appended
+sub ::tx {
+    return '{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1",'
+           . '"card_token":"tok_1"' . join('', map { ",$_" } @_) . '}';
+}
+
+# the exact bytes of a POST with this body (no trimming)
+sub ::raw_post {
+    my ($body) = @_;
+    return "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+           . "Content-Type: application/json\r\n"
+           . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
+}
+
+sub ::invalid_json {
+    return qq!{"error":"invalid_json","detail":"$_[0]"}\n!;
+}
+
+log_level('debug');
+no_shuffle();
+run_tests();
+
+__DATA__
+
+=== TEST 1: GET: 405 with Allow: POST
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- error_code: 405
+--- response_headers
+Allow: POST
+Content-Type: application/json
+!X-Txval-Verdict
+--- response_body
+{"error":"method_not_allowed","detail":"only POST is accepted"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: method_not_allowed
+--- no_error_log
+[error]
+
+
+
+=== TEST 2: HEAD: 405 with Allow: POST and no body
+--- config
+    location /t {
+        txval;
+    }
+--- request
+HEAD /t
+--- error_code: 405
+--- response_headers
+Allow: POST
+Content-Type: application/json
+--- response_body
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: method_not_allowed
+--- no_error_log
+[error]
+
+
+
+=== TEST 3: PUT with a valid JSON transaction: 405
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request
+PUT /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 405
+--- response_headers
+Allow: POST
+--- response_body
+{"error":"method_not_allowed","detail":"only POST is accepted"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: method_not_allowed
+--- no_error_log
+[error]
+
+
+
+=== TEST 4: DELETE, PATCH, OPTIONS: 405
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"DELETE /t",
+"PATCH /t\n" . ::tx(),
+"OPTIONS /t",
+]
+--- error_code eval
+[405, 405, 405]
+--- response_headers eval
+["Allow: POST", "Allow: POST", "Allow: POST"]
+--- response_body eval
+[
+qq!{"error":"method_not_allowed","detail":"only POST is accepted"}\n!,
+qq!{"error":"method_not_allowed","detail":"only POST is accepted"}\n!,
+qq!{"error":"method_not_allowed","detail":"only POST is accepted"}\n!,
+]
+--- error_log
+txval: refused: method_not_allowed
+--- no_error_log
+[error]
+
+
+
+=== TEST 5: POST without Content-Type: 415
+--- config
+    location /t {
+        txval;
+    }
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 415
+--- response_headers
+Content-Type: application/json
+!X-Txval-Verdict
+--- response_body
+{"error":"unsupported_media_type","detail":"the Content-Type must be application/json"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: unsupported_media_type
+--- no_error_log
+[error]
+
+
+
+=== TEST 6: Content-Type text/plain: 415
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: text/plain
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 415
+--- response_body
+{"error":"unsupported_media_type","detail":"the Content-Type must be application/json"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: unsupported_media_type
+--- no_error_log
+[error]
+
+
+
+=== TEST 7: Content-Type application/jsonx: 415
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/jsonx
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 415
+--- response_body
+{"error":"unsupported_media_type","detail":"the Content-Type must be application/json"}
+--- error_log
+txval: refused: unsupported_media_type
+--- no_error_log
+[error]
+
+
+
+=== TEST 8: Content-Type application/json-patch+json: 415
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json-patch+json
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 415
+--- response_body
+{"error":"unsupported_media_type","detail":"the Content-Type must be application/json"}
+--- error_log
+txval: refused: unsupported_media_type
+--- no_error_log
+[error]
+
+
+
+=== TEST 9: Content-Type text/json: 415
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: text/json
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 415
+--- response_body
+{"error":"unsupported_media_type","detail":"the Content-Type must be application/json"}
+--- error_log
+txval: refused: unsupported_media_type
+--- no_error_log
+[error]
+
+
+
+=== TEST 10: Content-Type application/x-www-form-urlencoded: 415
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/x-www-form-urlencoded
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 415
+--- response_body
+{"error":"unsupported_media_type","detail":"the Content-Type must be application/json"}
+--- error_log
+txval: refused: unsupported_media_type
+--- no_error_log
+[error]
+
+
+
+=== TEST 11: the content type is checked before the body: text/plain with a broken body is 415
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: text/plain
+--- request
+POST /t
+{"id":
+--- error_code: 415
+--- response_body
+{"error":"unsupported_media_type","detail":"the Content-Type must be application/json"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: unsupported_media_type
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: the method is checked before the content type: GET with text/plain is 405
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: text/plain
+--- request
+GET /t
+--- error_code: 405
+--- response_headers
+Allow: POST
+--- response_body
+{"error":"method_not_allowed","detail":"only POST is accepted"}
+--- no_error_log
+[error]
+unsupported_media_type
+
+
+
+=== TEST 13: Content-Type application/json; charset=utf-8 is accepted
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json; charset=utf-8
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 200
+--- response_headers
+X-Txval-Verdict: approved
+--- response_body
+{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
+--- no_error_log
+[error]
+txval: refused
+
+
+
+=== TEST 14: Content-Type APPLICATION/JSON is accepted
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: APPLICATION/JSON
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 200
+--- response_body
+{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
+--- no_error_log
+[error]
+txval: refused
+
+
+
+=== TEST 15: Content-Type Application/Json;charset=UTF-8 is accepted
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: Application/Json;charset=UTF-8
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}
+--- error_code: 200
+--- response_body
+{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
+--- no_error_log
+[error]
+txval: refused
+
+
+
+=== TEST 16: body over client_max_body_size: nginx's own 413, the module logs nothing
+--- config
+    location /t {
+        client_max_body_size 1k;
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+"POST /t\n" . ::tx('"note":"' . ('x' x 2048) . '"')
+--- error_code: 413
+--- response_headers
+Content-Type: text/html
+!X-Txval-Verdict
+--- response_body_like: 413 Request Entity Too Large
+--- error_log
+client intended to send too large body
+--- no_error_log
+txval: refused
+
+
+
+=== TEST 17: invalid_json: the body is empty
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request
+POST /t
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!X-Txval-Verdict
+--- response_body
+{"error":"invalid_json","detail":"the body is empty"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 18: invalid_json: Content-Length: 0 is an empty body
+--- config
+    location /t {
+        txval;
+    }
+--- raw_request eval
+::raw_post("")
+--- error_code: 400
+--- response_body
+{"error":"invalid_json","detail":"the body is empty"}
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 19: invalid_json: not valid JSON (truncated, unquoted key, single quotes, trailing comma, NaN, white space only)
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . '{"id":"tx_1","amount":1000',
+"POST /t\n" . '{id:"tx_1"}',
+"POST /t\n" . "{'id':'tx_1'}",
+"POST /t\n" . ::tx('"note":1,'),
+"POST /t\n" . '{"id":"tx_1","amount":NaN}',
+"POST /t\n" . '{"id":"tx_1","amount":0x10}',
+"POST /t\n" . '{"id":"tx_1","amount":+1000}',
+"POST /t\n" . '{"id":"tx_1" "amount":1000}',
+]
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 400, 400]
+--- response_body eval
+[
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+]
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 20: invalid_json: a body of white space only is not valid JSON
+--- config
+    location /t {
+        txval;
+    }
+--- raw_request eval
+::raw_post("  \r\n\t ")
+--- error_code: 400
+--- response_body
+{"error":"invalid_json","detail":"the body is not valid JSON"}
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 21: invalid_json: nesting of 1000 levels is fine, 1001 is not valid JSON
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx('"deep":' . ('[' x 999) . (']' x 999)),
+"POST /t\n" . ::tx('"deep":' . ('[' x 1000) . (']' x 1000)),
+"POST /t\n" . ('[' x 1001) . (']' x 1001),
+]
+--- error_code eval
+[200, 400, 400]
+--- response_body eval
+[
+qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}\n!,
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+]
+--- no_error_log
+[error]
+
+
+
+=== TEST 22: invalid_json: data after the JSON value
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx() . ' {}',
+"POST /t\n" . ::tx() . 'x',
+"POST /t\n" . ::tx() . '}',
+"POST /t\n" . '{}{}',
+]
+--- error_code eval
+[400, 400, 400, 400]
+--- response_body eval
+[
+::invalid_json("the body has data after the JSON value"),
+::invalid_json("the body has data after the JSON value"),
+::invalid_json("the body has data after the JSON value"),
+::invalid_json("the body has data after the JSON value"),
+]
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 23: white space before and after the object is fine
+--- config
+    location /t {
+        txval;
+    }
+--- raw_request eval
+::raw_post(" \r\n\t" . ::tx() . "\r\n \t\n\n")
+--- error_code: 200
+--- response_body
+{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
+--- no_error_log
+[error]
+txval: refused
+
+
+
+=== TEST 24: invalid_json: not an object
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n[]",
+"POST /t\n" . '"x"',
+"POST /t\n1",
+"POST /t\nnull",
+"POST /t\ntrue",
+"POST /t\n[" . ::tx() . "]",
+]
+--- error_code eval
+[400, 400, 400, 400, 400, 400]
+--- response_body eval
+[
+::invalid_json("the body is not a JSON object"),
+::invalid_json("the body is not a JSON object"),
+::invalid_json("the body is not a JSON object"),
+::invalid_json("the body is not a JSON object"),
+::invalid_json("the body is not a JSON object"),
+::invalid_json("the body is not a JSON object"),
+]
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 25: invalid_json: a raw control character, in a string or between tokens
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx(qq!"note":"a\x01b"!),
+"POST /t\n" . ::tx(qq!"note":"a\x00b"!),
+"POST /t\n" . ::tx(qq!"note":"a\x1fb"!),
+"POST /t\n" . ::tx(qq!"note":\x0c1!),
+"POST /t\n" . qq!{"id"\x02:"tx_1"}!,
+]
+--- error_code eval
+[400, 400, 400, 400, 400]
+--- response_body eval
+[
+::invalid_json("the body holds a control character"),
+::invalid_json("the body holds a control character"),
+::invalid_json("the body holds a control character"),
+::invalid_json("the body holds a control character"),
+::invalid_json("the body holds a control character"),
+]
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 26: invalid_json: an escaped NUL, in a value or in a key
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx('"note":"a\u0000b"'),
+"POST /t\n" . ::tx('"no\u0000te":1'),
+"POST /t\n" . '{"id":"tx_1\u0000x","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
+]
+--- error_code eval
+[400, 400, 400]
+--- response_body eval
+[
+::invalid_json("the body holds an escaped NUL character"),
+::invalid_json("the body holds an escaped NUL character"),
+::invalid_json("the body holds an escaped NUL character"),
+]
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 27: other escapes are fine: an escaped backslash before u0000, escaped control characters, \u00e9
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx('"note":"a\\\\u0000b"'),
+"POST /t\n" . ::tx('"note":"\u0001\t\n\r\"\/\b\f"'),
+"POST /t\n" . ::tx('"note":"caf\u00e9 \ud83d\ude00"'),
+]
+--- error_code eval
+[200, 200, 200]
+--- response_body eval
+[
+qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}\n!,
+qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}\n!,
+qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}\n!,
+]
+--- no_error_log
+[error]
+txval: refused
+
+
+
+=== TEST 28: invalid_json: not valid UTF-8 (bad byte, overlong, surrogate, above U+10FFFF, truncated)
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx(qq!"note":"a\xffb"!),
+"POST /t\n" . ::tx(qq!"note":"\xc0\xaf"!),
+"POST /t\n" . ::tx(qq!"note":"\xe0\x80\xaf"!),
+"POST /t\n" . ::tx(qq!"note":"\xed\xa0\x80"!),
+"POST /t\n" . ::tx(qq!"note":"\xf4\x90\x80\x80"!),
+"POST /t\n" . ::tx(qq!"note":"\xe2\x82"!),
+"POST /t\n" . ::tx(qq!"note":"\x80"!),
+]
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 400]
+--- response_body eval
+[
+::invalid_json("the body is not valid UTF-8"),
+::invalid_json("the body is not valid UTF-8"),
+::invalid_json("the body is not valid UTF-8"),
+::invalid_json("the body is not valid UTF-8"),
+::invalid_json("the body is not valid UTF-8"),
+::invalid_json("the body is not valid UTF-8"),
+::invalid_json("the body is not valid UTF-8"),
+]
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]
+
+
+
+=== TEST 29: valid UTF-8 of 2, 3 and 4 bytes in an unknown field is fine
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+"POST /t\n" . ::tx(qq!"note":"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"!)
+--- error_code: 200
+--- response_body
+{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
+--- no_error_log
+[error]
+txval: refused
+
+
+
+=== TEST 30: pan_not_accepted: "pan", and its value is never logged
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+"POST /t\n" . ::tx('"pan":"4111111111111111"')
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!X-Txval-Verdict
+--- response_body
+{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: pan_not_accepted
+--- no_error_log
+4111111111111111
+411111111111
+[error]
+
+
+
+=== TEST 31: pan_not_accepted: "card_number", and its value is never logged
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+"POST /t\n" . ::tx('"card_number":"5555555555554444"')
+--- error_code: 400
+--- response_body
+{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: pan_not_accepted
+--- no_error_log
+5555555555554444
+555555555555
+[error]
+
+
+
+=== TEST 32: pan_not_accepted: any value (number, null, empty, object), an escaped key, before field rules
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx('"pan":4012888888881881'),
+"POST /t\n" . ::tx('"card_number":null'),
+"POST /t\n" . ::tx('"pan":""'),
+"POST /t\n" . ::tx('"card_number":{"n":"378282246310005"}'),
+"POST /t\n" . ::tx('"p\u0061n":"6011111111111117"'),
+"POST /t\n" . '{"card_number":"3530111333300000"}',
+"POST /t\n" . '{"id":"bad id!","amount":-1,"pan":"4000056655665556"}',
+]
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 400]
+--- response_body eval
+[
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+]
+--- error_log
+txval: refused: pan_not_accepted
+--- no_error_log
+4012888888881881
+378282246310005
+6011111111111117
+3530111333300000
+4000056655665556
+bad id!
+[error]
+
+
+
+=== TEST 33: invalid_field: the offending value is not logged, only the field name
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request
+POST /t
+{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"secret merchant value","card_token":"tok_1"}
+--- error_code: 400
+--- response_body
+{"error":"invalid_field","field":"merchant_id","detail":"merchant_id must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -"}
+--- grep_error_log eval
+qr/txval: refused: [^,]*/
+--- grep_error_log_out
+txval: refused: invalid_field field merchant_id
+--- no_error_log
+secret merchant value
+[error]
+
+
+
+=== TEST 34: an approved transaction logs no refusal and none of its values
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request
+POST /t
+{"id":"tx_secret_id_7","amount":1000,"currency":"USD","merchant_id":"m_secret_merchant","card_token":"tok_secret_token","note":"4111111111111111"}
+--- error_code: 200
+--- response_body
+{"id":"tx_secret_id_7","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
+--- no_error_log
+txval: refused
+m_secret_merchant
+tok_secret_token
+4111111111111111
+[error]
