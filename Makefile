@@ -65,7 +65,9 @@ $(BUILD)/.configured: config
 
 $(MODULE): $(BUILD)/.configured $(SRCS)
 	$(MAKE) -C $(BUILD)/src -f objs/Makefile $(MAKE_WHAT)
-	cp $(BUILD)/src/objs/ngx_http_txval_module.so $(MODULE)
+	@# a new file, never overwritten in place: a running nginx keeps its copy
+	cp $(BUILD)/src/objs/ngx_http_txval_module.so $(MODULE).tmp
+	mv -f $(MODULE).tmp $(MODULE)
 
 test: $(MODULE)
 	@$(DEPS) build test $(if $(SANITIZE),asan)

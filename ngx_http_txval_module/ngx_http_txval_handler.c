@@ -83,6 +83,8 @@ ngx_http_txval_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+
     ctx->error = ngx_http_txval_check_request(r);
 
     if (ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {

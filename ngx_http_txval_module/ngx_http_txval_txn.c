@@ -39,6 +39,9 @@ static void ngx_http_txval_arena_free(void *p);
 static int ngx_http_txval_field_index(const char *name);
 static const char *ngx_http_txval_prescan(const unsigned char *p,
     size_t len);
+static const unsigned char *ngx_http_txval_number(const unsigned char *p,
+    const unsigned char *end);
+static int ngx_http_txval_has_pan(const cJSON *item);
 static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
     size_t min, size_t max, int (*allowed)(int c));
 static int ngx_http_txval_id_char(int c);
@@ -174,7 +177,9 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
         found[n] = item;
     }
 
-    if (found[NGX_HTTP_TXVAL_F_PAN] || found[NGX_HTTP_TXVAL_F_CARD_NUMBER]) {
+    if (found[NGX_HTTP_TXVAL_F_PAN] || found[NGX_HTTP_TXVAL_F_CARD_NUMBER]
+        || ngx_http_txval_has_pan(root->child))
+    {
         ngx_http_txval_delete(root);
         err->field = NULL;
         err->detail = "card numbers are not accepted: send a card_token";
@@ -389,7 +394,9 @@ ngx_http_txval_field_index(const char *name)
 /*
  * What cJSON accepts but JSON (RFC 8259) does not, or what would let two
  * different bodies look alike after cJSON: invalid UTF-8, raw control
- * characters, and escaped NULs (cJSON would cut the string there).
+ * characters (tab, CR and LF only between tokens), escaped NULs (cJSON
+ * would cut the string there), and numbers outside JSON's grammar
+ * (01000, 1., .5, +1, 1.e3 all parse in cJSON).
  */
 
 static const char *
@@ -398,11 +405,39 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
     int                   in_string;
     size_t                n, i;
     uint32_t              cp;
-    const unsigned char  *end;
+    const unsigned char  *end, *class;
 
-    /* 0: plain ASCII, 1: control, 2: '"', 3: '\\', 4: not ASCII */
-    static const unsigned char  class[256] = {
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1,
+    /*
+     * 0: nothing to check, 1: control character, 2: '"', 3: '\\',
+     * 4: not ASCII, 5: a number's first character, 6: tab, CR, LF
+     */
+
+#define NGX_HTTP_TXVAL_CLASS_HIGH                                            \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
+        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+
+    /* between tokens */
+    static const unsigned char  value_class[256] = {
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 6, 1, 1, 6, 1, 1,
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+        0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0,
+        5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        NGX_HTTP_TXVAL_CLASS_HIGH
+    };
+
+    /* inside a string */
+    static const unsigned char  string_class[256] = {
+        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
         0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -410,18 +445,14 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
+        NGX_HTTP_TXVAL_CLASS_HIGH
     };
+
+#undef NGX_HTTP_TXVAL_CLASS_HIGH
 
     end = p + len;
     in_string = 0;
+    class = value_class;
 
     for ( ;; ) {
 
@@ -440,6 +471,7 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
 
         case 2:
             in_string = !in_string;
+            class = in_string ? string_class : value_class;
             p++;
             continue;
 
@@ -451,13 +483,25 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
                     return "the body holds an escaped NUL character";
                 }
 
-                if (p + 1 < end && class[p[1]] == 1) {
+                if (p + 1 < end && string_class[p[1]] == 1) {
                     return "the body holds a control character";
                 }
 
                 p++;        /* the escaped character: '"' or '\\' too */
             }
 
+            p++;
+            continue;
+
+        case 5:
+            p = ngx_http_txval_number(p, end);
+            if (p == NULL) {
+                return "the body is not valid JSON";
+            }
+
+            continue;
+
+        case 6:
             p++;
             continue;
 
@@ -503,6 +547,87 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
 
         p += n + 1;
     }
+}
+
+
+/*
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? followed by the end,
+ * white space, ',', ']' or '}': returns the end of the number, or NULL.
+ */
+
+static const unsigned char *
+ngx_http_txval_number(const unsigned char *p, const unsigned char *end)
+{
+    if (*p == '-') {
+        p++;
+    }
+
+    if (p == end || *p < '0' || *p > '9') {
+        return NULL;
+    }
+
+    if (*p++ != '0') {
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && *p == '.') {
+        if (++p == end || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+
+        if (p < end && (*p == '+' || *p == '-')) {
+            p++;
+        }
+
+        if (p == end || *p < '0' || *p > '9') {
+            return NULL;
+        }
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+    }
+
+    if (p < end && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r'
+        && *p != ',' && *p != ']' && *p != '}')
+    {
+        return NULL;
+    }
+
+    return p;
+}
+
+
+/* a card number anywhere in the body, at any depth */
+
+static int
+ngx_http_txval_has_pan(const cJSON *item)
+{
+    for ( /* void */ ; item; item = item->next) {
+
+        if (item->string
+            && (strcmp(item->string, "pan") == 0
+                || strcmp(item->string, "card_number") == 0))
+        {
+            return 1;
+        }
+
+        if (item->child && ngx_http_txval_has_pan(item->child)) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
