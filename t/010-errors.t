@@ -852,3 +852,90 @@ m_secret_merchant
 tok_secret_token
 4111111111111111
 [error]
+
+
+
+=== TEST 35: invalid_json: numbers outside JSON's grammar, anywhere in the body
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . '{"id":"tx_1","amount":01000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
+"POST /t\n" . '{"id":"tx_1","amount":1.,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
+"POST /t\n" . '{"id":"tx_1","amount":1.e3,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
+"POST /t\n" . ::tx('"n":.5'),
+"POST /t\n" . ::tx('"n":+1'),
+"POST /t\n" . ::tx('"n":[1,2,0x10]'),
+"POST /t\n" . ::tx('"n":1e'),
+"POST /t\n" . ::tx('"n":[-0,1.5e-3,2E+2,-1]'),
+]
+--- error_code eval
+[400, 400, 400, 400, 400, 400, 400, 200]
+--- response_body eval
+[
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+::invalid_json("the body is not valid JSON"),
+qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}\n!,
+]
+--- no_error_log
+[error]
+
+
+
+=== TEST 36: invalid_json: raw tab, CR or LF inside a string (they are fine between tokens)
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx(qq!"note":"a\tb"!),
+"POST /t\n" . ::tx(qq!"note":"a\nb"!),
+"POST /t\n" . ::tx(qq!"note":"a\rb"!),
+"POST /t\n" . ::tx(qq!"note":\t"ab"\n!),
+]
+--- error_code eval
+[400, 400, 400, 200]
+--- response_body eval
+[
+::invalid_json("the body holds a control character"),
+::invalid_json("the body holds a control character"),
+::invalid_json("the body holds a control character"),
+qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}\n!,
+]
+
+
+
+=== TEST 37: pan_not_accepted: a card number nested at any depth, never logged
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . ::tx('"meta":{"pan":"4111111111111111"}'),
+"POST /t\n" . ::tx('"items":[{"x":1},{"card":{"card_number":"5500005555555559"}}]'),
+]
+--- error_code eval
+[400, 400]
+--- response_body eval
+[
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}\n!,
+]
+--- no_error_log
+4111111111111111
+5500005555555559
