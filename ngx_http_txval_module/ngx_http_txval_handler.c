@@ -12,6 +12,7 @@
 #include "ngx_http_txval_module.h"
 #include "ngx_http_txval_cache.h"
 #include "ngx_http_txval_redis.h"
+#include "ngx_http_txval_pg.h"
 
 
 typedef struct {
@@ -43,6 +44,11 @@ static void ngx_http_txval_redis_store(ngx_http_request_t *r,
 static ngx_http_txval_redis_op_t *ngx_http_txval_redis_start(
     ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     ngx_http_txval_redis_done_pt done);
+static ngx_int_t ngx_http_txval_pg_lookup(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op);
+static ngx_int_t ngx_http_txval_watch(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_abandon(void *data);
 static void ngx_http_txval_backend_failed(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
@@ -244,11 +250,22 @@ ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 static void
 ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
-    ngx_http_txval_loc_conf_t  *tlcf;
+    ngx_http_txval_loc_conf_t   *tlcf;
+    ngx_http_txval_main_conf_t  *tmcf;
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
     ctx->pending = 1;       /* held until every lookup is started */
+
+    if (tmcf->pg) {
+        if (ngx_http_txval_pg_lookup(r, ctx) == NGX_OK) {
+            ctx->pending++;
+
+        } else {
+            ngx_http_txval_backend_failed(r, ctx);
+        }
+    }
 
     if (tlcf->velocity_count > 0) {
         if (ngx_http_txval_redis_velocity(r, ctx) == NGX_OK) {
@@ -539,18 +556,10 @@ static ngx_http_txval_redis_op_t *
 ngx_http_txval_redis_start(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     ngx_http_txval_redis_done_pt done)
 {
-    ngx_pool_cleanup_t         *cln;
     ngx_http_txval_redis_op_t  *op;
 
-    if (!ctx->cleanup_set) {
-        cln = ngx_pool_cleanup_add(r->pool, 0);
-        if (cln == NULL) {
-            return NULL;
-        }
-
-        cln->handler = ngx_http_txval_abandon;
-        cln->data = ctx;
-        ctx->cleanup_set = 1;
+    if (ngx_http_txval_watch(r, ctx) != NGX_OK) {
+        return NULL;
     }
 
     op = ngx_http_txval_redis_op(r->connection->log);
@@ -566,6 +575,100 @@ ngx_http_txval_redis_start(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
 }
 
 
+/* merchant, card and BIN from Postgres, one round trip */
+
+static ngx_int_t
+ngx_http_txval_pg_lookup(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_txval_pg_op_t  *op;
+
+    if (ngx_http_txval_watch(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    op = ngx_http_txval_pg_op(r->connection->log);
+    if (op == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(op->merchant_id, ctx->txn.merchant_id,
+               ctx->txn.merchant_id_len + 1);
+    ngx_memcpy(op->currency, ctx->txn.currency, 4);
+    ngx_memcpy(op->card_token, ctx->txn.card_token,
+               ctx->txn.card_token_len + 1);
+    ngx_memcpy(op->card_bin, ctx->txn.card_bin, ctx->txn.card_bin_len + 1);
+
+    op->done = ngx_http_txval_pg_looked_up;
+    op->data = ctx;
+
+    if (ngx_http_txval_pg_send(op) != NGX_OK) {
+        ngx_free(op);
+        return NGX_ERROR;
+    }
+
+    ctx->pg_op = op;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op)
+{
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r;
+    ngx_http_txval_ctx_t  *ctx;
+
+    ctx = op->data;
+    ctx->pg_op = NULL;
+    r = ctx->request;
+    c = r->connection;
+
+    if (op->status == NGX_HTTP_TXVAL_PG_OK) {
+        ctx->facts.pg = 1;
+        ctx->facts.merchant_found = op->facts.merchant_found;
+        ctx->facts.merchant_active = op->facts.merchant_active;
+        ctx->facts.merchant_has_max = op->facts.merchant_has_max;
+        ctx->facts.currency_allowed = op->facts.currency_allowed;
+        ctx->facts.card_found = op->facts.card_found;
+        ctx->facts.card_blocked = op->facts.card_blocked;
+        ctx->facts.bin_blocked = op->facts.bin_blocked;
+        ctx->facts.merchant_max = op->facts.merchant_max;
+        ngx_memcpy(ctx->facts.card_country, op->facts.card_country, 3);
+
+    } else {
+        ngx_http_txval_backend_failed(r, ctx);
+    }
+
+    ngx_http_txval_lookup_done(r, ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* once per request: operations in flight are detached if it goes away */
+
+static ngx_int_t
+ngx_http_txval_watch(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (ctx->cleanup_set) {
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_txval_abandon;
+    cln->data = ctx;
+    ctx->cleanup_set = 1;
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_http_txval_abandon(void *data)
 {
@@ -574,6 +677,11 @@ ngx_http_txval_abandon(void *data)
     if (ctx->redis_op) {
         ctx->redis_op->data = NULL;
         ctx->redis_op = NULL;
+    }
+
+    if (ctx->pg_op) {
+        ngx_http_txval_pg_abandon(ctx->pg_op);
+        ctx->pg_op = NULL;
     }
 }
 

@@ -7,6 +7,7 @@
 #include "ngx_http_txval_module.h"
 #include "ngx_http_txval_cache.h"
 #include "ngx_http_txval_redis.h"
+#include "ngx_http_txval_pg.h"
 
 
 static ngx_int_t ngx_http_txval_preconfiguration(ngx_conf_t *cf);
@@ -63,6 +64,13 @@ static ngx_command_t  ngx_http_txval_commands[] = {
     { ngx_string("txval_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_txval_redis_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_txval_pg_directive,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -327,11 +335,23 @@ ngx_http_txval_init_process(ngx_cycle_t *cycle)
 
     tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_txval_module);
 
-    if (tmcf == NULL || tmcf->redis == NULL) {
+    if (tmcf == NULL) {
         return NGX_OK;
     }
 
-    return ngx_http_txval_redis_init_process(cycle, tmcf->redis);
+    if (tmcf->redis
+        && ngx_http_txval_redis_init_process(cycle, tmcf->redis) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if (tmcf->pg
+        && ngx_http_txval_pg_init_process(cycle, tmcf->pg) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 
@@ -339,6 +359,7 @@ static void
 ngx_http_txval_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_txval_redis_exit_process();
+    ngx_http_txval_pg_exit_process();
 }
 
 

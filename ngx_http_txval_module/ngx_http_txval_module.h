@@ -57,11 +57,14 @@ typedef enum {
 typedef struct ngx_http_txval_cache_s  ngx_http_txval_cache_t;
 typedef struct ngx_http_txval_redis_op_s  ngx_http_txval_redis_op_t;
 typedef struct ngx_http_txval_redis_conf_s  ngx_http_txval_redis_conf_t;
+typedef struct ngx_http_txval_pg_op_s  ngx_http_txval_pg_op_t;
+typedef struct ngx_http_txval_pg_conf_s  ngx_http_txval_pg_conf_t;
 
 
 typedef struct {
     ngx_http_txval_cache_t     *cache;          /* txval_cache_zone */
     ngx_http_txval_redis_conf_t  *redis;        /* txval_redis */
+    ngx_http_txval_pg_conf_t   *pg;             /* txval_postgres */
 } ngx_http_txval_main_conf_t;
 
 
@@ -93,6 +96,7 @@ typedef struct {
     uint64_t                    elapsed_ns;
 
     ngx_http_txval_redis_op_t  *redis_op;       /* in flight */
+    ngx_http_txval_pg_op_t     *pg_op;          /* in flight */
     ngx_uint_t                  pending;        /* lookups in flight */
 
     unsigned                    parsed:1;

@@ -35,3 +35,70 @@ txval_redis_stop() {
     done
     rm -f "$dir/redis.pid"
 }
+
+# Postgres refuses to run as root: the cluster belongs to the postgres
+# user (Debian's package creates it), in DIR, on 127.0.0.1:PORT and a unix
+# socket in DIR. Database "txval", user "txval" (password "txval"), schema
+# and seed from docker/initdb/.
+#
+#   txval_pg_start PORT DIR        (creates the cluster the first time)
+#   txval_pg_stop DIR
+#   txval_pg_psql PORT SQL...      (as the postgres superuser)
+
+TXVAL_PG_BIN=${TXVAL_PG_BIN:-/usr/lib/postgresql/15/bin}
+
+txval_pg_as() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+txval_pg_start() {
+    local port=$1 dir=$2 top
+    top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    chmod 700 "$dir"
+    if [ ! -f "$dir/PG_VERSION" ]; then
+        txval_pg_as "$TXVAL_PG_BIN/initdb" -D "$dir" -U postgres \
+            --auth-local=trust --auth-host=md5 > "$dir.initdb.log" 2>&1 || {
+            cat "$dir.initdb.log" >&2
+            return 1
+        }
+        local fresh=1
+    fi
+    txval_pg_stop "$dir"
+    txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        start > /dev/null || {
+        tail -20 "$dir/server.log" >&2
+        return 1
+    }
+    if [ -n "${fresh:-}" ]; then
+        TXVAL_PG_DB=postgres txval_pg_psql "$port" "$dir" \
+            -c "CREATE ROLE txval LOGIN PASSWORD 'txval'" \
+            -c "CREATE DATABASE txval OWNER txval" > /dev/null
+        local f
+        for f in "$top"/docker/initdb/*.sql; do
+            txval_pg_as env PGPASSWORD=txval psql -q -h 127.0.0.1 -p "$port" \
+                -U txval -d txval -v ON_ERROR_STOP=1 -f "$f" > /dev/null
+        done
+    fi
+}
+
+txval_pg_stop() {
+    local dir=$1
+    [ -f "$dir/postmaster.pid" ] || return 0
+    txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$dir" -m fast -w stop \
+        > /dev/null 2>&1 || true
+}
+
+txval_pg_psql() {
+    local port=$1 dir=$2
+    shift 2
+    txval_pg_as psql -q -X -h "$dir" -p "$port" -U postgres \
+        -d "${TXVAL_PG_DB:-txval}" \
+        -v ON_ERROR_STOP=1 "$@"
+}

@@ -46,7 +46,14 @@ fi
 . scripts/services.sh
 export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16390}
 txval_redis_start "$TEST_NGINX_REDIS_PORT" "$top/build/test-redis"
-trap 'txval_redis_stop "$top/build/test-redis"' EXIT
+
+# and a Postgres with the schema, the demo seed and the tests' fixtures
+export TEST_NGINX_PG_PORT=${TEST_NGINX_PG_PORT:-16432}
+export TEST_NGINX_PG_DIR=$top/build/test-pg
+txval_pg_start "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR"
+txval_pg_psql "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR" -f t/fixtures.sql
+
+trap 'txval_redis_stop "$top/build/test-redis"; txval_pg_stop "$TEST_NGINX_PG_DIR"' EXIT
 
 status=0
 

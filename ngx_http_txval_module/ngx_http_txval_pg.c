@@ -1,0 +1,1120 @@
+
+/*
+ * txval: non-blocking Postgres.
+ *
+ * libpq's async API driven by nginx: PQconnectStartParams, then
+ * PQconnectPoll on the socket's read/write events (level-triggered, and
+ * the socket may change between polls when libpq tries the next host),
+ * PQsetnonblocking, one PQsendPrepare per new connection, then per lookup
+ * PQsendQueryPrepared + PQflush, and PQconsumeInput / PQisBusy /
+ * PQgetResult until NULL. Every stage has a deadline on an nginx timer;
+ * past it the connection is closed (libpq 15 has no non-blocking cancel),
+ * never waited on. Host names are resolved when the configuration is read
+ * (hostaddr=), so libpq never resolves in a worker.
+ *
+ * Per worker, up to `pool` connections, one lookup at a time each; a
+ * lookup that finds none free waits, at most its timeout, in a queue.
+ */
+
+
+#include <libpq-fe.h>
+
+#include "ngx_http_txval_pg.h"
+
+
+#define NGX_HTTP_TXVAL_PG_BACKOFF     200       /* ms of failing fast */
+#define NGX_HTTP_TXVAL_PG_MAX_WAIT    4096      /* lookups in the queue */
+#define NGX_HTTP_TXVAL_PG_STMT        "txval_lookup"
+
+
+/* one round trip: merchant, card and BIN, parameters only */
+static const char  ngx_http_txval_pg_sql[] =
+    "SELECT m.status, m.max_amount,"
+    " (m.currencies IS NULL OR cardinality(m.currencies) = 0"
+    "  OR $2::text = ANY (m.currencies)),"
+    " c.status, c.country,"
+    " EXISTS (SELECT 1 FROM blocked_bins b"
+    "  WHERE length($4::text) >= 6"
+    "  AND b.bin IN (left($4::text, 6), left($4::text, 7),"
+    "                left($4::text, 8)))"
+    " FROM (VALUES (1)) AS one (x)"
+    " LEFT JOIN merchants m ON m.id = $1::text"
+    " LEFT JOIN cards c ON c.token = $3::text";
+
+
+typedef enum {
+    NGX_HTTP_TXVAL_PG_CONNECTING = 0,
+    NGX_HTTP_TXVAL_PG_PREPARING,
+    NGX_HTTP_TXVAL_PG_IDLE,
+    NGX_HTTP_TXVAL_PG_QUERY
+} ngx_http_txval_pg_state_e;
+
+
+typedef struct {
+    ngx_queue_t                     queue;      /* in the pool */
+    PGconn                         *pg;
+    ngx_connection_t               *c;
+    ngx_event_t                     timer;
+    ngx_http_txval_pg_state_e       state;
+    ngx_http_txval_pg_op_t         *op;         /* running or next */
+    unsigned                        got_row:1;
+} ngx_http_txval_pg_conn_t;
+
+
+typedef struct {
+    ngx_http_txval_pg_conf_t       *conf;
+    ngx_queue_t                     conns;
+    ngx_uint_t                      nconns;
+    ngx_queue_t                     waiting;
+    ngx_uint_t                      nwaiting;
+    ngx_msec_t                      down_until;
+    ngx_log_t                      *log;
+    unsigned                        exiting:1;
+} ngx_http_txval_pg_pool_t;
+
+
+static ngx_http_txval_pg_conn_t *ngx_http_txval_pg_connect(
+    ngx_http_txval_pg_pool_t *pool);
+static ngx_int_t ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_events(ngx_http_txval_pg_conn_t *pc,
+    ngx_uint_t read, ngx_uint_t write);
+static void ngx_http_txval_pg_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc);
+static ngx_int_t ngx_http_txval_pg_results(ngx_http_txval_pg_conn_t *pc);
+static ngx_int_t ngx_http_txval_pg_flush(ngx_http_txval_pg_conn_t *pc);
+static ngx_int_t ngx_http_txval_pg_query(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op,
+    PGresult *res);
+static void ngx_http_txval_pg_idle(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
+    ngx_http_txval_pg_status_e status, const char *why);
+static void ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
+    ngx_http_txval_pg_status_e status);
+static void ngx_http_txval_pg_timer(ngx_event_t *ev);
+static void ngx_http_txval_pg_wait_timeout(ngx_event_t *ev);
+static void ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc,
+    const char *what);
+
+
+static ngx_http_txval_pg_pool_t  ngx_http_txval_pg_pool;
+
+
+ngx_int_t
+ngx_http_txval_pg_init_process(ngx_cycle_t *cycle,
+    ngx_http_txval_pg_conf_t *pcf)
+{
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    ngx_queue_init(&pool->conns);
+    ngx_queue_init(&pool->waiting);
+    pool->conf = pcf;
+    pool->log = cycle->log;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_txval_pg_exit_process(void)
+{
+    ngx_queue_t               *q;
+    ngx_http_txval_pg_op_t    *op;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    if (pool->conf == NULL) {
+        return;
+    }
+
+    pool->exiting = 1;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+        ngx_http_txval_pg_complete(op, NGX_HTTP_TXVAL_PG_ERROR);
+    }
+
+    while (!ngx_queue_empty(&pool->conns)) {
+        q = ngx_queue_head(&pool->conns);
+        ngx_http_txval_pg_close(ngx_queue_data(q, ngx_http_txval_pg_conn_t,
+                                               queue),
+                                NGX_HTTP_TXVAL_PG_ERROR, NULL);
+    }
+
+    pool->conf = NULL;
+}
+
+
+ngx_http_txval_pg_op_t *
+ngx_http_txval_pg_op(ngx_log_t *log)
+{
+    return ngx_calloc(sizeof(ngx_http_txval_pg_op_t), log);
+}
+
+
+ngx_int_t
+ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
+{
+    ngx_queue_t               *q;
+    ngx_http_txval_pg_conn_t  *pc;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    op->status = NGX_HTTP_TXVAL_PG_ERROR;
+
+    if (pool->conf == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* an idle connection */
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = ngx_queue_next(q))
+    {
+        pc = ngx_queue_data(q, ngx_http_txval_pg_conn_t, queue);
+
+        if (pc->state == NGX_HTTP_TXVAL_PG_IDLE && pc->op == NULL) {
+            pc->op = op;
+            op->conn = pc;
+
+            if (ngx_http_txval_pg_query(pc) != NGX_OK) {
+                /* never report before returning: fail it here */
+                pc->op = NULL;
+                op->conn = NULL;
+                ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                        "send failed");
+                return NGX_ERROR;
+            }
+
+            return NGX_OK;
+        }
+    }
+
+    /* a new connection, while the pool has room */
+
+    if (pool->nconns < pool->conf->pool
+        && (ngx_msec_int_t) (pool->down_until - ngx_current_msec) <= 0)
+    {
+        pc = ngx_http_txval_pg_connect(pool);
+
+        if (pc) {
+            pc->op = op;
+            op->conn = pc;
+            return NGX_OK;
+        }
+    }
+
+    if (pool->nconns == 0 || pool->nwaiting >= NGX_HTTP_TXVAL_PG_MAX_WAIT) {
+        return NGX_ERROR;
+    }
+
+    /* wait for one, at most the timeout */
+
+    ngx_queue_insert_tail(&pool->waiting, &op->queue);
+    pool->nwaiting++;
+
+    op->wait.handler = ngx_http_txval_pg_wait_timeout;
+    op->wait.data = op;
+    op->wait.log = pool->log;
+    ngx_add_timer(&op->wait, pool->conf->timeout);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_txval_pg_abandon(ngx_http_txval_pg_op_t *op)
+{
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    if (op->conn == NULL) {
+        /* still waiting: nothing was sent, just forget it */
+        ngx_queue_remove(&op->queue);
+        pool->nwaiting--;
+
+        if (op->wait.timer_set) {
+            ngx_del_timer(&op->wait);
+        }
+
+        ngx_free(op);
+        return;
+    }
+
+    /* running: its connection finishes it, reading every result */
+    op->data = NULL;
+}
+
+
+void
+ngx_http_txval_pg_pool_counts(ngx_uint_t *busy, ngx_uint_t *idle,
+    ngx_uint_t *connecting)
+{
+    ngx_queue_t               *q;
+    ngx_http_txval_pg_conn_t  *pc;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    *busy = 0;
+    *idle = 0;
+    *connecting = 0;
+
+    if (pool->conf == NULL) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&pool->conns);
+         q != ngx_queue_sentinel(&pool->conns);
+         q = ngx_queue_next(q))
+    {
+        pc = ngx_queue_data(q, ngx_http_txval_pg_conn_t, queue);
+
+        switch (pc->state) {
+        case NGX_HTTP_TXVAL_PG_IDLE:
+            (*idle)++;
+            break;
+        case NGX_HTTP_TXVAL_PG_QUERY:
+            (*busy)++;
+            break;
+        default:
+            (*connecting)++;
+        }
+    }
+}
+
+
+static ngx_http_txval_pg_conn_t *
+ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
+{
+    PGconn                    *pg;
+    ngx_http_txval_pg_conn_t  *pc;
+
+    pg = PQconnectStartParams(pool->conf->keywords, pool->conf->values, 0);
+
+    if (pg == NULL) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "txval: postgres: out of memory");
+        return NULL;
+    }
+
+    pc = ngx_calloc(sizeof(ngx_http_txval_pg_conn_t), pool->log);
+    if (pc == NULL) {
+        PQfinish(pg);
+        return NULL;
+    }
+
+    pc->pg = pg;
+    pc->state = NGX_HTTP_TXVAL_PG_CONNECTING;
+
+    pc->timer.handler = ngx_http_txval_pg_timer;
+    pc->timer.data = pc;
+    pc->timer.log = pool->log;
+    pc->timer.cancelable = 1;
+
+    if (PQstatus(pg) == CONNECTION_BAD
+        || PQsetnonblocking(pg, 1) != 0
+        || ngx_http_txval_pg_wrap(pc) != NGX_OK)
+    {
+        ngx_http_txval_pg_log_error(pc, "connect failed");
+        pool->down_until = ngx_current_msec + NGX_HTTP_TXVAL_PG_BACKOFF;
+        PQfinish(pg);
+        ngx_free(pc);
+        return NULL;
+    }
+
+    ngx_queue_insert_tail(&pool->conns, &pc->queue);
+    pool->nconns++;
+
+    ngx_add_timer(&pc->timer, pool->conf->timeout);
+
+    /* as if PQconnectPoll had asked for writing */
+    ngx_http_txval_pg_events(pc, 0, 1);
+
+    return pc;
+}
+
+
+/* an ngx_connection_t for libpq's current socket */
+
+static ngx_int_t
+ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc)
+{
+    int                        fd;
+    ngx_connection_t          *c;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    fd = PQsocket(pc->pg);
+
+    if (fd == -1) {
+        return NGX_ERROR;
+    }
+
+    c = ngx_get_connection(fd, pool->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = pc;
+    c->read->handler = ngx_http_txval_pg_handler;
+    c->write->handler = ngx_http_txval_pg_handler;
+    c->read->log = pool->log;
+    c->write->log = pool->log;
+
+    pc->c = c;
+
+    return NGX_OK;
+}
+
+
+/* gives back the ngx_connection_t; the socket stays libpq's to close */
+
+static void
+ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc)
+{
+    ngx_connection_t  *c;
+
+    c = pc->c;
+
+    if (c == NULL) {
+        return;
+    }
+
+    pc->c = NULL;
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+}
+
+
+static void
+ngx_http_txval_pg_events(ngx_http_txval_pg_conn_t *pc, ngx_uint_t read,
+    ngx_uint_t write)
+{
+    ngx_connection_t  *c = pc->c;
+
+    if (read && !c->read->active) {
+        (void) ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
+
+    } else if (!read && c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (write && !c->write->active) {
+        (void) ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
+
+    } else if (!write && c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_http_txval_pg_handler(ngx_event_t *ev)
+{
+    ngx_connection_t          *c = ev->data;
+    ngx_http_txval_pg_conn_t  *pc = c->data;
+
+    switch (pc->state) {
+
+    case NGX_HTTP_TXVAL_PG_CONNECTING:
+        (void) ngx_http_txval_pg_poll(pc);
+        return;
+
+    case NGX_HTTP_TXVAL_PG_PREPARING:
+    case NGX_HTTP_TXVAL_PG_QUERY:
+        if (ev->write) {
+            (void) ngx_http_txval_pg_flush(pc);
+            return;
+        }
+
+        (void) ngx_http_txval_pg_results(pc);
+        return;
+
+    default: /* NGX_HTTP_TXVAL_PG_IDLE */
+
+        /* the server closed, or said something unasked: drop it */
+        if (PQconsumeInput(pc->pg) == 0 || PQstatus(pc->pg) == CONNECTION_BAD)
+        {
+            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                    "connection lost");
+            return;
+        }
+
+        if (ev->write) {
+            ngx_http_txval_pg_events(pc, 1, 0);
+        }
+
+        return;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc)
+{
+    PostgresPollingStatusType  st;
+
+    st = PQconnectPoll(pc->pg);
+
+    /* with several hosts, or a retry, libpq may have a new socket */
+
+    if (PQsocket(pc->pg) != pc->c->fd) {
+        ngx_http_txval_pg_unwrap(pc);
+
+        if (st != PGRES_POLLING_FAILED
+            && ngx_http_txval_pg_wrap(pc) != NGX_OK)
+        {
+            st = PGRES_POLLING_FAILED;
+        }
+    }
+
+    switch (st) {
+
+    case PGRES_POLLING_READING:
+        ngx_http_txval_pg_events(pc, 1, 0);
+        return NGX_AGAIN;
+
+    case PGRES_POLLING_WRITING:
+        ngx_http_txval_pg_events(pc, 0, 1);
+        return NGX_AGAIN;
+
+    case PGRES_POLLING_OK:
+        break;
+
+    default: /* PGRES_POLLING_FAILED */
+        ngx_http_txval_pg_pool.down_until = ngx_current_msec
+                                            + NGX_HTTP_TXVAL_PG_BACKOFF;
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                "connect failed");
+        return NGX_ERROR;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                   "txval: postgres connected, fd:%d", pc->c->fd);
+
+    /* prepared once per connection, never with the blocking PQprepare */
+
+    if (!PQsendPrepare(pc->pg, NGX_HTTP_TXVAL_PG_STMT, ngx_http_txval_pg_sql,
+                       4, NULL))
+    {
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                "prepare failed");
+        return NGX_ERROR;
+    }
+
+    pc->state = NGX_HTTP_TXVAL_PG_PREPARING;
+
+    return ngx_http_txval_pg_flush(pc);
+}
+
+
+/* sends what libpq holds; then waits for the results */
+
+static ngx_int_t
+ngx_http_txval_pg_flush(ngx_http_txval_pg_conn_t *pc)
+{
+    switch (PQflush(pc->pg)) {
+
+    case 0:
+        ngx_http_txval_pg_events(pc, 1, 0);
+        return NGX_OK;
+
+    case 1:
+        ngx_http_txval_pg_events(pc, 1, 1);
+        return NGX_AGAIN;
+
+    default:
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR, "send failed");
+        return NGX_ERROR;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_txval_pg_results(ngx_http_txval_pg_conn_t *pc)
+{
+    PGresult        *res;
+    ExecStatusType   st;
+
+    if (PQconsumeInput(pc->pg) == 0) {
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                "connection lost");
+        return NGX_ERROR;
+    }
+
+    for ( ;; ) {
+
+        if (PQisBusy(pc->pg)) {
+            return NGX_AGAIN;
+        }
+
+        res = PQgetResult(pc->pg);
+
+        if (res == NULL) {
+            break;
+        }
+
+        st = PQresultStatus(res);
+
+        if (st == PGRES_TUPLES_OK && pc->state == NGX_HTTP_TXVAL_PG_QUERY) {
+            if (PQntuples(res) == 1 && PQnfields(res) == 6 && pc->op) {
+                ngx_http_txval_pg_row(pc->op, res);
+                pc->got_row = 1;
+            }
+
+        } else if (st != PGRES_COMMAND_OK) {
+            ngx_http_txval_pg_log_error(pc, pc->state
+                                        == NGX_HTTP_TXVAL_PG_QUERY
+                                        ? "query failed" : "prepare failed");
+            PQclear(res);
+
+            /* drop the connection: its state is unsure */
+            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR, NULL);
+            return NGX_ERROR;
+        }
+
+        PQclear(res);
+    }
+
+    /* every result is in */
+
+    if (pc->state == NGX_HTTP_TXVAL_PG_QUERY && pc->op) {
+        ngx_http_txval_pg_complete(pc->op, pc->got_row
+                                           ? NGX_HTTP_TXVAL_PG_OK
+                                           : NGX_HTTP_TXVAL_PG_ERROR);
+        pc->op = NULL;
+    }
+
+    pc->state = NGX_HTTP_TXVAL_PG_IDLE;
+
+    ngx_http_txval_pg_idle(pc);
+
+    return NGX_OK;
+}
+
+
+/* sends pc->op's lookup; NGX_ERROR: the connection is broken */
+
+static ngx_int_t
+ngx_http_txval_pg_query(ngx_http_txval_pg_conn_t *pc)
+{
+    const char              *params[4];
+    ngx_http_txval_pg_op_t  *op;
+
+    op = pc->op;
+
+    params[0] = op->merchant_id;
+    params[1] = op->currency;
+    params[2] = op->card_token;
+    params[3] = op->card_bin;
+
+    if (!PQsendQueryPrepared(pc->pg, NGX_HTTP_TXVAL_PG_STMT, 4, params,
+                             NULL, NULL, 0))
+    {
+        return NGX_ERROR;
+    }
+
+    pc->state = NGX_HTTP_TXVAL_PG_QUERY;
+    pc->got_row = 0;
+
+    ngx_add_timer(&pc->timer, ngx_http_txval_pg_pool.conf->timeout);
+
+    switch (PQflush(pc->pg)) {
+
+    case 0:
+        ngx_http_txval_pg_events(pc, 1, 0);
+        return NGX_OK;
+
+    case 1:
+        ngx_http_txval_pg_events(pc, 1, 1);
+        return NGX_OK;
+
+    default:
+        return NGX_ERROR;
+    }
+}
+
+
+/* m.status, m.max_amount, currency_ok, c.status, c.country, bin_blocked */
+
+static void
+ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
+{
+    char                    *v;
+    ngx_http_txval_facts_t  *f;
+
+    f = &op->facts;
+
+    f->pg = 1;
+
+    if (!PQgetisnull(res, 0, 0)) {
+        f->merchant_found = 1;
+        f->merchant_active = (ngx_strcmp(PQgetvalue(res, 0, 0), "active")
+                              == 0);
+
+        if (!PQgetisnull(res, 0, 1)) {
+            f->merchant_has_max = 1;
+            f->merchant_max = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        }
+
+        f->currency_allowed = (PQgetvalue(res, 0, 2)[0] == 't');
+    }
+
+    if (!PQgetisnull(res, 0, 3)) {
+        f->card_found = 1;
+        v = PQgetvalue(res, 0, 3);
+        f->card_blocked = (ngx_strcmp(v, "blocked") == 0
+                           || ngx_strcmp(v, "lost") == 0
+                           || ngx_strcmp(v, "stolen") == 0);
+
+        if (!PQgetisnull(res, 0, 4) && PQgetlength(res, 0, 4) == 2) {
+            ngx_memcpy(f->card_country, PQgetvalue(res, 0, 4), 2);
+            f->card_country[2] = '\0';
+        }
+    }
+
+    f->bin_blocked = (PQgetvalue(res, 0, 5)[0] == 't');
+}
+
+
+/* a free connection: the next waiting lookup, or rest */
+
+static void
+ngx_http_txval_pg_idle(ngx_http_txval_pg_conn_t *pc)
+{
+    ngx_queue_t               *q;
+    ngx_http_txval_pg_op_t    *op;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    if (pc->op == NULL && !ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+        ngx_queue_remove(&op->queue);
+        pool->nwaiting--;
+
+        if (op->wait.timer_set) {
+            ngx_del_timer(&op->wait);
+        }
+
+        pc->op = op;
+        op->conn = pc;
+    }
+
+    if (pc->op) {
+        if (ngx_http_txval_pg_query(pc) != NGX_OK) {
+            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                    "send failed");
+        }
+
+        return;
+    }
+
+    /* idle: a read event now means the server went away */
+    ngx_http_txval_pg_events(pc, 1, 0);
+}
+
+
+/*
+ * Closes a connection for good and fails its lookup; a lookup waiting
+ * for a connection gets a new one when the pool may connect.
+ */
+
+static void
+ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
+    ngx_http_txval_pg_status_e status, const char *why)
+{
+    ngx_queue_t               *q;
+    ngx_http_txval_pg_op_t    *op;
+    ngx_http_txval_pg_conn_t  *npc;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    if (why) {
+        ngx_http_txval_pg_log_error(pc, why);
+    }
+
+    ngx_queue_remove(&pc->queue);
+    pool->nconns--;
+
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+
+    ngx_http_txval_pg_unwrap(pc);
+
+    /* non-blocking: the terminate message is sent if it can be */
+    PQfinish(pc->pg);
+
+    op = pc->op;
+    ngx_free(pc);
+
+    if (op) {
+        ngx_http_txval_pg_complete(op, status);
+    }
+
+    if (pool->exiting || ngx_queue_empty(&pool->waiting)
+        || (ngx_msec_int_t) (pool->down_until - ngx_current_msec) > 0)
+    {
+        return;
+    }
+
+    npc = ngx_http_txval_pg_connect(pool);
+
+    if (npc) {
+        q = ngx_queue_head(&pool->waiting);
+        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+        ngx_queue_remove(&op->queue);
+        pool->nwaiting--;
+
+        if (op->wait.timer_set) {
+            ngx_del_timer(&op->wait);
+        }
+
+        npc->op = op;
+        op->conn = npc;
+    }
+}
+
+
+static void
+ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
+    ngx_http_txval_pg_status_e status)
+{
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    if (op->conn == NULL) {
+        /* failed while waiting */
+        ngx_queue_remove(&op->queue);
+        pool->nwaiting--;
+
+        if (op->wait.timer_set) {
+            ngx_del_timer(&op->wait);
+        }
+    }
+
+    op->status = status;
+
+    if (op->data && !pool->exiting) {
+        op->done(op);
+    }
+
+    ngx_free(op);
+}
+
+
+static void
+ngx_http_txval_pg_timer(ngx_event_t *ev)
+{
+    ngx_http_txval_pg_conn_t  *pc = ev->data;
+
+    if (pc->state == NGX_HTTP_TXVAL_PG_CONNECTING) {
+        ngx_http_txval_pg_pool.down_until = ngx_current_msec
+                                            + NGX_HTTP_TXVAL_PG_BACKOFF;
+    }
+
+    ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT,
+                            pc->state == NGX_HTTP_TXVAL_PG_QUERY
+                            ? "query timed out, closing the connection"
+                            : "connect timed out");
+}
+
+
+static void
+ngx_http_txval_pg_wait_timeout(ngx_event_t *ev)
+{
+    ngx_http_txval_pg_op_t  *op = ev->data;
+
+    ngx_http_txval_pg_complete(op, NGX_HTTP_TXVAL_PG_TIMEOUT);
+}
+
+
+/* libpq's message, first line only; never the conninfo */
+
+static void
+ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc, const char *what)
+{
+    char  *msg, *nl;
+    size_t len;
+
+    msg = PQerrorMessage(pc->pg);
+    nl = strchr(msg, '\n');
+    len = nl ? (size_t) (nl - msg) : ngx_strlen(msg);
+
+    ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
+                  "txval: postgres: %s%s%*s", what, len ? ": " : "",
+                  len, msg);
+}
+
+
+/*
+ * txval_postgres "CONNINFO" [pool=N] [timeout=T];
+ *
+ * The conninfo is parsed here; host names get their addresses now
+ * (hostaddr=), so that libpq never resolves a name in a worker.
+ */
+
+char *
+ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_txval_main_conf_t *tmcf = conf;
+
+    u_char                    *p, *last, *start;
+    char                      *errmsg, *conninfo;
+    size_t                     len;
+    ngx_int_t                  n;
+    ngx_str_t                 *value, s, host;
+    ngx_url_t                  u;
+    ngx_uint_t                 i, k, nopts;
+    ngx_array_t                addrs;
+    ngx_str_t                 *addr;
+    const char               **kw, **vals;
+    const char                *hosts, *hostaddrs;
+    PQconninfoOption          *opts, *o;
+    ngx_http_txval_pg_conf_t  *pcf;
+
+    if (tmcf->pg) {
+        return "is duplicate";
+    }
+
+    pcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_txval_pg_conf_t));
+    if (pcf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pcf->pool = 8;
+    pcf->timeout = 200;
+
+    value = cf->args->elts;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
+            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
+            if (n == NGX_ERROR || n < 1 || n > 1024) {
+                goto invalid;
+            }
+
+            pcf->pool = n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
+            s.data = value[i].data + 8;
+            s.len = value[i].len - 8;
+
+            n = ngx_parse_time(&s, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            pcf->timeout = (ngx_msec_t) n;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    conninfo = (char *) ngx_pnalloc(cf->pool, value[1].len + 1);
+    if (conninfo == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    (void) ngx_cpystrn((u_char *) conninfo, value[1].data, value[1].len + 1);
+
+    errmsg = NULL;
+    opts = PQconninfoParse(conninfo, &errmsg);
+
+    if (opts == NULL) {
+        /* libpq's message names the bad keyword, not the values */
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid connection string in \"%V\" directive: "
+                           "%s", &cmd->name,
+                           errmsg ? errmsg : "out of memory");
+        if (errmsg) {
+            PQfreemem(errmsg);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    /* the set options, plus room for hostaddr and the terminating NULL */
+
+    nopts = 0;
+    hosts = NULL;
+    hostaddrs = NULL;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        nopts++;
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            hosts = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddrs = o->val;
+        }
+    }
+
+    kw = ngx_pcalloc(cf->pool, (nopts + 2) * sizeof(char *));
+    vals = ngx_pcalloc(cf->pool, (nopts + 2) * sizeof(char *));
+    if (kw == NULL || vals == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    k = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL) {
+            continue;
+        }
+
+        len = ngx_strlen(o->keyword);
+        kw[k] = (char *) ngx_pnalloc(cf->pool, len + 1);
+        if (kw[k] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy((char *) kw[k], o->keyword, len + 1);
+
+        len = ngx_strlen(o->val);
+        vals[k] = (char *) ngx_pnalloc(cf->pool, len + 1);
+        if (vals[k] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy((char *) vals[k], o->val, len + 1);
+        k++;
+    }
+
+    if (hosts && hostaddrs == NULL) {
+
+        /* every host of the list: a socket directory, or an address */
+
+        if (ngx_array_init(&addrs, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK)
+        {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        len = 0;
+        start = (u_char *) hosts;
+        last = start + ngx_strlen(hosts);
+
+        while (start <= last) {
+            p = ngx_strlchr(start, last, ',');
+            if (p == NULL) {
+                p = last;
+            }
+
+            host.data = start;
+            host.len = p - start;
+            start = p + 1;
+
+            addr = ngx_array_push(&addrs);
+            if (addr == NULL) {
+                PQconninfoFree(opts);
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_str_null(addr);
+
+            if (host.len == 0 || host.data[0] == '/' || host.data[0] == '@') {
+                /* a unix socket: no address, libpq uses the host */
+                continue;
+            }
+
+            ngx_memzero(&u, sizeof(ngx_url_t));
+            u.url = host;
+            u.default_port = 5432;
+            u.no_port = 1;
+
+            if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "host \"%V\" in \"%V\" directive "
+                                   "could not be resolved", &host,
+                                   &cmd->name);
+                PQconninfoFree(opts);
+                return NGX_CONF_ERROR;
+            }
+
+            addr->data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN);
+            if (addr->data == NULL) {
+                PQconninfoFree(opts);
+                return NGX_CONF_ERROR;
+            }
+
+            addr->len = ngx_sock_ntop(u.addrs[0].sockaddr,
+                                      u.addrs[0].socklen, addr->data,
+                                      NGX_SOCKADDR_STRLEN, 0);
+            len += addr->len;
+        }
+
+        if (len) {
+            p = ngx_pnalloc(cf->pool, len + addrs.nelts + 1);
+            if (p == NULL) {
+                PQconninfoFree(opts);
+                return NGX_CONF_ERROR;
+            }
+
+            kw[k] = "hostaddr";
+            vals[k] = (char *) p;
+            k++;
+
+            addr = addrs.elts;
+
+            for (i = 0; i < addrs.nelts; i++) {
+                if (i) {
+                    *p++ = ',';
+                }
+
+                p = ngx_cpymem(p, addr[i].data, addr[i].len);
+            }
+
+            *p = '\0';
+        }
+    }
+
+    kw[k] = NULL;
+    vals[k] = NULL;
+
+    PQconninfoFree(opts);
+
+    pcf->keywords = kw;
+    pcf->values = vals;
+
+    tmcf->pg = pcf;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid parameter \"%V\" in \"%V\" directive",
+                       &value[i], &cmd->name);
+    return NGX_CONF_ERROR;
+}
