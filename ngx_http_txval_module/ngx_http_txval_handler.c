@@ -56,6 +56,12 @@ static void ngx_http_txval_finish(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static ngx_int_t ngx_http_txval_send(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
+static ngx_int_t ngx_http_txval_gate_verdict(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static ngx_int_t ngx_http_txval_upstream_headers(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static ngx_int_t ngx_http_txval_push_header(ngx_list_t *headers,
+    ngx_str_t *key, u_char *value, size_t len);
 static ngx_int_t ngx_http_txval_add_header(ngx_http_request_t *r,
     const char *name, const char *value);
 static ngx_http_txval_ctx_t *ngx_http_txval_create_ctx(
@@ -111,6 +117,237 @@ ngx_http_txval_handler(ngx_http_request_t *r)
     }
 
     return NGX_DONE;
+}
+
+
+/*
+ * Gate mode, in the precontent phase. The body is read here (as
+ * auth_request and access_by_lua do): while the validation waits for the
+ * body or a backend, the phase handler returns NGX_DONE and
+ * ngx_http_txval_finish() resumes the phases. An approved request goes on
+ * to the location's content handler with its body untouched; any other
+ * outcome is answered here, exactly as in verdict mode.
+ */
+
+ngx_int_t
+ngx_http_txval_gate_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_http_txval_ctx_t       *ctx;
+    ngx_http_txval_loc_conf_t  *tlcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
+
+    if (tlcf->mode != NGX_HTTP_TXVAL_GATE || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_txval_module);
+
+    if (ctx) {
+        /* phases run again: still waiting, or done */
+        return ctx->done ? ngx_http_txval_gate_verdict(r, ctx) : NGX_DONE;
+    }
+
+    ctx = ngx_http_txval_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->gate = 1;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
+
+    ctx->error = ngx_http_txval_check_request(r);
+
+    if (ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ctx->done = 1;
+
+        return ngx_http_txval_gate_verdict(r, ctx);
+    }
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_txval_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    if (ctx->done) {
+        /* the body was there and nothing had to wait */
+        return ngx_http_txval_gate_verdict(r, ctx);
+    }
+
+    ctx->waiting = 1;
+
+    return NGX_DONE;
+}
+
+
+/* approved: on to the content handler; anything else: answered here */
+
+static ngx_int_t
+ngx_http_txval_gate_verdict(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    if (ctx->error == NGX_HTTP_TXVAL_ERR_NONE && ctx->result.reasons == 0) {
+
+        if (ngx_http_txval_upstream_headers(r, ctx) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return NGX_DECLINED;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The upstream sees X-Txval-Verdict, X-Txval-Risk-Score and
+ * X-Txval-Source from us only: any X-Txval-* the client sent is dropped.
+ */
+
+static ngx_int_t
+ngx_http_txval_upstream_headers(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx)
+{
+    u_char           *score;
+    size_t            len;
+    ngx_uint_t        i, spoofed;
+    const char       *source;
+    ngx_list_t        old, *list;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    static ngx_str_t  verdict_key = ngx_string("X-Txval-Verdict");
+    static ngx_str_t  score_key = ngx_string("X-Txval-Risk-Score");
+    static ngx_str_t  source_key = ngx_string("X-Txval-Source");
+
+    spoofed = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len >= sizeof("X-Txval-") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Txval-",
+                               sizeof("X-Txval-") - 1) == 0)
+        {
+            spoofed = 1;
+            break;
+        }
+    }
+
+    list = &r->headers_in.headers;
+
+    if (spoofed) {
+        /*
+         * A new list without them (upstream modules copy the whole list),
+         * built in place: a list points into itself, so it is not copied.
+         */
+
+        old = *list;
+
+        if (ngx_list_init(list, r->pool, 20, sizeof(ngx_table_elt_t))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        part = &old.part;
+        h = part->elts;
+
+        for (i = 0; /* void */ ; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len >= sizeof("X-Txval-") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Txval-",
+                                   sizeof("X-Txval-") - 1) == 0)
+            {
+                continue;
+            }
+
+            nh = ngx_list_push(list);
+            if (nh == NULL) {
+                return NGX_ERROR;
+            }
+
+            *nh = h[i];
+        }
+    }
+
+    score = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (score == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = ngx_sprintf(score, "%uD", ctx->result.risk_score) - score;
+    source = ngx_http_txval_source_name(ctx->source);
+
+    if (ngx_http_txval_push_header(list, &verdict_key, (u_char *) "approved",
+                                   sizeof("approved") - 1) != NGX_OK
+        || ngx_http_txval_push_header(list, &score_key, score, len) != NGX_OK
+        || ngx_http_txval_push_header(list, &source_key, (u_char *) source,
+                                      ngx_strlen(source)) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_txval_push_header(ngx_list_t *headers, ngx_str_t *key,
+    u_char *value, size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->key = *key;
+    h->value.data = value;
+    h->value.len = len;
+
+    h->lowcase_key = ngx_pnalloc(headers->pool, key->len);
+    if (h->lowcase_key == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = ngx_hash_strlow(h->lowcase_key, key->data, key->len);
+#if (nginx_version >= 1023000)
+    h->next = NULL;
+#endif
+
+    return NGX_OK;
 }
 
 
@@ -733,7 +970,22 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
                       + now.tv_nsec - ctx->start.tv_nsec;
     ctx->done = 1;
 
-    ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));
+    if (!ctx->gate) {
+        ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));
+        return;
+    }
+
+    /* the hold the body read took */
+    r->main->count--;
+
+    if (!ctx->waiting) {
+        return;     /* still inside the phase handler, which goes on */
+    }
+
+    ctx->waiting = 0;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
 }
 
 

@@ -11,6 +11,9 @@
 
 
 static ngx_int_t ngx_http_txval_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_txval_postconfiguration(ngx_conf_t *cf);
+static char *ngx_http_txval_gate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static void *ngx_http_txval_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_txval_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -50,6 +53,13 @@ static ngx_command_t  ngx_http_txval_commands[] = {
     { ngx_string("txval"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_txval,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_gate"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_txval_gate,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -116,7 +126,7 @@ static ngx_command_t  ngx_http_txval_commands[] = {
 
 static ngx_http_module_t  ngx_http_txval_module_ctx = {
     ngx_http_txval_preconfiguration,       /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_txval_postconfiguration,      /* postconfiguration */
 
     ngx_http_txval_create_main_conf,       /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -149,6 +159,31 @@ static ngx_int_t
 ngx_http_txval_preconfiguration(ngx_conf_t *cf)
 {
     return ngx_http_txval_add_variables(cf);
+}
+
+
+/*
+ * Gate mode validates in the precontent phase: after access (auth_request,
+ * allow/deny, whatever "satisfy" says) and before the content handler,
+ * which no access decision can skip.
+ */
+
+static ngx_int_t
+ngx_http_txval_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_txval_gate_handler;
+
+    return NGX_OK;
 }
 
 
@@ -257,14 +292,37 @@ ngx_http_txval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_http_core_loc_conf_t  *clcf;
 
-    if (tlcf->mode != NGX_HTTP_TXVAL_OFF) {
+    if (tlcf->mode == NGX_HTTP_TXVAL_VERDICT) {
         return "is duplicate";
+    }
+
+    if (tlcf->mode == NGX_HTTP_TXVAL_GATE) {
+        return "cannot be used with \"txval_gate\" in one location";
     }
 
     tlcf->mode = NGX_HTTP_TXVAL_VERDICT;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_txval_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_txval_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_txval_loc_conf_t *tlcf = conf;
+
+    if (tlcf->mode == NGX_HTTP_TXVAL_GATE) {
+        return "is duplicate";
+    }
+
+    if (tlcf->mode == NGX_HTTP_TXVAL_VERDICT) {
+        return "cannot be used with \"txval\" in one location";
+    }
+
+    tlcf->mode = NGX_HTTP_TXVAL_GATE;
 
     return NGX_CONF_OK;
 }

@@ -101,6 +101,8 @@ typedef struct {
 
     unsigned                    parsed:1;
     unsigned                    cleanup_set:1;
+    unsigned                    gate:1;
+    unsigned                    waiting:1;
     unsigned                    done:1;
     unsigned                    degraded:1;
 } ngx_http_txval_ctx_t;
@@ -111,6 +113,7 @@ extern ngx_module_t  ngx_http_txval_module;
 
 /* ngx_http_txval_handler.c */
 ngx_int_t ngx_http_txval_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_txval_gate_handler(ngx_http_request_t *r);
 
 /* ngx_http_txval_body.c */
 ngx_int_t ngx_http_txval_body_bytes(ngx_http_request_t *r, u_char **data,
