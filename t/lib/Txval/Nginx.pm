@@ -1,0 +1,440 @@
+package Txval::Nginx;
+
+# A tiny nginx driver for the tests that Test::Nginx's blocks cannot
+# express: reloads (HUP) between requests, and per-response worker pids.
+#
+#   my $ng = Txval::Nginx->new(name => 'reload', port => 1990);
+#   $ng->start(http => $http_block, workers => 2);
+#   my $res = $ng->post('/t', $json);     # {status, headers, body, raw}
+#   $ng->reload(http => $other) or ...;   # 1: new workers answer,
+#                                         # 0: the master refused it
+#   $ng->stop;
+#
+# nginx runs in the foreground (daemon off) as our child, in its own
+# server root t/servroot_<name>; the environment is inherited (so an
+# ASan wrapper in TEST_NGINX_BINARY just works).
+#
+#   TEST_NGINX_BINARY        nginx (default /usr/sbin/nginx)
+#   TEST_NGINX_TXVAL_MODULE  the module (default build/ngx_http_txval_module.so)
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Path qw(make_path remove_tree);
+use IO::Socket::INET;
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+
+my $repo = abs_path(dirname(__FILE__) . '/../../..');
+
+my %running;    # pid => 1, so that an early death still stops nginx
+
+END {
+    my $status = $?;
+    for my $pid (keys %running) {
+        kill 'TERM', $pid;
+        waitpid $pid, 0;
+    }
+    $? = $status;
+}
+
+
+sub new {
+    my ($class, %args) = @_;
+
+    my $self = bless {
+        name    => $args{name} // 'nginx',
+        port    => $args{port} // 1990,
+        binary  => $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx',
+        module  => $ENV{TEST_NGINX_TXVAL_MODULE}
+                   // "$repo/build/ngx_http_txval_module.so",
+        timeout => $args{timeout} // 10,
+    }, $class;
+
+    $self->{root} = "$repo/t/servroot_$self->{name}";
+
+    return $self;
+}
+
+
+sub port   { $_[0]{port} }
+sub root   { $_[0]{root} }
+sub master { $_[0]{pid} }
+
+
+# the whole nginx.conf; http => the inside of http {} (server blocks
+# included), main => extra main-context lines, workers => N
+
+sub write_config {
+    my ($self, %args) = @_;
+
+    my $workers = $args{workers} // 1;
+    my $main = $args{main} // '';
+    my $http = $args{http} // die "write_config: no http config\n";
+    my $user = $> == 0 ? "user root;\n" : '';
+    my $root = $self->{root};
+
+    my $conf = <<"CONF";
+load_module $self->{module};
+${user}daemon off;
+master_process on;
+worker_processes $workers;
+pid logs/nginx.pid;
+error_log logs/error.log info;
+$main
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log off;
+    client_body_temp_path $root/client_body_temp;
+    proxy_temp_path $root/proxy_temp;
+    fastcgi_temp_path $root/fastcgi_temp;
+    uwsgi_temp_path $root/uwsgi_temp;
+    scgi_temp_path $root/scgi_temp;
+
+$http
+}
+CONF
+
+    open my $fh, '>', "$root/conf/nginx.conf"
+        or die "cannot write $root/conf/nginx.conf: $!\n";
+    print $fh $conf;
+    close $fh;
+
+    $self->{conf} = $conf;
+}
+
+
+sub start {
+    my ($self, %args) = @_;
+
+    die "nginx $self->{name} is already running\n" if $self->{pid};
+
+    my $root = $self->{root};
+
+    if ($args{clean} // 1) {
+        remove_tree($root);
+    }
+
+    make_path("$root/conf", "$root/logs", "$root/html");
+
+    $self->write_config(%args) if defined $args{http};
+
+    my $log_offset = -s "$root/logs/error.log" // 0;
+
+    my $pid = fork // die "fork: $!\n";
+
+    if ($pid == 0) {
+        exec $self->{binary}, '-p', "$root/", '-c', 'conf/nginx.conf',
+             '-e', 'logs/error.log'
+            or do { warn "exec $self->{binary}: $!\n"; POSIX::_exit(127) };
+    }
+
+    $self->{pid} = $pid;
+    $running{$pid} = 1;
+
+    # up when it answers on the port
+
+    my $deadline = time + $self->{timeout};
+
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            delete $running{$pid};
+            delete $self->{pid};
+            die "nginx $self->{name} exited at start (status $?):\n"
+                . $self->error_log_since($log_offset);
+        }
+
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $self->{port},
+                                      Proto => 'tcp');
+        if ($s) {
+            close $s;
+            $self->wait_workers($args{workers} // 1, []);
+            return $pid;
+        }
+
+        sleep 0.02;
+    }
+
+    die "nginx $self->{name} did not listen on $self->{port}\n";
+}
+
+
+# graceful stop (QUIT, then TERM): returns once the master and all its
+# workers are gone, so the shared memory is gone too
+
+sub stop {
+    my ($self) = @_;
+
+    my $pid = $self->{pid} or return;
+
+    kill 'QUIT', $pid;
+
+    my $deadline = time + $self->{timeout};
+    my $sent_term = 0;
+
+    for (;;) {
+        last if waitpid($pid, WNOHANG) == $pid;
+
+        if (time > $deadline) {
+            kill($sent_term++ ? 'KILL' : 'TERM', $pid);
+            $deadline = time + 5;
+        }
+
+        sleep 0.02;
+    }
+
+    delete $running{$pid};
+    delete $self->{pid};
+
+    return 1;
+}
+
+
+# the master's children (the workers), from /proc
+
+sub workers {
+    my ($self) = @_;
+
+    my $master = $self->{pid} or return ();
+    my @pids;
+
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $line = <$fh>;
+        close $fh;
+        next unless defined $line;
+
+        # pid (comm) state ppid ...
+        next unless $line =~ /^(\d+) \(.*\) \S+ (\d+)/s;
+        push @pids, $1 if $2 == $master;
+    }
+
+    return sort { $a <=> $b } @pids;
+}
+
+
+# waits until the master has n workers, none of them in @$old
+
+sub wait_workers {
+    my ($self, $n, $old) = @_;
+
+    my %old = map { $_ => 1 } @$old;
+    my $deadline = time + $self->{timeout};
+
+    while (time < $deadline) {
+        my @w = $self->workers;
+        return @w if @w >= $n && !grep { $old{$_} } @w;
+        sleep 0.02;
+    }
+
+    die "nginx $self->{name}: workers did not come up\n";
+}
+
+
+# HUP with a new (or the same) config. Returns 1 once only new workers
+# run and they answer; 0 when the master refused the new config (an
+# [emerg] in the error log, the old workers still running).
+
+sub reload {
+    my ($self, %args) = @_;
+
+    my $pid = $self->{pid} or die "nginx $self->{name} is not running\n";
+
+    $self->write_config(%args) if defined $args{http};
+
+    my @old = $self->workers;
+    my $offset = -s $self->error_log_path // 0;
+
+    kill 'HUP', $pid;
+
+    my $deadline = time + $self->{timeout};
+
+    while (time < $deadline) {
+        my $log = $self->error_log_since($offset);
+
+        if ($log =~ /\[emerg\]/) {
+            # give the master time to finish its refusal
+            sleep 0.1;
+            return 0;
+        }
+
+        my %old = map { $_ => 1 } @old;
+        my @w = $self->workers;
+
+        if (@w && !grep { $old{$_} } @w) {
+            my $res = eval { $self->request(GET => '/') };
+            return 1 if $res && $res->{status};
+        }
+
+        sleep 0.02;
+    }
+
+    die "nginx $self->{name}: reload did not finish\n";
+}
+
+
+sub error_log_path { "$_[0]{root}/logs/error.log" }
+
+
+sub error_log {
+    my ($self) = @_;
+    return $self->error_log_since(0);
+}
+
+
+sub error_log_since {
+    my ($self, $offset) = @_;
+
+    open my $fh, '<', $self->error_log_path or return '';
+    seek $fh, $offset, 0;
+    local $/;
+    my $text = <$fh> // '';
+    close $fh;
+
+    return $text;
+}
+
+
+# one request on a new connection (Connection: close)
+
+sub request {
+    my ($self, $method, $uri, $body, %headers) = @_;
+
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $self->{port},
+                                  Proto => 'tcp',
+                                  Timeout => $self->{timeout})
+        or die "connect to $self->{port}: $!\n";
+
+    my $req = "$method $uri HTTP/1.1\r\nHost: localhost\r\n"
+              . "Connection: close\r\n";
+
+    for my $h (sort keys %headers) {
+        $req .= "$h: $headers{$h}\r\n";
+    }
+
+    if (defined $body) {
+        $req .= "Content-Length: " . length($body) . "\r\n";
+    }
+
+    $req .= "\r\n" . ($body // '');
+
+    $s->print($req) or die "send: $!\n";
+
+    my $raw = '';
+
+    local $SIG{ALRM} = sub { die "read timeout\n" };
+    alarm $self->{timeout};
+
+    while (1) {
+        my $n = sysread $s, my $buf, 65536;
+        die "read: $!\n" unless defined $n;
+        last if $n == 0;
+        $raw .= $buf;
+    }
+
+    alarm 0;
+    close $s;
+
+    return parse_response($raw);
+}
+
+
+# several POSTs at once: all connections opened and all requests sent
+# before any answer is read, so that they are in flight together (and,
+# with several workers and reuseport, spread over the workers)
+
+sub post_parallel {
+    my ($self, $uri, @bodies) = @_;
+
+    my @socks;
+
+    for my $body (@bodies) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                      PeerPort => $self->{port},
+                                      Proto => 'tcp',
+                                      Timeout => $self->{timeout})
+            or die "connect to $self->{port}: $!\n";
+        push @socks, $s;
+    }
+
+    for my $i (0 .. $#bodies) {
+        my $body = $bodies[$i];
+        $socks[$i]->print("POST $uri HTTP/1.1\r\nHost: localhost\r\n"
+                          . "Connection: close\r\n"
+                          . "Content-Type: application/json\r\n"
+                          . "Content-Length: " . length($body) . "\r\n\r\n"
+                          . $body)
+            or die "send: $!\n";
+    }
+
+    my @res;
+
+    local $SIG{ALRM} = sub { die "read timeout\n" };
+    alarm $self->{timeout};
+
+    for my $s (@socks) {
+        my $raw = '';
+        while (1) {
+            my $n = sysread $s, my $buf, 65536;
+            die "read: $!\n" unless defined $n;
+            last if $n == 0;
+            $raw .= $buf;
+        }
+        close $s;
+        push @res, parse_response($raw);
+    }
+
+    alarm 0;
+
+    return @res;
+}
+
+
+sub post {
+    my ($self, $uri, $json, %headers) = @_;
+    return $self->request(POST => $uri, $json,
+                          'Content-Type' => 'application/json', %headers);
+}
+
+
+sub parse_response {
+    my ($raw) = @_;
+
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    die "no response\n" unless defined $head && length $head;
+
+    my ($status_line, @lines) = split /\r\n/, $head;
+    my ($status) = $status_line =~ m{^HTTP/\d\.\d (\d{3})}
+        or die "bad status line: $status_line\n";
+
+    my %h;
+    for (@lines) {
+        my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+        $h{lc $k} = $v;
+    }
+
+    $body //= '';
+
+    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $out = '';
+        while ($body =~ s/^([0-9a-fA-F]+)[^\r]*\r\n//) {
+            my $len = hex $1;
+            last if $len == 0;
+            $out .= substr $body, 0, $len, '';
+            $body =~ s/^\r\n//;
+        }
+        $body = $out;
+    }
+
+    return { status => $status, headers => \%h, body => $body, raw => $raw };
+}
+
+
+1;
