@@ -33,6 +33,32 @@ typedef struct {
 } ngx_http_txval_field_t;
 
 
+/*
+ * The alphabets of the fields: a bit per alphabet for every byte.
+ * id alphabet: A-Z a-z 0-9 . _ : -
+ */
+
+#define NGX_HTTP_TXVAL_A_ID     1
+#define NGX_HTTP_TXVAL_A_DIGIT  2
+#define NGX_HTTP_TXVAL_A_UPPER  4
+
+static const unsigned char  ngx_http_txval_alphabet[256] = {
+    ['-'] = 1, ['.'] = 1, [':'] = 1, ['_'] = 1,
+    ['0'] = 3, ['1'] = 3, ['2'] = 3, ['3'] = 3, ['4'] = 3,
+    ['5'] = 3, ['6'] = 3, ['7'] = 3, ['8'] = 3, ['9'] = 3,
+    ['A'] = 5, ['B'] = 5, ['C'] = 5, ['D'] = 5, ['E'] = 5, ['F'] = 5,
+    ['G'] = 5, ['H'] = 5, ['I'] = 5, ['J'] = 5, ['K'] = 5, ['L'] = 5,
+    ['M'] = 5, ['N'] = 5, ['O'] = 5, ['P'] = 5, ['Q'] = 5, ['R'] = 5,
+    ['S'] = 5, ['T'] = 5, ['U'] = 5, ['V'] = 5, ['W'] = 5, ['X'] = 5,
+    ['Y'] = 5, ['Z'] = 5,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1
+};
+
+
 static void ngx_http_txval_delete(cJSON *root);
 static void *ngx_http_txval_arena_alloc(size_t size);
 static void ngx_http_txval_arena_free(void *p);
@@ -43,10 +69,7 @@ static const unsigned char *ngx_http_txval_number(const unsigned char *p,
     const unsigned char *end);
 static int ngx_http_txval_has_pan(const cJSON *item);
 static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
-    size_t min, size_t max, int (*allowed)(int c));
-static int ngx_http_txval_id_char(int c);
-static int ngx_http_txval_digit(int c);
-static int ngx_http_txval_upper(int c);
+    size_t min, size_t max, unsigned char alphabet);
 static int ngx_http_txval_amount(const cJSON *item, int64_t *amount);
 static uint64_t ngx_http_txval_fnv(uint64_t h, const void *data, size_t len);
 
@@ -211,7 +234,7 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
         case NGX_HTTP_TXVAL_F_ID:
             ok = ngx_http_txval_copy_string(item, txn->id, 1,
                                             NGX_HTTP_TXVAL_ID_MAX,
-                                            ngx_http_txval_id_char);
+                                            NGX_HTTP_TXVAL_A_ID);
             txn->id_len = (uint8_t) (ok > 0 ? ok : 0);
             break;
 
@@ -221,20 +244,20 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
 
         case NGX_HTTP_TXVAL_F_CURRENCY:
             ok = ngx_http_txval_copy_string(item, txn->currency, 3, 3,
-                                            ngx_http_txval_upper);
+                                            NGX_HTTP_TXVAL_A_UPPER);
             break;
 
         case NGX_HTTP_TXVAL_F_MERCHANT_ID:
             ok = ngx_http_txval_copy_string(item, txn->merchant_id, 1,
                                             NGX_HTTP_TXVAL_MERCHANT_MAX,
-                                            ngx_http_txval_id_char);
+                                            NGX_HTTP_TXVAL_A_ID);
             txn->merchant_id_len = (uint8_t) (ok > 0 ? ok : 0);
             break;
 
         case NGX_HTTP_TXVAL_F_CARD_TOKEN:
             ok = ngx_http_txval_copy_string(item, txn->card_token, 1,
                                             NGX_HTTP_TXVAL_TOKEN_MAX,
-                                            ngx_http_txval_id_char);
+                                            NGX_HTTP_TXVAL_A_ID);
             txn->card_token_len = (uint8_t) (ok > 0 ? ok : 0);
             break;
 
@@ -242,13 +265,13 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
             ok = ngx_http_txval_copy_string(item, txn->card_bin,
                                             NGX_HTTP_TXVAL_BIN_MIN,
                                             NGX_HTTP_TXVAL_BIN_MAX,
-                                            ngx_http_txval_digit);
+                                            NGX_HTTP_TXVAL_A_DIGIT);
             txn->card_bin_len = (uint8_t) (ok > 0 ? ok : 0);
             break;
 
         default: /* NGX_HTTP_TXVAL_F_COUNTRY */
             ok = ngx_http_txval_copy_string(item, txn->country, 2, 2,
-                                            ngx_http_txval_upper);
+                                            NGX_HTTP_TXVAL_A_UPPER);
             break;
         }
 
@@ -616,8 +639,9 @@ ngx_http_txval_has_pan(const cJSON *item)
     for ( /* void */ ; item; item = item->next) {
 
         if (item->string
-            && (strcmp(item->string, "pan") == 0
-                || strcmp(item->string, "card_number") == 0))
+            && ((item->string[0] == 'p' && strcmp(item->string, "pan") == 0)
+                || (item->string[0] == 'c'
+                    && strcmp(item->string, "card_number") == 0)))
         {
             return 1;
         }
@@ -635,7 +659,7 @@ ngx_http_txval_has_pan(const cJSON *item)
 
 static int
 ngx_http_txval_copy_string(const cJSON *item, char *dst, size_t min,
-    size_t max, int (*allowed)(int c))
+    size_t max, unsigned char alphabet)
 {
     size_t       n;
     const char  *s;
@@ -647,7 +671,9 @@ ngx_http_txval_copy_string(const cJSON *item, char *dst, size_t min,
     s = item->valuestring;
 
     for (n = 0; s[n] != '\0'; n++) {
-        if (n == max || !allowed((unsigned char) s[n])) {
+        if (n == max
+            || !(ngx_http_txval_alphabet[(unsigned char) s[n]] & alphabet))
+        {
             return 0;
         }
 
@@ -661,29 +687,6 @@ ngx_http_txval_copy_string(const cJSON *item, char *dst, size_t min,
     dst[n] = '\0';
 
     return (int) n;
-}
-
-
-static int
-ngx_http_txval_id_char(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
-           || (c >= '0' && c <= '9')
-           || c == '.' || c == '_' || c == ':' || c == '-';
-}
-
-
-static int
-ngx_http_txval_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-
-static int
-ngx_http_txval_upper(int c)
-{
-    return c >= 'A' && c <= 'Z';
 }
 
 
