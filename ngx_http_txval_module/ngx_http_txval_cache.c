@@ -305,7 +305,7 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
 }
 
 
-void
+ngx_int_t
 ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
     ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, ngx_log_t *log)
 {
@@ -321,10 +321,26 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
 
     cn = ngx_http_txval_cache_find(cache, txn, hash);
 
+    if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
+        ngx_http_txval_cache_delete(cache, cn);
+        cache->sh->stats.expired++;
+        cn = NULL;
+    }
+
     if (cn) {
-        /* another worker stored this id meanwhile: the first one stays */
+        /*
+         * another request stored this id while this one was validated:
+         * the first verdict stays, and other content is a conflict
+         */
+
+        if (cn->fingerprint != rec->fingerprint) {
+            cache->sh->stats.conflicts++;
+            ngx_shmtx_unlock(&cache->shpool->mutex);
+            return NGX_BUSY;
+        }
+
         ngx_shmtx_unlock(&cache->shpool->mutex);
-        return;
+        return NGX_OK;
     }
 
     for ( ;; ) {
@@ -340,7 +356,7 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
                           "txval: could not allocate an entry in "
                           "txval_cache_zone \"%V\"",
                           &cache->shm_zone->shm.name);
-            return;
+            return NGX_OK;
         }
 
         q = ngx_queue_last(&cache->sh->lru);
@@ -362,6 +378,8 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
     cache->sh->stats.entries++;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return NGX_OK;
 }
 
 

@@ -41,7 +41,8 @@ char *ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
     ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec);
 
-void ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
+/* NGX_BUSY: meanwhile the id was stored with other content */
+ngx_int_t ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
     ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, ngx_log_t *log);
 
 /* a consistent copy of the counters, and the bytes used and in all */

@@ -628,8 +628,8 @@ ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
             tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
             if (tmcf->cache) {
-                ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
-                                           c->log);
+                (void) ngx_http_txval_cache_store(tmcf->cache, &ctx->txn,
+                                                  &rec, c->log);
             }
 
             ngx_http_txval_finish(r, ctx);
@@ -945,9 +945,15 @@ ngx_http_txval_evaluate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         rec.reasons = (uint16_t) ctx->result.reasons;
         rec.risk_score = (uint8_t) ctx->result.risk_score;
 
-        if (tmcf->cache) {
-            ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
-                                       r->connection->log);
+        if (tmcf->cache
+            && ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
+                                          r->connection->log)
+               == NGX_BUSY)
+        {
+            /* a concurrent request with this id and other content won */
+            ctx->error = NGX_HTTP_TXVAL_ERR_CONFLICT;
+            ngx_http_txval_finish(r, ctx);
+            return;
         }
 
         if (tmcf->redis) {
