@@ -13,6 +13,7 @@
 #include "ngx_http_txval_cache.h"
 #include "ngx_http_txval_redis.h"
 #include "ngx_http_txval_pg.h"
+#include "ngx_http_txval_metrics.h"
 
 
 typedef struct {
@@ -106,6 +107,7 @@ ngx_http_txval_handler(ngx_http_request_t *r)
         }
 
         ctx->done = 1;
+        ngx_http_txval_metrics_request(ctx);
 
         return ngx_http_txval_send(r, ctx);
     }
@@ -167,6 +169,7 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
         }
 
         ctx->done = 1;
+        ngx_http_txval_metrics_request(ctx);
 
         return ngx_http_txval_gate_verdict(r, ctx);
     }
@@ -474,8 +477,12 @@ ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         }
     }
 
-    if (tmcf->redis && ngx_http_txval_redis_get(r, ctx) == NGX_OK) {
-        return;     /* ngx_http_txval_redis_got() goes on */
+    if (tmcf->redis) {
+        if (ngx_http_txval_redis_get(r, ctx) == NGX_OK) {
+            return;     /* ngx_http_txval_redis_got() goes on */
+        }
+
+        ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_ERROR);
     }
 
     ngx_http_txval_lookups(r, ctx);
@@ -615,11 +622,14 @@ ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
             && ngx_http_txval_record_decode(op->value, op->value_len, &rec))
         {
             if (rec.fingerprint != ctx->txn.fingerprint) {
+                ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_CONFLICT);
                 ctx->error = NGX_HTTP_TXVAL_ERR_CONFLICT;
                 ngx_http_txval_finish(r, ctx);
                 ngx_http_run_posted_requests(c);
                 return;
             }
+
+            ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_HIT);
 
             ctx->result.reasons = rec.reasons;
             ctx->result.risk_score = rec.risk_score;
@@ -643,6 +653,10 @@ ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
     }
 
     /* a miss, or a failed lookup: the same to the client */
+
+    ngx_http_txval_metrics_redis_lookup(
+                              op->status == NGX_HTTP_TXVAL_REDIS_OK
+                              ? NGX_HTTP_TXVAL_M_MISS : NGX_HTTP_TXVAL_M_ERROR);
 
     ngx_http_txval_lookups(r, ctx);
     ngx_http_run_posted_requests(c);
@@ -975,6 +989,8 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     ctx->elapsed_ns = (uint64_t) (now.tv_sec - ctx->start.tv_sec) * 1000000000
                       + now.tv_nsec - ctx->start.tv_nsec;
     ctx->done = 1;
+
+    ngx_http_txval_metrics_request(ctx);
 
     if (!ctx->gate) {
         ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));

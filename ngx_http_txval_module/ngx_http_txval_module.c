@@ -8,6 +8,7 @@
 #include "ngx_http_txval_cache.h"
 #include "ngx_http_txval_redis.h"
 #include "ngx_http_txval_pg.h"
+#include "ngx_http_txval_metrics.h"
 
 
 static ngx_int_t ngx_http_txval_preconfiguration(ngx_conf_t *cf);
@@ -60,6 +61,13 @@ static ngx_command_t  ngx_http_txval_commands[] = {
     { ngx_string("txval_gate"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_txval_gate,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_txval_metrics_directive,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -183,7 +191,7 @@ ngx_http_txval_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_txval_gate_handler;
 
-    return NGX_OK;
+    return ngx_http_txval_metrics_zone(cf);
 }
 
 

@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "ngx_http_txval_pg.h"
+#include "ngx_http_txval_metrics.h"
 
 
 #define NGX_HTTP_TXVAL_PG_BACKOFF     200       /* ms of failing fast */
@@ -95,6 +96,7 @@ static void ngx_http_txval_pg_timer(ngx_event_t *ev);
 static void ngx_http_txval_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc,
     const char *what);
+static void ngx_http_txval_pg_publish(void);
 
 
 static ngx_http_txval_pg_pool_t  ngx_http_txval_pg_pool;
@@ -205,6 +207,8 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
     }
 
     if (pool->nconns == 0 || pool->nwaiting >= NGX_HTTP_TXVAL_PG_MAX_WAIT) {
+        ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_POSTGRES,
+                                       NGX_HTTP_TXVAL_PG_ERROR);
         return NGX_ERROR;
     }
 
@@ -324,6 +328,8 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     pool->nconns++;
 
     ngx_add_timer(&pc->timer, pool->conf->timeout);
+
+    ngx_http_txval_pg_publish();
 
     /* as if PQconnectPoll had asked for writing */
     ngx_http_txval_pg_events(pc, 0, 1);
@@ -813,11 +819,26 @@ ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
 
     op->status = status;
 
+    ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_POSTGRES, status);
+
     if (op->data && !pool->exiting) {
         op->done(op);
     }
 
     ngx_free(op);
+
+    ngx_http_txval_pg_publish();
+}
+
+
+static void
+ngx_http_txval_pg_publish(void)
+{
+    ngx_uint_t  busy, idle, connecting;
+
+    ngx_http_txval_pg_pool_counts(&busy, &idle, &connecting);
+    ngx_http_txval_metrics_pool(NGX_HTTP_TXVAL_M_POSTGRES, busy, idle,
+                                connecting);
 }
 
 

@@ -25,6 +25,7 @@
 #include <hiredis/async.h>
 
 #include "ngx_http_txval_redis.h"
+#include "ngx_http_txval_metrics.h"
 
 
 #define NGX_HTTP_TXVAL_REDIS_BACKOFF   200      /* ms of failing fast */
@@ -76,6 +77,7 @@ static void ngx_http_txval_redis_del_read(void *data);
 static void ngx_http_txval_redis_add_write(void *data);
 static void ngx_http_txval_redis_del_write(void *data);
 static void ngx_http_txval_redis_cleanup(void *data);
+static void ngx_http_txval_redis_publish(void);
 
 
 static ngx_http_txval_redis_pool_t  ngx_http_txval_redis_pool;
@@ -149,6 +151,8 @@ ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
 
     rc = ngx_http_txval_redis_get(pool);
     if (rc == NULL) {
+        ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_REDIS,
+                                       NGX_HTTP_TXVAL_REDIS_ERROR);
         return NGX_ERROR;
     }
 
@@ -182,6 +186,7 @@ ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
 
     if (rc->nops == 1) {
         ngx_http_txval_redis_arm(rc);
+        ngx_http_txval_redis_publish();
     }
 
     return NGX_OK;
@@ -512,6 +517,8 @@ ngx_http_txval_redis_connected(const redisAsyncContext *ac, int status)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pool->log, 0,
                    "txval: redis connected, fd:%d", rc->c->fd);
 
+    ngx_http_txval_redis_publish();
+
     ngx_http_txval_redis_arm(rc);
 }
 
@@ -599,8 +606,14 @@ ngx_http_txval_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     ngx_queue_remove(&op->queue);
     rc->nops--;
 
+    ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_REDIS, op->status);
+
     if (rc->c && !rc->closing) {
         ngx_http_txval_redis_arm(rc);
+
+        if (rc->nops == 0) {
+            ngx_http_txval_redis_publish();
+        }
     }
 
     if (op->data && !ngx_http_txval_redis_pool.exiting) {
@@ -723,6 +736,19 @@ ngx_http_txval_redis_cleanup(void *data)
     rc->ac = NULL;
 
     ngx_free(rc);
+
+    ngx_http_txval_redis_publish();
+}
+
+
+static void
+ngx_http_txval_redis_publish(void)
+{
+    ngx_uint_t  busy, idle, connecting;
+
+    ngx_http_txval_redis_pool_counts(&busy, &idle, &connecting);
+    ngx_http_txval_metrics_pool(NGX_HTTP_TXVAL_M_REDIS, busy, idle,
+                                connecting);
 }
 
 

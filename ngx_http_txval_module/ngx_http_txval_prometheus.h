@@ -1,0 +1,61 @@
+
+/*
+ * txval: the Prometheus text exposition (format 0.0.4) of a snapshot of
+ * the module's metrics.
+ *
+ * Pure C, no nginx types: fuzzable and unit-testable.
+ */
+
+
+#ifndef _NGX_HTTP_TXVAL_PROMETHEUS_H_INCLUDED_
+#define _NGX_HTTP_TXVAL_PROMETHEUS_H_INCLUDED_
+
+
+#include "ngx_http_txval_rules.h"
+
+
+#define NGX_HTTP_TXVAL_VERDICTS      3      /* approved, declined, error */
+#define NGX_HTTP_TXVAL_LAYERS        2      /* shm, redis */
+#define NGX_HTTP_TXVAL_LOOKUPS       4      /* hit, miss, conflict, error */
+#define NGX_HTTP_TXVAL_BACKENDS      2      /* redis, postgres */
+#define NGX_HTTP_TXVAL_RESULTS       3      /* ok, error, timeout */
+#define NGX_HTTP_TXVAL_POOL_STATES   3      /* busy, idle, connecting */
+#define NGX_HTTP_TXVAL_BUCKETS       13     /* 100us .. 1s, then +Inf */
+
+
+typedef struct {
+    uint64_t   requests[NGX_HTTP_TXVAL_VERDICTS];
+    uint64_t   reasons[NGX_HTTP_TXVAL_NREASONS];
+    uint64_t   lookups[NGX_HTTP_TXVAL_LAYERS][NGX_HTTP_TXVAL_LOOKUPS];
+    uint64_t   backend[NGX_HTTP_TXVAL_BACKENDS][NGX_HTTP_TXVAL_RESULTS];
+
+    /* per bucket, not cumulative; the last one is above 1 s */
+    uint64_t   duration[NGX_HTTP_TXVAL_BUCKETS + 1];
+    uint64_t   duration_count;
+    uint64_t   duration_sum_ns;
+
+    unsigned   cache:1;             /* a cache zone is configured */
+    uint64_t   cache_entries;
+    uint64_t   cache_bytes_used;
+    uint64_t   cache_bytes_total;
+    uint64_t   cache_evictions;
+
+    uint64_t   pools[NGX_HTTP_TXVAL_BACKENDS][NGX_HTTP_TXVAL_POOL_STATES];
+} ngx_http_txval_snapshot_t;
+
+
+/* the upper bounds of the duration buckets, in nanoseconds */
+extern const uint64_t  ngx_http_txval_bucket_ns[NGX_HTTP_TXVAL_BUCKETS];
+
+/* the bucket of a duration */
+unsigned ngx_http_txval_bucket(uint64_t ns);
+
+/* writes the exposition; returns its length, 0 if size was too small */
+size_t ngx_http_txval_prometheus(unsigned char *buf, size_t size,
+    const ngx_http_txval_snapshot_t *s);
+
+/* enough for every metric */
+#define NGX_HTTP_TXVAL_PROMETHEUS_MAX  16384
+
+
+#endif /* _NGX_HTTP_TXVAL_PROMETHEUS_H_INCLUDED_ */
