@@ -375,6 +375,7 @@ ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc)
 static void
 ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc)
 {
+    ngx_uint_t         flags;
     ngx_connection_t  *c;
 
     c = pc->c;
@@ -385,12 +386,19 @@ ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc)
 
     pc->c = NULL;
 
+    /*
+     * libpq closes its socket itself when it finds the connection broken
+     * (PQconsumeInput at EOF): the kernel dropped the events with it
+     */
+
+    flags = (PQsocket(pc->pg) == c->fd) ? 0 : NGX_CLOSE_EVENT;
+
     if (c->read->active) {
-        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, flags);
     }
 
     if (c->write->active) {
-        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, flags);
     }
 
     if (c->read->posted) {
@@ -474,18 +482,20 @@ ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc)
 {
     PostgresPollingStatusType  st;
 
+    /*
+     * With several hosts, or a retry, libpq closes its socket and opens
+     * another, which often gets the same number: comparing numbers cannot
+     * tell, and the closed socket took its epoll registration with it.
+     * So the events come off before every poll (the socket is still open
+     * then) and go on again for whatever socket libpq has after it.
+     */
+
+    ngx_http_txval_pg_unwrap(pc);
+
     st = PQconnectPoll(pc->pg);
 
-    /* with several hosts, or a retry, libpq may have a new socket */
-
-    if (PQsocket(pc->pg) != pc->c->fd) {
-        ngx_http_txval_pg_unwrap(pc);
-
-        if (st != PGRES_POLLING_FAILED
-            && ngx_http_txval_pg_wrap(pc) != NGX_OK)
-        {
-            st = PGRES_POLLING_FAILED;
-        }
+    if (st != PGRES_POLLING_FAILED && ngx_http_txval_pg_wrap(pc) != NGX_OK) {
+        st = PGRES_POLLING_FAILED;
     }
 
     switch (st) {
