@@ -1,0 +1,249 @@
+/*
+ * Unit tests of txval's pure C units (no nginx): the parser and field
+ * rules, the rules and risk score, the verdict and record writers and
+ * the record decoder, the Prometheus writer. TAP output; run by
+ * t/050-units.t.
+ */
+
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+
+#include "ngx_http_txval_txn.h"
+#include "ngx_http_txval_rules.h"
+#include "ngx_http_txval_output.h"
+#include "ngx_http_txval_prometheus.h"
+
+
+static int  tests, failed;
+
+
+static void
+ok(int cond, const char *name)
+{
+    tests++;
+    if (!cond) {
+        failed++;
+    }
+    printf("%sok %d - %s\n", cond ? "" : "not ", tests, name);
+}
+
+
+static void
+is_str(const char *got, const char *want, const char *name)
+{
+    ok(strcmp(got, want) == 0, name);
+    if (strcmp(got, want) != 0) {
+        printf("#   got:  %s\n#   want: %s\n", got, want);
+    }
+}
+
+
+static ngx_http_txval_parse_rc_e
+parse(const char *body, ngx_http_txval_txn_t *txn,
+    ngx_http_txval_parse_error_t *err)
+{
+    return ngx_http_txval_txn_parse((const unsigned char *) body,
+                                    strlen(body), txn, err);
+}
+
+
+static void
+test_parse(void)
+{
+    ngx_http_txval_txn_t          a, b;
+    ngx_http_txval_parse_error_t  err;
+
+    ok(parse("{\"id\":\"tx_1\",\"amount\":1e3,\"currency\":\"USD\","
+             "\"merchant_id\":\"m\",\"card_token\":\"t\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_OK, "parse: valid, 1e3");
+    ok(a.amount == 1000 && a.id_len == 4 && strcmp(a.currency, "USD") == 0,
+       "parse: fields copied");
+
+    ok(parse("{\"card_token\":\"t\",\"merchant_id\":\"m\",\"currency\":\"USD\","
+             "\"amount\":1000.0,\"id\":\"tx_1\",\"x\":[1,{}]}", &b, &err)
+       == NGX_HTTP_TXVAL_PARSE_OK, "parse: other order, unknown fields");
+    ok(a.fingerprint == b.fingerprint,
+       "fingerprint: same content, same fingerprint");
+
+    parse("{\"id\":\"tx_1\",\"amount\":1000,\"currency\":\"USD\","
+          "\"merchant_id\":\"m\",\"card_token\":\"t\",\"country\":\"US\"}",
+          &b, &err);
+    ok(a.fingerprint != b.fingerprint, "fingerprint: an added field differs");
+
+    parse("{\"id\":\"tx_1\",\"amount\":1000,\"currency\":\"USD\","
+          "\"merchant_id\":\"mt\",\"card_token\":\"\"}", &b, &err);
+    ok(err.field && strcmp(err.field, "card_token") == 0,
+       "parse: empty card_token refused");
+
+    ok(parse("", &a, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_JSON
+       && strcmp(err.detail, "the body is empty") == 0, "parse: empty");
+    ok(parse("[]", &a, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_JSON,
+       "parse: not an object");
+    ok(parse("{} x", &a, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_JSON,
+       "parse: trailing garbage");
+    ok(parse("{\"a\":01}", &a, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_JSON,
+       "parse: leading zero");
+    ok(parse("{\"a\":\"\\u0000\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_JSON, "parse: escaped NUL");
+    ok(parse("{\"a\":\"\xc3\x28\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_JSON, "parse: bad UTF-8");
+    ok(parse("{\"x\":{\"pan\":1},\"id\":\"\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_PAN, "parse: nested pan before fields");
+    ok(parse("{\"id\":\"a\",\"id\":\"b\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.field, "id") == 0, "parse: duplicate key");
+    ok(parse("{\"id\":\"a\",\"amount\":9007199254740992,\"currency\":\"USD\","
+             "\"merchant_id\":\"m\",\"card_token\":\"t\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.field, "amount") == 0, "parse: amount above 2^53-1");
+}
+
+
+static void
+test_rules(void)
+{
+    ngx_http_txval_txn_t          txn;
+    ngx_http_txval_facts_t        facts;
+    ngx_http_txval_policy_t       policy;
+    ngx_http_txval_result_t       res;
+    ngx_http_txval_limit_t        limit = { "USD", 100, 10000 };
+    ngx_http_txval_parse_error_t  err;
+
+    parse("{\"id\":\"r\",\"amount\":5000,\"currency\":\"USD\","
+          "\"merchant_id\":\"m\",\"card_token\":\"t\",\"country\":\"FR\"}",
+          &txn, &err);
+
+    memset(&policy, 0, sizeof(policy));
+    memset(&facts, 0, sizeof(facts));
+    policy.limits = &limit;
+    policy.nlimits = 1;
+    policy.risk_threshold = 70;
+
+    ngx_http_txval_rules_eval(&txn, &policy, &facts, &res);
+    ok(res.reasons == 0 && res.risk_score == 30,
+       "rules: 2 x amount = max gives 30, no reason");
+
+    facts.pg = 1;
+    facts.merchant_found = 1;
+    facts.merchant_active = 1;
+    facts.merchant_has_max = 1;
+    facts.merchant_max = 4000;
+    facts.currency_allowed = 1;
+    facts.card_found = 1;
+    memcpy(facts.card_country, "US", 3);
+    policy.velocity_count = 3;
+    facts.velocity = 1;
+    facts.velocity_count = 4;
+
+    ngx_http_txval_rules_eval(&txn, &policy, &facts, &res);
+    ok(res.reasons == ((1u << NGX_HTTP_TXVAL_MERCHANT_LIMIT_EXCEEDED)
+                       | (1u << NGX_HTTP_TXVAL_VELOCITY_EXCEEDED)
+                       | (1u << NGX_HTTP_TXVAL_RISK_TOO_HIGH)),
+       "rules: limit, velocity, risk");
+    ok(res.risk_score == 80, "rules: 30 cap + 30 country + 20 velocity");
+
+    facts.merchant_found = 0;
+    facts.card_found = 0;
+    facts.card_country[0] = '\0';
+    facts.velocity = 0;
+    ngx_http_txval_rules_eval(&txn, &policy, &facts, &res);
+    ok(res.reasons == (1u << NGX_HTTP_TXVAL_MERCHANT_UNKNOWN)
+       && res.risk_score == 50,
+       "rules: unknown merchant, new card, cap from config only");
+}
+
+
+static void
+test_output(void)
+{
+    char                     buf[NGX_HTTP_TXVAL_BODY_MAX + 1];
+    size_t                   n;
+    ngx_http_txval_record_t  rec, back;
+    ngx_http_txval_result_t  res;
+
+    res.reasons = (1u << NGX_HTTP_TXVAL_CARD_BLOCKED)
+                  | (1u << NGX_HTTP_TXVAL_RISK_TOO_HIGH);
+    res.risk_score = 70;
+
+    n = ngx_http_txval_verdict_json((unsigned char *) buf, sizeof(buf) - 1,
+                                    "tx_1", 4, &res, "computed", 1);
+    buf[n] = '\0';
+    is_str(buf, "{\"id\":\"tx_1\",\"verdict\":\"declined\",\"reasons\":"
+                "[\"card_blocked\",\"risk_too_high\"],\"risk_score\":70,"
+                "\"source\":\"computed\",\"degraded\":true}\n",
+           "verdict body");
+
+    ok(ngx_http_txval_verdict_json((unsigned char *) buf, 20, "tx_1", 4,
+                                   &res, "computed", 0) == 0,
+       "verdict body: too small a buffer gives 0");
+
+    rec.fingerprint = 0x0123456789abcdefULL;
+    rec.reasons = (uint16_t) res.reasons;
+    rec.risk_score = 70;
+    n = ngx_http_txval_record_encode((unsigned char *) buf, sizeof(buf), &rec);
+    buf[n] = '\0';
+    is_str(buf, "1;240;70;0123456789abcdef", "record encoded");
+    ok(ngx_http_txval_record_decode((unsigned char *) buf, n, &back)
+       && back.fingerprint == rec.fingerprint && back.reasons == rec.reasons
+       && back.risk_score == 70, "record decodes to itself");
+
+    ok(!ngx_http_txval_record_decode((unsigned char *) "1;240;101;0123456789abcdef",
+                                     26, &back), "record: score above 100");
+    ok(!ngx_http_txval_record_decode((unsigned char *) "1;fffff;1;0123456789abcdef",
+                                     26, &back), "record: unknown reasons");
+    ok(!ngx_http_txval_record_decode((unsigned char *) "1;0;0;0123456789abcde",
+                                     21, &back), "record: short fingerprint");
+    ok(!ngx_http_txval_record_decode((unsigned char *) "garbage", 7, &back),
+       "record: garbage");
+}
+
+
+static void
+test_prometheus(void)
+{
+    char                       *buf;
+    size_t                      n;
+    ngx_http_txval_snapshot_t   s;
+
+    memset(&s, 0, sizeof(s));
+    s.requests[0] = 5;
+    s.duration[0] = 2;
+    s.duration[3] = 3;
+    s.duration_sum_ns = 1500000;
+
+    buf = malloc(NGX_HTTP_TXVAL_PROMETHEUS_MAX + 1);
+    n = ngx_http_txval_prometheus((unsigned char *) buf,
+                                  NGX_HTTP_TXVAL_PROMETHEUS_MAX, &s);
+    buf[n] = '\0';
+
+    ok(strstr(buf, "txval_requests_total{verdict=\"approved\"} 5\n") != NULL,
+       "prometheus: counter");
+    ok(strstr(buf, "txval_request_duration_seconds_bucket{le=\"0.001\"} 5\n")
+       != NULL, "prometheus: buckets are cumulative");
+    ok(strstr(buf, "txval_request_duration_seconds_sum 0.001500000\n") != NULL,
+       "prometheus: sum in seconds");
+    ok(strstr(buf, "# TYPE txval_pool_connections gauge\n") != NULL,
+       "prometheus: TYPE lines");
+    ok(ngx_http_txval_prometheus((unsigned char *) buf, 100, &s) == 0,
+       "prometheus: too small a buffer gives 0");
+    ok(ngx_http_txval_bucket(100000) == 0 && ngx_http_txval_bucket(100001) == 1
+       && ngx_http_txval_bucket(2000000000ULL) == NGX_HTTP_TXVAL_BUCKETS,
+       "prometheus: bucket bounds");
+
+    free(buf);
+}
+
+
+int
+main(void)
+{
+    test_parse();
+    test_rules();
+    test_output();
+    test_prometheus();
+
+    printf("1..%d\n", tests);
+
+    return failed ? 1 : 0;
+}
