@@ -97,6 +97,7 @@ static void ngx_http_txval_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc,
     const char *what);
 static void ngx_http_txval_pg_publish(void);
+static void ngx_http_txval_pg_notice(void *arg, const char *message);
 
 
 static ngx_http_txval_pg_pool_t  ngx_http_txval_pg_pool;
@@ -312,6 +313,9 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     pc->timer.data = pc;
     pc->timer.log = pool->log;
     pc->timer.cancelable = 1;
+
+    /* libpq would print server notices to stderr: log them instead */
+    PQsetNoticeProcessor(pg, ngx_http_txval_pg_notice, NULL);
 
     if (PQstatus(pg) == CONNECTION_BAD
         || PQsetnonblocking(pg, 1) != 0
@@ -842,6 +846,22 @@ ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
 
 
 static void
+ngx_http_txval_pg_notice(void *arg, const char *message)
+{
+    size_t  len;
+
+    len = ngx_strlen(message);
+
+    while (len && (message[len - 1] == '\n' || message[len - 1] == '\r')) {
+        len--;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_http_txval_pg_pool.log, 0,
+                  "txval: postgres says: %*s", len, message);
+}
+
+
+static void
 ngx_http_txval_pg_publish(void)
 {
     ngx_uint_t  busy, idle, connecting;
@@ -1008,8 +1028,9 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    kw = ngx_pcalloc(cf->pool, (nopts + 2) * sizeof(char *));
-    vals = ngx_pcalloc(cf->pool, (nopts + 2) * sizeof(char *));
+    /* room for hostaddr, options and the terminating NULL */
+    kw = ngx_pcalloc(cf->pool, (nopts + 3) * sizeof(char *));
+    vals = ngx_pcalloc(cf->pool, (nopts + 3) * sizeof(char *));
     if (kw == NULL || vals == NULL) {
         PQconninfoFree(opts);
         return NGX_CONF_ERROR;
@@ -1128,6 +1149,40 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
             *p = '\0';
         }
+    }
+
+    /*
+     * A query we gave up on must not go on holding a backend: the server
+     * ends it shortly after our timeout (a stalled table would otherwise
+     * pile up a backend per timed-out request).
+     */
+
+    for (i = 0; i < k; i++) {
+        if (ngx_strcmp(kw[i], "options") == 0) {
+            break;
+        }
+    }
+
+    len = (i < k) ? ngx_strlen(vals[i]) : 0;
+
+    p = ngx_pnalloc(cf->pool, len + sizeof(" -c statement_timeout=ms")
+                              + NGX_INT_T_LEN);
+    if (p == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    if (i < k) {
+        (void) ngx_sprintf(p, "%s -c statement_timeout=%Mms%Z", vals[i],
+                           2 * pcf->timeout);
+        vals[i] = (char *) p;
+
+    } else {
+        (void) ngx_sprintf(p, "-c statement_timeout=%Mms%Z",
+                           2 * pcf->timeout);
+        kw[k] = "options";
+        vals[k] = (char *) p;
+        k++;
     }
 
     kw[k] = NULL;

@@ -483,7 +483,7 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
             p++;
         }
 
-        if (p == end) {
+        if (p >= end) {
             return NULL;
         }
 
@@ -506,7 +506,11 @@ ngx_http_txval_prescan(const unsigned char *p, size_t len)
                     return "the body holds an escaped NUL character";
                 }
 
-                if (p + 1 < end && string_class[p[1]] == 1) {
+                if (p + 1 == end) {
+                    return "the body is not valid JSON";
+                }
+
+                if (string_class[p[1]] == 1) {
                     return "the body holds a control character";
                 }
 
