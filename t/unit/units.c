@@ -88,6 +88,9 @@ test_parse(void)
        == NGX_HTTP_TXVAL_PARSE_INVALID_JSON, "parse: escaped NUL");
     ok(parse("{\"a\":\"\xc3\x28\"}", &a, &err)
        == NGX_HTTP_TXVAL_PARSE_INVALID_JSON, "parse: bad UTF-8");
+    ok(parse("z\"id\":\"tx{:_\\", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_JSON,
+       "parse: a body ending inside an escape (fuzz regression)");
     ok(parse("{\"x\":{\"pan\":1},\"id\":\"\"}", &a, &err)
        == NGX_HTTP_TXVAL_PARSE_PAN, "parse: nested pan before fields");
     ok(parse("{\"id\":\"a\",\"id\":\"b\"}", &a, &err)
