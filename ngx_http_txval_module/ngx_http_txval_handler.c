@@ -23,6 +23,8 @@ typedef struct {
 } ngx_http_txval_error_info_t;
 
 
+static ngx_int_t ngx_http_txval_start(ngx_http_request_t *r,
+    ngx_uint_t gate, ngx_http_txval_ctx_t **pctx);
 static ngx_http_txval_error_e ngx_http_txval_check_request(
     ngx_http_request_t *r);
 static void ngx_http_txval_body_handler(ngx_http_request_t *r);
@@ -91,10 +93,37 @@ ngx_http_txval_handler(ngx_http_request_t *r)
     ngx_int_t              rc;
     ngx_http_txval_ctx_t  *ctx;
 
+    rc = ngx_http_txval_start(r, 0, &ctx);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_txval_send(r, ctx);
+    }
+
+    /* the body handler answers */
+    return (rc == NGX_OK) ? NGX_DONE : rc;
+}
+
+
+/*
+ * What both modes do first: refuse a wrong method or content type
+ * (NGX_DECLINED, ctx done), or start reading the body (NGX_OK; the body
+ * handler may have run already), or fail (an HTTP status).
+ */
+
+static ngx_int_t
+ngx_http_txval_start(ngx_http_request_t *r, ngx_uint_t gate,
+    ngx_http_txval_ctx_t **pctx)
+{
+    ngx_int_t              rc;
+    ngx_http_txval_ctx_t  *ctx;
+
     ctx = ngx_http_txval_create_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    *pctx = ctx;
+    ctx->gate = gate;
 
     (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
@@ -109,16 +138,12 @@ ngx_http_txval_handler(ngx_http_request_t *r)
         ctx->done = 1;
         ngx_http_txval_metrics_request(ctx);
 
-        return ngx_http_txval_send(r, ctx);
+        return NGX_DECLINED;
     }
 
     rc = ngx_http_read_client_request_body(r, ngx_http_txval_body_handler);
 
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
-
-    return NGX_DONE;
+    return (rc >= NGX_HTTP_SPECIAL_RESPONSE) ? rc : NGX_OK;
 }
 
 
@@ -151,38 +176,15 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
         return ctx->done ? ngx_http_txval_gate_verdict(r, ctx) : NGX_DONE;
     }
 
-    ctx = ngx_http_txval_create_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    rc = ngx_http_txval_start(r, 1, &ctx);
 
-    ctx->gate = 1;
-
-    (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
-
-    ctx->error = ngx_http_txval_check_request(r);
-
-    if (ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
-        rc = ngx_http_discard_request_body(r);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        ctx->done = 1;
-        ngx_http_txval_metrics_request(ctx);
-
+    if (rc == NGX_DECLINED || (rc == NGX_OK && ctx->done)) {
+        /* refused early, or the body was there and nothing had to wait */
         return ngx_http_txval_gate_verdict(r, ctx);
     }
 
-    rc = ngx_http_read_client_request_body(r, ngx_http_txval_body_handler);
-
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+    if (rc != NGX_OK) {
         return rc;
-    }
-
-    if (ctx->done) {
-        /* the body was there and nothing had to wait */
-        return ngx_http_txval_gate_verdict(r, ctx);
     }
 
     ctx->waiting = 1;

@@ -97,6 +97,8 @@ static void ngx_http_txval_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc,
     const char *what);
 static void ngx_http_txval_pg_publish(void);
+static void ngx_http_txval_pg_take_waiting(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_unqueue(ngx_http_txval_pg_op_t *op);
 static void ngx_http_txval_pg_notice(void *arg, const char *message);
 
 
@@ -230,17 +232,9 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
 void
 ngx_http_txval_pg_abandon(ngx_http_txval_pg_op_t *op)
 {
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
-
     if (op->conn == NULL) {
         /* still waiting: nothing was sent, just forget it */
-        ngx_queue_remove(&op->queue);
-        pool->nwaiting--;
-
-        if (op->wait.timer_set) {
-            ngx_del_timer(&op->wait);
-        }
-
+        ngx_http_txval_pg_unqueue(op);
         ngx_free(op);
         return;
     }
@@ -716,27 +710,12 @@ ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
 static void
 ngx_http_txval_pg_idle(ngx_http_txval_pg_conn_t *pc)
 {
-    ngx_queue_t               *q;
-    ngx_http_txval_pg_op_t    *op;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
-
     if (pc->timer.timer_set) {
         ngx_del_timer(&pc->timer);
     }
 
-    if (pc->op == NULL && !ngx_queue_empty(&pool->waiting)) {
-        q = ngx_queue_head(&pool->waiting);
-        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
-
-        ngx_queue_remove(&op->queue);
-        pool->nwaiting--;
-
-        if (op->wait.timer_set) {
-            ngx_del_timer(&op->wait);
-        }
-
-        pc->op = op;
-        op->conn = pc;
+    if (pc->op == NULL) {
+        ngx_http_txval_pg_take_waiting(pc);
     }
 
     if (pc->op) {
@@ -762,7 +741,6 @@ static void
 ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
     ngx_http_txval_pg_status_e status, const char *why)
 {
-    ngx_queue_t               *q;
     ngx_http_txval_pg_op_t    *op;
     ngx_http_txval_pg_conn_t  *npc;
     ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
@@ -799,18 +777,42 @@ ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
     npc = ngx_http_txval_pg_connect(pool);
 
     if (npc) {
-        q = ngx_queue_head(&pool->waiting);
-        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+        ngx_http_txval_pg_take_waiting(npc);
+    }
+}
 
-        ngx_queue_remove(&op->queue);
-        pool->nwaiting--;
 
-        if (op->wait.timer_set) {
-            ngx_del_timer(&op->wait);
-        }
+/* the oldest waiting lookup, if any, becomes the connection's */
 
-        npc->op = op;
-        op->conn = npc;
+static void
+ngx_http_txval_pg_take_waiting(ngx_http_txval_pg_conn_t *pc)
+{
+    ngx_queue_t               *q;
+    ngx_http_txval_pg_op_t    *op;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    if (ngx_queue_empty(&pool->waiting)) {
+        return;
+    }
+
+    q = ngx_queue_head(&pool->waiting);
+    op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+    ngx_http_txval_pg_unqueue(op);
+
+    pc->op = op;
+    op->conn = pc;
+}
+
+
+static void
+ngx_http_txval_pg_unqueue(ngx_http_txval_pg_op_t *op)
+{
+    ngx_queue_remove(&op->queue);
+    ngx_http_txval_pg_pool.nwaiting--;
+
+    if (op->wait.timer_set) {
+        ngx_del_timer(&op->wait);
     }
 }
 
@@ -823,12 +825,7 @@ ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
 
     if (op->conn == NULL) {
         /* failed while waiting */
-        ngx_queue_remove(&op->queue);
-        pool->nwaiting--;
-
-        if (op->wait.timer_set) {
-            ngx_del_timer(&op->wait);
-        }
+        ngx_http_txval_pg_unqueue(op);
     }
 
     op->status = status;
