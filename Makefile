@@ -9,6 +9,10 @@
 #   make asan / make valgrind the suite under AddressSanitizer / memcheck
 #   make run                  nginx with the example config on :8080
 #   make bench                benchmarks (bench/)
+#   make deb                  build/libnginx-mod-http-txval_<version>_<arch>.deb
+#                             for Debian's nginx (scripts/deb.sh)
+#   make lint                 shellcheck, the compose file and the Dockerfile
+#                             (scripts/lint.sh)
 
 SHELL       := /bin/bash
 TOP         := $(CURDIR)
@@ -51,7 +55,7 @@ ifneq ($(SANITIZE),)
                --with-ld-opt="$(SAN_FLAGS)"
 endif
 
-.PHONY: all deps test asan valgrind run bench unit clean
+.PHONY: all deps test asan valgrind run bench unit clean deb lint
 
 all: $(MODULE)
 
@@ -89,6 +93,17 @@ run: $(MODULE)
 bench: $(MODULE)
 	@$(DEPS) build run bench
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/run.sh
+
+# the package is for Debian's nginx: scripts/deb.sh refuses NGINX_SRC and
+# SANITIZE builds
+deb: $(MODULE)
+	@$(DEPS) build deb
+	@TXVAL_MODULE=$(MODULE) NGINX_SRC="$(NGINX_SRC)" SANITIZE="$(SANITIZE)" \
+	    scripts/deb.sh $(TOP)/build
+
+lint:
+	@$(DEPS) lint
+	@scripts/lint.sh
 
 clean:
 	rm -rf build t/servroot*

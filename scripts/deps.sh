@@ -3,20 +3,26 @@
 # One `apt-get update`, then one `apt-get install -y` of the missing ones.
 # Used by make (build, test, run, bench) and by docker/Dockerfile.
 #
-#   scripts/deps.sh [build] [test] [run] [bench] [asan] [valgrind]
+#   scripts/deps.sh [build] [test] [run] [bench] [asan] [valgrind] [lint]
+#                   [deb]
 #
 # With no argument: build + test.
+
+# the pkgs_* sets are read as ${!v} below
+# shellcheck disable=SC2034
 set -euo pipefail
 
 pkgs_build="gcc make nginx-core nginx-dev libhiredis-dev libpq-dev
             libcjson-dev"
 pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
            redis-server redis-tools postgresql postgresql-client
-           procps curl"
+           procps curl prometheus dpkg-dev"
 pkgs_run="redis-server redis-tools postgresql postgresql-client curl"
 pkgs_bench="wrk procps"
 pkgs_asan="libasan8"
 pkgs_valgrind="valgrind"
+pkgs_lint="shellcheck yamllint python3-yaml"
+pkgs_deb="dpkg-dev"
 
 want=""
 [ $# -eq 0 ] && set -- build test

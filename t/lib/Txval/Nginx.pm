@@ -437,4 +437,57 @@ sub parse_response {
 }
 
 
+# GET the metrics location (default /metrics) and parse it:
+#   { status, headers, body, raw,       as request() gives them
+#     values => { 'txval_requests_total{verdict="approved"}' => 3, ... },
+#     series => [ the series names in the order written ],
+#     types  => { txval_requests_total => 'counter', ... },
+#     help   => { txval_requests_total => '...', ... },
+#     errors => [ lines that are not Prometheus text format 0.0.4 ] }
+
+sub metrics {
+    my ($self, $uri) = @_;
+
+    my $res = $self->request(GET => $uri // '/metrics');
+
+    return { %$res, %{ parse_metrics($res->{body}) } };
+}
+
+
+sub parse_metrics {
+    my ($text) = @_;
+
+    my (%values, @series, %types, %help, @errors);
+
+    my $name = qr/[a-zA-Z_:][a-zA-Z0-9_:]*/;
+    my $label = qr/[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"/;
+    my $number = qr/[-+]?(?:[0-9]+(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?|Inf|NaN)/;
+
+    for my $line (split /\n/, $text // '') {
+        if ($line =~ /^# HELP ($name) (.*)$/) {
+            push @errors, "second HELP: $line" if exists $help{$1};
+            $help{$1} = $2;
+
+        } elsif ($line =~ /^# TYPE ($name) (counter|gauge|histogram|summary|untyped)$/) {
+            push @errors, "second TYPE: $line" if exists $types{$1};
+            $types{$1} = $2;
+
+        } elsif ($line =~ /^#/) {
+            push @errors, "bad comment: $line" if $line =~ /^# (HELP|TYPE)/;
+
+        } elsif ($line =~ /^($name(?:\{$label(?:,$label)*\})?) ($number)(?: -?[0-9]+)?$/) {
+            push @errors, "duplicate series: $1" if exists $values{$1};
+            push @series, $1;
+            $values{$1} = $2;
+
+        } else {
+            push @errors, "bad line: $line";
+        }
+    }
+
+    return { values => \%values, series => \@series, types => \%types,
+             help => \%help, errors => \@errors };
+}
+
+
 1;
