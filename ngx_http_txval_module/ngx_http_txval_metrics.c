@@ -39,6 +39,9 @@ static ngx_int_t ngx_http_txval_metrics_handler(ngx_http_request_t *r);
 
 static ngx_http_txval_metrics_sh_t  *ngx_http_txval_metrics_sh;
 
+/* the zone's own tag: a cache zone of the same name is refused by nginx */
+static ngx_uint_t  ngx_http_txval_metrics_tag;
+
 
 ngx_int_t
 ngx_http_txval_metrics_zone(ngx_conf_t *cf)
@@ -47,7 +50,7 @@ ngx_http_txval_metrics_zone(ngx_conf_t *cf)
     ngx_shm_zone_t  *shm_zone;
 
     shm_zone = ngx_shared_memory_add(cf, &name, NGX_HTTP_TXVAL_METRICS_SIZE,
-                                     &ngx_http_txval_module);
+                                     &ngx_http_txval_metrics_tag);
     if (shm_zone == NULL) {
         return NGX_ERROR;
     }
@@ -148,7 +151,8 @@ ngx_http_txval_metrics_pool(ngx_uint_t backend, ngx_uint_t busy,
 {
     ngx_atomic_t  *slot;
 
-    if (ngx_http_txval_metrics_sh == NULL || ngx_worker >= NGX_MAX_PROCESSES)
+    if (ngx_http_txval_metrics_sh == NULL || ngx_worker >= NGX_MAX_PROCESSES
+        || ngx_exiting || ngx_quit || ngx_terminate)
     {
         return;
     }
@@ -158,6 +162,23 @@ ngx_http_txval_metrics_pool(ngx_uint_t backend, ngx_uint_t busy,
     slot[0] = busy;
     slot[1] = idle;
     slot[2] = connecting;
+}
+
+
+void
+ngx_http_txval_metrics_init_process(void)
+{
+    ngx_uint_t  i, j;
+
+    if (ngx_http_txval_metrics_sh == NULL || ngx_worker >= NGX_MAX_PROCESSES) {
+        return;
+    }
+
+    for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
+        for (j = 0; j < NGX_HTTP_TXVAL_POOL_STATES; j++) {
+            ngx_http_txval_metrics_sh->pools[ngx_worker][i][j] = 0;
+        }
+    }
 }
 
 

@@ -26,6 +26,7 @@ ngx_int_t ngx_http_txval_metrics_zone(ngx_conf_t *cf);
 char *ngx_http_txval_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 
+void ngx_http_txval_metrics_init_process(void);
 void ngx_http_txval_metrics_request(ngx_http_txval_ctx_t *ctx);
 void ngx_http_txval_metrics_redis_lookup(ngx_uint_t result);
 /* result: ngx_http_txval_redis_status_e or ngx_http_txval_pg_status_e */

@@ -399,6 +399,8 @@ ngx_http_txval_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_txval_main_conf_t  *tmcf;
 
+    ngx_http_txval_metrics_init_process();
+
     tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_txval_module);
 
     if (tmcf == NULL) {

@@ -722,13 +722,17 @@ ngx_http_txval_pg_idle(ngx_http_txval_pg_conn_t *pc)
         if (ngx_http_txval_pg_query(pc) != NGX_OK) {
             ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
                                     "send failed");
+            return;
         }
 
+        ngx_http_txval_pg_publish();
         return;
     }
 
     /* idle: a read event now means the server went away */
     ngx_http_txval_pg_events(pc, 1, 0);
+
+    ngx_http_txval_pg_publish();
 }
 
 
