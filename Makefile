@@ -8,7 +8,10 @@
 #   make test SANITIZE=address   the same suite on an ASan+UBSan build
 #   make asan / make valgrind the suite under AddressSanitizer / memcheck
 #   make run                  nginx with the example config on :8080
-#   make bench                benchmarks (bench/)
+#   make bench                benchmarks (bench/), bench/RESULTS.md
+#   make bench-callgrind      instructions per request on the hot paths
+#   make fuzz                 libFuzzer over the pure C units
+#                             (FUZZ_SECONDS each, default 60)
 #   make deb                  build/libnginx-mod-http-txval_<version>_<arch>.deb
 #                             for Debian's nginx (scripts/deb.sh)
 #   make lint                 shellcheck, the compose file and the Dockerfile
@@ -55,7 +58,7 @@ ifneq ($(SANITIZE),)
                --with-ld-opt="$(SAN_FLAGS)"
 endif
 
-.PHONY: all deps test asan valgrind run bench unit clean deb lint
+.PHONY: all deps test asan valgrind run bench bench-callgrind fuzz unit clean deb lint
 
 all: $(MODULE)
 
@@ -104,6 +107,14 @@ deb: $(MODULE)
 lint:
 	@$(DEPS) lint
 	@scripts/lint.sh
+
+bench-callgrind: $(MODULE)
+	@$(DEPS) build bench valgrind
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/callgrind.sh
+
+fuzz:
+	@$(DEPS) fuzz
+	@fuzz/run.sh
 
 clean:
 	rm -rf build t/servroot*

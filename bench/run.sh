@@ -29,7 +29,8 @@ redis_port=$((port_a + 2))
 pg_port=$((port_a + 3))
 dir=$top/build/bench
 out=${BENCH_OUT:-$top/bench/RESULTS.md}
-export TXVAL_BENCH_RUN=$(date +%s)
+TXVAL_BENCH_RUN=$(date +%s)
+export TXVAL_BENCH_RUN
 
 # shellcheck source=scripts/services.sh
 . "$top/scripts/services.sh"
@@ -113,6 +114,7 @@ rss() {
 }
 
 median() {
+    # the numbers may come as one word-split list
     printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
 }
 
@@ -147,12 +149,15 @@ pgbench_tps=$(PGPASSWORD=txval pgbench -h 127.0.0.1 -p "$pg_port" -U txval \
     -M prepared -S -c 16 -j 2 -T "$secs" txval 2>/dev/null \
     | awk '/^tps/ {printf "%.0f", $3; exit}')
 
+# shellcheck disable=SC2086
 bare=$(median ${res[bare]})
 
 row() {
     # $1 name, $2 label
     local m p
+    # shellcheck disable=SC2086
     m=$(median ${res[$1]})
+    # shellcheck disable=SC2086
     p=$(median ${p99[$1]})
     printf '| %s | %.0f | %s | %s | %.3f |\n' "$2" "$m" "$p" "${res[$1]% }" \
         "$(awk -v a="$m" -v b="$bare" 'BEGIN {print a / b}')"

@@ -4,7 +4,7 @@
 # Used by make (build, test, run, bench) and by docker/Dockerfile.
 #
 #   scripts/deps.sh [build] [test] [run] [bench] [asan] [valgrind] [lint]
-#                   [deb]
+#                   [deb] [fuzz]
 #
 # With no argument: build + test.
 
@@ -23,6 +23,7 @@ pkgs_asan="libasan8"
 pkgs_valgrind="valgrind"
 pkgs_lint="shellcheck yamllint python3-yaml"
 pkgs_deb="dpkg-dev"
+pkgs_fuzz="clang libclang-rt-14-dev libcjson-dev"
 
 want=""
 [ $# -eq 0 ] && set -- build test

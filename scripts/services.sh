@@ -14,9 +14,8 @@ txval_redis_start() {
     redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" \
         --save '' --appendonly no --daemonize yes \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "$@"
-    local i
-    for i in $(seq 50); do
-        redis-cli -p "$port" ${REDISCLI_AUTH:+--no-auth-warning} ping \
+    for _ in $(seq 50); do
+        redis-cli -p "$port" ping \
             > /dev/null 2>&1 && return 0
         sleep 0.1
     done
