@@ -178,6 +178,20 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
 
     rc = ngx_http_txval_start(r, 1, &ctx);
 
+    if (rc == NGX_OK) {
+        /*
+         * Give back the hold the body read took now, as
+         * ngx_http_mirror_module does: when reading the rest of the body
+         * fails (413, 400), nginx finalizes the request itself and must
+         * then be able to close it.
+         */
+        r->main->count--;
+
+        if (ctx->failed) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
     if (rc == NGX_DECLINED || (rc == NGX_OK && ctx->done)) {
         /* refused early, or the body was there and nothing had to wait */
         return ngx_http_txval_gate_verdict(r, ctx);
@@ -423,6 +437,13 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
     (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
     if (ngx_http_txval_body_bytes(r, &data, &len) != NGX_OK) {
+
+        if (ctx->gate && !ctx->waiting) {
+            /* still inside the phase handler, which answers */
+            ctx->failed = 1;
+            return;
+        }
+
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -998,9 +1019,6 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));
         return;
     }
-
-    /* the hold the body read took */
-    r->main->count--;
 
     if (!ctx->waiting) {
         return;     /* still inside the phase handler, which goes on */

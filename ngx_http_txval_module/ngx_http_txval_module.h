@@ -105,6 +105,7 @@ typedef struct {
     unsigned                    waiting:1;
     unsigned                    done:1;
     unsigned                    degraded:1;
+    unsigned                    failed:1;
 } ngx_http_txval_ctx_t;
 
 

@@ -329,7 +329,7 @@ ngx_http_txval_redis_connect(ngx_http_txval_redis_pool_t *pool)
     rc->timer.handler = ngx_http_txval_redis_timer;
     rc->timer.data = rc;
     rc->timer.log = pool->log;
-    rc->timer.cancelable = 1;     /* never holds up a worker's exit */
+    rc->timer.cancelable = 1;     /* see ngx_http_txval_redis_arm() */
 
     ac->data = rc;
     ac->ev.data = rc;
@@ -436,6 +436,12 @@ ngx_http_txval_redis_arm(ngx_http_txval_redis_conn_t *rc)
     }
 
     left = (ngx_msec_int_t) (deadline - ngx_current_msec);
+
+    /*
+     * requests waiting on this connection hold up a graceful exit (reload,
+     * quit) until they are answered; an idle connection does not
+     */
+    rc->timer.cancelable = ngx_queue_empty(&rc->ops) ? 1 : 0;
 
     ngx_add_timer(&rc->timer, left > 0 ? (ngx_msec_t) left : 1);
 }

@@ -23,9 +23,9 @@
 #   redis    Redis, no zone          (replays from Redis)
 #   pgdown   Postgres at a closed port: 503 (closed), forwarded (open)
 #   bodyerr  client_max_body_size 100: nginx's 413/400 while reading a
-#            chunked body. TODO: the gate keeps the hold the body read
-#            takes on the request, so after that error the connection is
-#            never closed (leaked until the worker exits).
+#            chunked body: the connection must still be closed (the
+#            gate once kept the hold the body read takes on the request,
+#            leaking the connection until the worker exited).
 #
 # Needs the suite's Postgres on 127.0.0.1:$TEST_NGINX_PG_PORT with
 # t/fixtures.sql loaded, and its Redis on $TEST_NGINX_REDIS_PORT (make test
@@ -1333,15 +1333,10 @@ for my $case ([ 'chunked body over client_max_body_size', 413,
     is($res->{status}, $status, "bodyerr, $what: $status");
     is($echo->count, 0, "bodyerr, $what: nothing forwarded");
 
-    TODO: {
-        local $TODO = 'gate mode keeps the hold the body read takes on the '
-                    . 'request: an error while reading the body leaves the '
-                    . 'connection open';
-        my $start = time;
-        my $closed = eval { $c->closed };
-        ok($closed && time - $start < 1.5,
-           "bodyerr, $what: the connection is closed");
-    }
+    my $start = time;
+    my $closed = eval { $c->closed };
+    ok($closed && time - $start < 1.5,
+       "bodyerr, $what: the connection is closed");
 }
 
 
@@ -1449,8 +1444,6 @@ for my $name (sort keys %ng) {
     my $ng = $ng{$name};
     $ng->stop;
 
-    local $TODO = $name eq 'bodyerr'
-                  ? 'the connections the body errors above leave open' : undef;
     is_deeply([ grep { /\[(alert|emerg|crit)\]|exited on signal|Sanitizer/ }
                 split /\n/, $ng->error_log ],
               [], "$name: no alert, crit or crash in error.log");
