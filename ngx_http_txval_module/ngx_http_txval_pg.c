@@ -306,7 +306,8 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     pc->timer.handler = ngx_http_txval_pg_timer;
     pc->timer.data = pc;
     pc->timer.log = pool->log;
-    pc->timer.cancelable = 1;
+    /* armed only while connecting or querying: a worker exits after */
+    pc->timer.cancelable = 0;
 
     /* libpq would print server notices to stderr: log them instead */
     PQsetNoticeProcessor(pg, ngx_http_txval_pg_notice, NULL);

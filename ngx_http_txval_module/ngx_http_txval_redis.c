@@ -564,12 +564,12 @@ ngx_http_txval_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     ngx_http_txval_redis_op_t    *op = privdata;
     ngx_http_txval_redis_conn_t  *rc;
 
-    rc = op->conn;
+    rc = op->conn;      /* NULL: the connection is gone (see the cleanup) */
 
     if (reply == NULL) {
         if (op->status == NGX_HTTP_TXVAL_REDIS_OK) {
-            op->status = rc->timedout ? NGX_HTTP_TXVAL_REDIS_TIMEOUT
-                                      : NGX_HTTP_TXVAL_REDIS_ERROR;
+            op->status = (rc && rc->timedout) ? NGX_HTTP_TXVAL_REDIS_TIMEOUT
+                                              : NGX_HTTP_TXVAL_REDIS_ERROR;
         }
 
     } else {
@@ -609,12 +609,14 @@ ngx_http_txval_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     /* every reply is in */
 
-    ngx_queue_remove(&op->queue);
-    rc->nops--;
-
     ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_REDIS, op->status);
 
-    if (rc->c && !rc->closing) {
+    if (rc) {
+        ngx_queue_remove(&op->queue);
+        rc->nops--;
+    }
+
+    if (rc && rc->c && !rc->closing) {
         ngx_http_txval_redis_arm(rc);
 
         if (rc->nops == 0) {
@@ -688,7 +690,9 @@ ngx_http_txval_redis_cleanup(void *data)
     ngx_http_txval_redis_conn_t  *rc = data;
     ngx_http_txval_redis_pool_t  *pool = &ngx_http_txval_redis_pool;
 
-    ngx_connection_t  *c;
+    ngx_queue_t                *q;
+    ngx_connection_t           *c;
+    ngx_http_txval_redis_op_t  *op;
 
     if (rc->c == NULL) {
         return;
@@ -696,6 +700,27 @@ ngx_http_txval_redis_cleanup(void *data)
 
     c = rc->c;
     rc->c = NULL;
+
+    /*
+     * hiredis 0.14 runs the pending callbacks before this hook, hiredis 1.x
+     * after it: operations still queued here lose their connection, and
+     * their callbacks then complete them without it.
+     */
+
+    while (!ngx_queue_empty(&rc->ops)) {
+        q = ngx_queue_head(&rc->ops);
+        op = ngx_queue_data(q, ngx_http_txval_redis_op_t, queue);
+
+        ngx_queue_remove(q);
+        op->conn = NULL;
+
+        if (op->status == NGX_HTTP_TXVAL_REDIS_OK) {
+            op->status = rc->timedout ? NGX_HTTP_TXVAL_REDIS_TIMEOUT
+                                      : NGX_HTTP_TXVAL_REDIS_ERROR;
+        }
+    }
+
+    rc->nops = 0;
 
     if (c->read->active) {
         (void) ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
@@ -934,15 +959,9 @@ invalid_address:
 
 invalid:
 
-    if (ngx_strncmp(value[i].data, "password=", 9) == 0) {
-        ngx_str_set(&s, "password=...");
-
-    } else {
-        s = value[i];
-    }
-
+    /* a password= parameter is never invalid: its value is not shown */
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid parameter \"%V\" in \"%V\" directive",
-                       &s, &cmd->name);
+                       &value[i], &cmd->name);
     return NGX_CONF_ERROR;
 }

@@ -7,7 +7,8 @@
 #   txval_redis_stop DIR
 
 txval_redis_start() {
-    local port=$1 dir=$2
+    local port=$1 dir
+    dir=$(realpath -m "$2")
     shift 2
     mkdir -p "$dir"
     txval_redis_stop "$dir"
@@ -55,7 +56,8 @@ txval_pg_as() {
 }
 
 txval_pg_start() {
-    local port=$1 dir=$2 top
+    local port=$1 dir top
+    dir=$(realpath -m "$2")
     top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
     mkdir -p "$dir"
     [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
