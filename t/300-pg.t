@@ -105,7 +105,7 @@ __DATA__
 
 === TEST 1: approved with every piece of data present (merchant, currencies, card, country, BIN)
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval_amount_limit USD 1 100000;
@@ -142,7 +142,7 @@ txval: postgres
 
 === TEST 2: merchant_unknown: no row (case matters); it alone, no other merchant rule or cap
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -182,7 +182,7 @@ Content-Type: application/json
 
 === TEST 3: merchant_inactive: any status but "active" (suspended, closed)
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -210,7 +210,7 @@ Content-Type: application/json
 
 === TEST 4: merchant_limit_exceeded above max_amount (not at it); the merchant's max is a cap for the amount signal
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -244,7 +244,7 @@ Content-Type: application/json
 
 === TEST 5: the effective cap is the lower of the currency's config MAX and the merchant's max_amount
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t20000 {
         txval_amount_limit USD 1 20000;
@@ -299,7 +299,7 @@ Content-Type: application/json
 
 === TEST 6: currency_not_allowed: the merchant's list lacks the currency; a NULL or empty list allows all
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -335,7 +335,7 @@ Content-Type: application/json
 
 === TEST 7: card_blocked for blocked, lost, stolen; not for another status
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -367,7 +367,7 @@ Content-Type: application/json
 
 === TEST 8: bin_blocked when the first 6, 7 or 8 digits of card_bin are a blocked BIN, not otherwise
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -398,7 +398,7 @@ my $i = 0;
 
 === TEST 9: risk +20 when the card token has no row; no country signal for an unknown card
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -436,7 +436,7 @@ Content-Type: application/json
 
 === TEST 10: risk +30 when the country differs from the card's; nothing when either is unknown
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -474,7 +474,7 @@ Content-Type: application/json
 
 === TEST 11: risk_too_high from Postgres signals alone: score 60 against thresholds 60 and 61
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t60 {
         txval_risk_threshold 60;
@@ -507,7 +507,7 @@ Content-Type: application/json
 
 === TEST 12: several rules fail at once: every reason, in SPEC order
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval_amount_limit USD 1 5999;
@@ -538,7 +538,7 @@ Content-Type: application/json
 
 === TEST 13: Postgres signals add up with velocity (Redis): 30 + 30 + 20; velocity_exceeded sits between bin_blocked and risk_too_high
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
     txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T300.13:;
 --- config
     location /t {
@@ -570,7 +570,7 @@ Content-Type: application/json
 
 === TEST 14: SQL-looking values the field rules refuse: 400 before any lookup
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -612,7 +612,7 @@ txval: refused: invalid_field field
 
 === TEST 15: SQL-looking values the field rules allow are only ever parameters: exact matches, no wildcard, no comment
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -664,7 +664,7 @@ Content-Type: application/json
 
 === TEST 16: after the hostile input: every table is intact (merchants, cards, blocked_bins)
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -695,7 +695,7 @@ Content-Type: application/json
 === TEST 17: a verdict with Postgres data is cached: the replay is answered from the zone
 --- http_config
     txval_cache_zone t300:1m;
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -748,7 +748,7 @@ s3cr3t_pw
 
 === TEST 19: Postgres down, fail closed: again (failing fast), whatever the config rules say; field errors stay 400
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_RAND_PORT_1 dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_RAND_PORT_1 dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval_amount_limit USD 1 100000;
@@ -789,7 +789,7 @@ txval: refused:
 === TEST 20: Postgres down, fail open: only the config rules, "degraded":true, nothing cached
 --- http_config
     txval_cache_zone t300:1m;
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_RAND_PORT_1 dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_RAND_PORT_1 dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval_fail_mode open;
@@ -832,7 +832,7 @@ backend_unavailable
 
 === TEST 21: fail open with Postgres up: the Postgres rules apply, no "degraded"
 --- http_config
-    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval_fail_mode open;
@@ -859,7 +859,7 @@ Content-Type: application/json
 
 === TEST 22: multi-host conninfo: the first host refuses, libpq goes on to the second
 --- http_config
-    txval_postgres "host=127.0.0.1,127.0.0.1 port=$TEST_NGINX_RAND_PORT_1,$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval";
+    txval_postgres "host=127.0.0.1,127.0.0.1 port=$TEST_NGINX_RAND_PORT_1,$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
 --- config
     location /t {
         txval;

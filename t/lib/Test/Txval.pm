@@ -39,6 +39,10 @@ if (!defined $ENV{TEST_NGINX_BINARY} || $ENV{TEST_NGINX_BINARY} eq '') {
     $ENV{TEST_NGINX_BINARY} = '/usr/sbin/nginx';
 }
 
+# The Postgres timeout of blocks that test rules, not timeouts: valgrind
+# makes a connect (SCRAM authentication included) far slower than 200ms.
+$ENV{TEST_NGINX_PG_TIMEOUT} //= $ENV{TEST_NGINX_USE_VALGRIND} ? '10s' : '200ms';
+
 sub txval_repo_root {
     return $RepoRoot;
 }
