@@ -534,7 +534,13 @@ ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         }
     }
 
-    if (tlcf->velocity_count > 0) {
+    /*
+     * failing closed already (Postgres could not even be asked): the
+     * answer is 503 whatever Redis says, and a refused transaction must
+     * not count toward the card's velocity
+     */
+
+    if (tlcf->velocity_count > 0 && ctx->error == NGX_HTTP_TXVAL_ERR_NONE) {
         if (ngx_http_txval_redis_velocity(r, ctx) == NGX_OK) {
             ctx->pending++;
 

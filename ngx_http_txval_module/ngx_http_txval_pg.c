@@ -887,6 +887,8 @@ ngx_http_txval_pg_timer(ngx_event_t *ev)
     ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT,
                             pc->state == NGX_HTTP_TXVAL_PG_QUERY
                             ? "query timed out, closing the connection"
+                            : pc->state == NGX_HTTP_TXVAL_PG_PREPARING
+                            ? "prepare timed out, closing the connection"
                             : "connect timed out");
 }
 
