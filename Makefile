@@ -10,6 +10,10 @@
 #   make run                  nginx with the example config on :8080
 #   make bench                benchmarks (bench/), bench/RESULTS.md
 #   make bench-callgrind      instructions per request on the hot paths
+#   make faults               backends killed, stalled, restarted, 10 reloads,
+#                             a worker killed in the shm lock, under load
+#   make soak                 2M mixed requests; worker RSS, fds, connections
+#                             flat (SOAK_REQUESTS=N to shorten)
 #   make fuzz                 libFuzzer over the pure C units
 #                             (FUZZ_SECONDS each, default 60)
 #   make deb                  build/libnginx-mod-http-txval_<version>_<arch>.deb
@@ -58,7 +62,7 @@ ifneq ($(SANITIZE),)
                --with-ld-opt="$(SAN_FLAGS)"
 endif
 
-.PHONY: all deps test asan valgrind run bench bench-callgrind fuzz unit clean deb lint
+.PHONY: all deps test asan valgrind run bench bench-callgrind fuzz faults soak unit clean deb lint
 
 all: $(MODULE)
 
@@ -111,6 +115,14 @@ lint:
 bench-callgrind: $(MODULE)
 	@$(DEPS) build bench valgrind
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/callgrind.sh
+
+faults: $(MODULE)
+	@$(DEPS) build test run bench
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) faults/run.sh
+
+soak: $(MODULE)
+	@$(DEPS) build run bench
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/soak.sh
 
 fuzz:
 	@$(DEPS) fuzz

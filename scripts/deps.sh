@@ -18,7 +18,7 @@ pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
            redis-server redis-tools postgresql postgresql-client
            procps curl prometheus dpkg-dev"
 pkgs_run="redis-server redis-tools postgresql postgresql-client curl"
-pkgs_bench="wrk procps"
+pkgs_bench="wrk procps gdb gnuplot-nox"
 pkgs_asan="libasan8"
 pkgs_valgrind="valgrind"
 pkgs_lint="shellcheck yamllint python3-yaml"

@@ -44,7 +44,7 @@ known=(
 )
 
 if need shellcheck; then
-    scripts=(scripts/*.sh bench/*.sh fuzz/*.sh .ci/run docker/*.sh
+    scripts=(scripts/*.sh bench/*.sh fuzz/*.sh faults/*.sh .ci/run docker/*.sh
              packaging/postinst packaging/prerm packaging/postrm)
     for f in "${scripts[@]}"; do
         [ -f "$f" ] || continue
