@@ -102,8 +102,11 @@ rss() {
     # excluded), KB
     local pid s=0 v
     for pid in $(pgrep -P "$(cat "$dir/$1/logs/nginx.pid")"); do
-        v=$(awk '/^Private_(Clean|Dirty):/ {s+=$2} END {print s}' \
-            "/proc/$pid/smaps_rollup")
+        # nginx's zones are shared anonymous maps ("/dev/zero (deleted)"):
+        # a zone page only this worker touched would count as private
+        v=$(awk '/^[0-9a-f]+-[0-9a-f]+ / {zone = ($0 ~ /\/dev\/zero/)}
+                 /^Private_(Clean|Dirty):/ && !zone {s+=$2}
+                 END {print s + 0}' "/proc/$pid/smaps")
         s=$((s + v))
     done
     echo "$s"
