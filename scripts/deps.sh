@@ -15,8 +15,8 @@ set -euo pipefail
 pkgs_build="gcc make nginx-core nginx-dev libhiredis-dev libpq-dev
             libcjson-dev"
 pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
-           redis-server redis-tools postgresql postgresql-client
-           procps curl prometheus dpkg-dev"
+           redis-server redis-tools redis-sentinel postgresql
+           postgresql-client procps curl prometheus dpkg-dev"
 pkgs_run="redis-server redis-tools postgresql postgresql-client curl"
 pkgs_bench="wrk procps gdb gnuplot-nox"
 pkgs_asan="libasan8"
