@@ -1,7 +1,8 @@
 
 /*
  * txval: non-blocking Redis (hiredis' async API on nginx's event loop),
- * with a per-worker pool of connections.
+ * with a per-worker pool of connections per Redis node: one server, the
+ * master that Sentinel names, or the masters of a Redis Cluster.
  */
 
 
@@ -10,9 +11,15 @@
 
 
 #include "ngx_http_txval_module.h"
+#include "ngx_http_txval_slot.h"
 
 
 #define NGX_HTTP_TXVAL_REDIS_VALUE_MAX  128
+#define NGX_HTTP_TXVAL_REDIS_CMDS_MAX   2        /* commands per operation */
+
+#define NGX_HTTP_TXVAL_REDIS_SINGLE     0
+#define NGX_HTTP_TXVAL_REDIS_SENTINEL   1
+#define NGX_HTTP_TXVAL_REDIS_CLUSTER    2
 
 
 typedef enum {
@@ -23,6 +30,8 @@ typedef enum {
 
 
 typedef void (*ngx_http_txval_redis_done_pt)(ngx_http_txval_redis_op_t *op);
+typedef void (*ngx_http_txval_redis_parse_pt)(ngx_http_txval_redis_op_t *op,
+    void *reply);
 
 
 struct ngx_http_txval_redis_op_s {
@@ -39,14 +48,33 @@ struct ngx_http_txval_redis_op_s {
 
     ngx_http_txval_redis_done_pt    done;
     void                           *data;       /* NULL: nobody waits */
+
+    /* the rest is the pool's own */
+
+    ngx_http_txval_redis_parse_pt   parse;      /* a control command's */
+    ngx_uint_t                      ncmds;
+    char                           *cmd[NGX_HTTP_TXVAL_REDIS_CMDS_MAX];
+    size_t                          cmd_len[NGX_HTTP_TXVAL_REDIS_CMDS_MAX];
+    ngx_uint_t                      slot;       /* cluster: of the key */
+    ngx_uint_t                      redirects;
+    ngx_http_txval_redirect_t       redirect;   /* cluster: MOVED, ASK */
+    unsigned                        redirected:1;
+    unsigned                        ask:1;      /* ASKING first */
+    unsigned                        control:1;  /* not a request's */
 };
 
 
-struct ngx_http_txval_redis_conf_s {
-    ngx_str_t                       host;       /* numeric, NUL-ended */
+typedef struct {
+    ngx_str_t                       host;       /* numeric or unix path */
     ngx_int_t                       port;       /* 0: unix socket */
-    ngx_str_t                       path;       /* unix:, NUL-ended */
-    ngx_str_t                       addr_text;  /* for logs */
+    ngx_str_t                       text;       /* for logs */
+} ngx_http_txval_redis_addr_t;
+
+
+struct ngx_http_txval_redis_conf_s {
+    ngx_uint_t                      mode;       /* SINGLE, SENTINEL, ... */
+    ngx_array_t                     addrs;      /* server, sentinels, seeds */
+    ngx_str_t                       master;     /* sentinel: master's name */
     ngx_uint_t                      db;
     ngx_str_t                       password;
     ngx_str_t                       prefix;
@@ -67,7 +95,11 @@ void ngx_http_txval_redis_exit_process(void);
  * Sends ncmds commands (pipelined, one round trip) on a pooled connection.
  * op->done is called once, when every reply is in or the commands failed;
  * not before this function returns. NGX_ERROR: nothing was sent (no
- * connection could be had), op->status says why.
+ * connection could be had), op->status says why; the op is the caller's
+ * to free.
+ *
+ * All the commands of one operation address one key, their second word
+ * (Redis Cluster sends them to the node serving that key's slot).
  */
 ngx_int_t ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
     ngx_http_txval_redis_op_t *op, ngx_uint_t ncmds, int *argc,

@@ -6,6 +6,10 @@
 #   SANITIZE       "address" for an ASan+UBSan module build
 #   PROVE_FLAGS    extra prove flags, e.g. -I/path/to/test-nginx/lib to run
 #                  the suite under upstream Test::Nginx
+#   TESTS          the .t files to run (default: t/*.t and the runner's own
+#                  self-test)
+#   TEST_NGINX_REDIS_PORT, TEST_NGINX_PG_PORT   the suite's Redis and
+#                  Postgres (default 16390, 16432; their data under build/)
 # Upstream Test::Nginx's own variables (TEST_NGINX_BINARY,
 # TEST_NGINX_USE_HUP, TEST_NGINX_USE_VALGRIND, TEST_NGINX_RANDOMIZE, ...)
 # pass through.
@@ -49,26 +53,30 @@ fi
 # their own)
 . scripts/services.sh
 export TEST_NGINX_REDIS_PORT=${TEST_NGINX_REDIS_PORT:-16390}
-txval_redis_start "$TEST_NGINX_REDIS_PORT" "$top/build/test-redis"
+redis_dir=$top/build/test-redis-$TEST_NGINX_REDIS_PORT
+txval_redis_start "$TEST_NGINX_REDIS_PORT" "$redis_dir"
 
 # and a Postgres with the schema, the demo seed and the tests' fixtures
 export TEST_NGINX_PG_PORT=${TEST_NGINX_PG_PORT:-16432}
-export TEST_NGINX_PG_DIR=$top/build/test-pg
+export TEST_NGINX_PG_DIR=$top/build/test-pg-$TEST_NGINX_PG_PORT
 txval_pg_start "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR"
 txval_pg_psql "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR" -f t/fixtures.sql
 
-trap 'txval_redis_stop "$top/build/test-redis"; txval_pg_stop "$TEST_NGINX_PG_DIR"' EXIT
+trap 'txval_redis_stop "$redis_dir"; txval_pg_stop "$TEST_NGINX_PG_DIR"' EXIT
 
 status=0
 
-# the runner's own self-test (plain nginx, no module): the runner can pass
-# and can fail
-TXVAL_NO_MODULE=1 TXVAL_OWN_RUNNER=1 prove -I t/lib t/runner-selftest/ \
-    || status=1
-env -u TEST_NGINX_USE_VALGRIND bash t/runner-selftest/check-fails.sh || status=1
+if [ -z "${TESTS:-}" ]; then
+    # the runner's own self-test (plain nginx, no module): the runner can
+    # pass and can fail
+    TXVAL_NO_MODULE=1 TXVAL_OWN_RUNNER=1 prove -I t/lib t/runner-selftest/ \
+        || status=1
+    env -u TEST_NGINX_USE_VALGRIND bash t/runner-selftest/check-fails.sh \
+        || status=1
+fi
 
 # shellcheck disable=SC2086
-prove ${PROVE_FLAGS:-} -I t/lib t/*.t || status=1
+prove ${PROVE_FLAGS:-} -I t/lib ${TESTS:-t/*.t} || status=1
 
 if [ -n "${SANITIZE:-}" ]; then
     if compgen -G "$logs/*" > /dev/null; then

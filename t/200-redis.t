@@ -5,7 +5,7 @@
 #
 # Needs the suite's Redis on 127.0.0.1:$TEST_NGINX_REDIS_PORT (make test
 # starts it; by hand: . scripts/services.sh;
-# txval_redis_start 16390 $PWD/build/test-redis). Every block uses its own
+# txval_redis_start 16390 $PWD/build/test-redis-16390). Every block uses its own
 # key prefix, made unique per run ($TEST_NGINX_T200 below), so that no state
 # leaks between blocks or from an earlier run.
 

@@ -10,9 +10,9 @@
 # $TEST_NGINX_PG_DIR) with t/fixtures.sql loaded, and (one block) the
 # suite's Redis on $TEST_NGINX_REDIS_PORT. make test starts both; by hand:
 #   . scripts/services.sh
-#   txval_pg_start 16432 $PWD/build/test-pg
-#   txval_pg_psql 16432 $PWD/build/test-pg -f t/fixtures.sql
-#   txval_redis_start 16390 $PWD/build/test-redis
+#   txval_pg_start 16432 $PWD/build/test-pg-16432
+#   txval_pg_psql 16432 $PWD/build/test-pg-16432 -f t/fixtures.sql
+#   txval_redis_start 16390 $PWD/build/test-redis-16390
 #   prove -I t/lib t/300-pg.t
 #
 # Fixture rows (t/fixtures.sql):
@@ -32,7 +32,7 @@ use Test::Txval 'no_plan';
 
 BEGIN {
     $ENV{TEST_NGINX_PG_PORT} ||= 16432;
-    $ENV{TEST_NGINX_PG_DIR} ||= txval_repo_root() . '/build/test-pg';
+    $ENV{TEST_NGINX_PG_DIR} ||= txval_repo_root() . '/build/test-pg-16432';
     $ENV{TEST_NGINX_REDIS_PORT} ||= 16390;
     $ENV{TEST_NGINX_T300} = "t300.$$." . time();
     $ENV{TEST_NGINX_LONG_M} = 't_long_' . ('m' x 57);

@@ -19,9 +19,9 @@
 #
 # Needs the suite's Redis and Postgres (make test starts both); by hand:
 #   . scripts/services.sh
-#   txval_redis_start 16390 $PWD/build/test-redis
-#   txval_pg_start 16432 $PWD/build/test-pg
-#   txval_pg_psql 16432 $PWD/build/test-pg -f t/fixtures.sql
+#   txval_redis_start 16390 $PWD/build/test-redis-16390
+#   txval_pg_start 16432 $PWD/build/test-pg-16432
+#   txval_pg_psql 16432 $PWD/build/test-pg-16432 -f t/fixtures.sql
 #   export TEST_NGINX_REDIS_PORT=16390 TEST_NGINX_PG_PORT=16432
 #   prove -I t/lib t/600-hostile.t
 

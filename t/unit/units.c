@@ -13,6 +13,7 @@
 #include "ngx_http_txval_rules.h"
 #include "ngx_http_txval_output.h"
 #include "ngx_http_txval_prometheus.h"
+#include "ngx_http_txval_slot.h"
 
 
 static int  tests, failed;
@@ -238,6 +239,43 @@ test_prometheus(void)
 }
 
 
+static void
+test_slot(void)
+{
+    ngx_http_txval_redirect_t  rd;
+
+#define S(k)  ngx_http_txval_slot((const unsigned char *) k, sizeof(k) - 1)
+#define R(e)  ngx_http_txval_redirect(e, sizeof(e) - 1, &rd)
+
+    /* the values Redis' CLUSTER KEYSLOT gives */
+    ok(S("123456789") == 12739, "slot: the CRC16 check value");
+    ok(S("foo") == 12182 && S("bar") == 5061, "slot: foo, bar");
+    ok(S("{user1000}.following") == S("{user1000}.followers")
+       && S("{user1000}.a") == S("user1000"), "slot: a hash tag");
+    ok(S("foo{}{bar}") == 8363, "slot: an empty tag hashes the whole key");
+    ok(S("foo{{bar}}zap") == 4015, "slot: the tag ends at the first }");
+    ok(S("{bar") == 4015, "slot: an unclosed { hashes the whole key");
+
+    ok(R("MOVED 3999 127.0.0.1:6381") == 0 && rd.slot == 3999
+       && rd.port == 6381 && !rd.ask && strcmp(rd.host, "127.0.0.1") == 0,
+       "redirect: MOVED");
+    ok(R("ASK 16383 ::1:7000") == 0 && rd.ask && rd.slot == 16383
+       && rd.port == 7000 && strcmp(rd.host, "::1") == 0,
+       "redirect: ASK, an IPv6 address");
+    ok(R("MOVED 16384 127.0.0.1:6381") == -1, "redirect: slot out of range");
+    ok(R("MOVED 1 127.0.0.1:") == -1 && R("MOVED 1 127.0.0.1") == -1
+       && R("MOVED 1 :80") == -1 && R("MOVED 1 h:123456") == -1
+       && R("MOVED 1 h:0") == -1 && R("MOVED x h:1") == -1
+       && R("MOVED 1  h:1") == -1 && R("MOVED 1 h:1 x") == -1,
+       "redirect: malformed");
+    ok(R("ERR unknown") == -1 && R("MOVED") == -1 && R("ASK ") == -1,
+       "redirect: other errors");
+
+#undef S
+#undef R
+}
+
+
 int
 main(void)
 {
@@ -245,6 +283,7 @@ main(void)
     test_rules();
     test_output();
     test_prometheus();
+    test_slot();
 
     printf("1..%d\n", tests);
 
