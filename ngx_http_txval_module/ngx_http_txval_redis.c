@@ -602,7 +602,7 @@ ngx_http_txval_redis_retire(ngx_http_txval_redis_pool_t *pool,
         return;
     }
 
-    node->retired = 1;
+    /* (not retired yet: closing its last connection must not free it) */
 
     for (q = ngx_queue_head(&node->conns);
          q != ngx_queue_sentinel(&node->conns);
@@ -615,6 +615,8 @@ ngx_http_txval_redis_retire(ngx_http_txval_redis_pool_t *pool,
             ngx_http_txval_redis_close(rc, 0);
         }
     }
+
+    node->retired = 1;
 
     ngx_http_txval_redis_release(pool, node);
 }
@@ -918,20 +920,22 @@ ngx_http_txval_redis_master_got(ngx_http_txval_redis_op_t *op)
     old = pool->master;
     pool->master = node;
 
-    if (node != old) {
+    if (node != pool->master_was) {
         ngx_log_error(NGX_LOG_NOTICE, pool->log, 0,
                       "txval: redis: master \"%V\" is %V",
                       &pool->conf->master, &node->text);
     }
 
-    /* a master that failed, and is no longer named, is left */
-
-    if (pool->master_was && pool->master_was != node) {
-        ngx_http_txval_redis_retire(pool, pool->master_was);
-    }
+    /* the last master, failed or not, if no longer named, is left */
 
     if (old && old != node) {
         ngx_http_txval_redis_retire(pool, old);
+    }
+
+    if (pool->master_was && pool->master_was != node
+        && pool->master_was != old)
+    {
+        ngx_http_txval_redis_retire(pool, pool->master_was);
     }
 
     pool->master_was = node;
