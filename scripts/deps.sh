@@ -18,7 +18,9 @@ pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
            redis-server redis-tools redis-sentinel postgresql
            postgresql-client procps curl prometheus dpkg-dev"
 pkgs_run="redis-server redis-tools postgresql postgresql-client curl"
-pkgs_bench="wrk procps gdb gnuplot-nox"
+pkgs_bench="wrk procps gdb gnuplot-nox libnginx-mod-http-ndk
+            libnginx-mod-http-lua lua-nginx-redis lua-cjson golang-go
+            golang-github-gomodule-redigo-dev golang-github-jackc-pgx-v4-dev"
 pkgs_asan="libasan8"
 pkgs_valgrind="valgrind"
 pkgs_lint="shellcheck yamllint python3-yaml"
