@@ -44,6 +44,10 @@ static ngx_int_t ngx_http_txval_redis_velocity(ngx_http_request_t *r,
 static void ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op);
 static void ngx_http_txval_redis_store(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx, ngx_http_txval_record_t *rec);
+static size_t ngx_http_txval_velocity_key(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx, u_char *key);
+static void ngx_http_txval_redis_uncount(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
 static ngx_http_txval_redis_op_t *ngx_http_txval_redis_start(
     ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     ngx_http_txval_redis_done_pt done);
@@ -699,9 +703,9 @@ ngx_http_txval_redis_velocity(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx)
 {
     int                           argc[2];
-    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX], *p;
+    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX];
     u_char                        ttl[NGX_TIME_T_LEN];
-    size_t                        incr_len[2], expire_len[3], *lens[2];
+    size_t                        len, incr_len[2], expire_len[3], *lens[2];
     const char                   *incr[2], *expire[3], **args[2];
     ngx_http_txval_redis_op_t    *op;
     ngx_http_txval_loc_conf_t    *tlcf;
@@ -715,20 +719,18 @@ ngx_http_txval_redis_velocity(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
-    p = ngx_cpymem(p, "vel:", 4);
-    p = ngx_cpymem(p, ctx->txn.card_token, ctx->txn.card_token_len);
-    p = ngx_sprintf(p, ":%T", ngx_time() / tlcf->velocity_window);
+    ctx->velocity_at = ngx_time() / tlcf->velocity_window;
+    len = ngx_http_txval_velocity_key(r, ctx, key);
 
     incr[0] = "INCR";
     incr_len[0] = 4;
     incr[1] = (const char *) key;
-    incr_len[1] = p - key;
+    incr_len[1] = len;
 
     expire[0] = "EXPIRE";
     expire_len[0] = 6;
     expire[1] = (const char *) key;
-    expire_len[1] = p - key;
+    expire_len[1] = len;
     expire[2] = (const char *) ttl;
     expire_len[2] = ngx_sprintf(ttl, "%T", tlcf->velocity_window) - ttl;
 
@@ -773,6 +775,67 @@ ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op)
 
     ngx_http_txval_lookup_done(r, ctx);
     ngx_http_run_posted_requests(c);
+}
+
+
+/* {prefix}vel:{card_token}:{window} */
+
+static size_t
+ngx_http_txval_velocity_key(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
+    u_char *key)
+{
+    u_char                      *p;
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
+    p = ngx_cpymem(p, "vel:", 4);
+    p = ngx_cpymem(p, ctx->txn.card_token, ctx->txn.card_token_len);
+    p = ngx_sprintf(p, ":%T", ctx->velocity_at);
+
+    return p - key;
+}
+
+
+/*
+ * DECR of a velocity count this request made, when the request ends
+ * refused after all (503, 409): only transactions with a verdict count.
+ * Nobody waits for the reply.
+ */
+
+static void
+ngx_http_txval_redis_uncount(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    int                           argc;
+    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX];
+    size_t                        argvlen[2], *lens;
+    const char                   *argv[2], **args;
+    ngx_http_txval_redis_op_t    *op;
+    ngx_http_txval_main_conf_t   *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    ctx->facts.velocity = 0;
+
+    op = ngx_http_txval_redis_op(r->connection->log);
+    if (op == NULL) {
+        return;
+    }
+
+    argv[0] = "DECR";
+    argvlen[0] = 4;
+    argv[1] = (const char *) key;
+    argvlen[1] = ngx_http_txval_velocity_key(r, ctx, key);
+    argc = 2;
+    args = argv;
+    lens = argvlen;
+
+    if (ngx_http_txval_redis_send(tmcf->redis, op, 1, &argc, &args, &lens)
+        != NGX_OK)
+    {
+        ngx_free(op);
+    }
 }
 
 
@@ -1018,6 +1081,10 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     ctx->elapsed_ns = (uint64_t) (now.tv_sec - ctx->start.tv_sec) * 1000000000
                       + now.tv_nsec - ctx->start.tv_nsec;
     ctx->done = 1;
+
+    if (ctx->facts.velocity && ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
+        ngx_http_txval_redis_uncount(r, ctx);
+    }
 
     ngx_http_txval_metrics_request(ctx);
 

@@ -98,6 +98,7 @@ typedef struct {
     ngx_http_txval_redis_op_t  *redis_op;       /* in flight */
     ngx_http_txval_pg_op_t     *pg_op;          /* in flight */
     ngx_uint_t                  pending;        /* lookups in flight */
+    time_t                      velocity_at;    /* its window, counted */
 
     unsigned                    parsed:1;
     unsigned                    cleanup_set:1;

@@ -624,7 +624,38 @@ for my $i (1 .. 3) {
                . ' (0.6)', $both);
 }
 
+# a request refused (503) after its velocity count was made takes the
+# count back: only transactions with a verdict count
+
+sub velocity_count {
+    my $keys = `redis-cli -p $redis_port --raw KEYS '${prefix}vel:t_card_us:*'`;
+    my ($key) = split /\n/, $keys;
+    return undef unless defined $key;
+    my $v = `redis-cli -p $redis_port --raw GET '$key'`;
+    chomp $v;
+    return $v;
+}
+
+my $before = velocity_count();
+ok defined $before && $before > 0, "undo: the card's count so far: $before";
+
+knob(1.5);
+my $res = $ng->post('/both', tx(merchant_id => 't_active'));
+is outcome($res), '503 backend_unavailable',
+   'undo: Postgres timed out after the count was made: 503';
 knob(0);
+
+my $after;
+for (1 .. 20) {
+    $after = velocity_count();
+    last if defined $after && $after == $before;
+    sleep 0.1;
+}
+is $after, $before, 'undo: the 503 took its count back (DECR)';
+
+verdict_time('/both');
+is velocity_count(), $before + 1, 'undo: the next verdict counts again';
+
 no_crash('concurrent');
 $ng->stop;
 
