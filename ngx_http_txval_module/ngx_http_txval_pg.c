@@ -58,6 +58,7 @@ typedef struct {
     ngx_event_t                     timer;
     ngx_http_txval_pg_state_e       state;
     ngx_http_txval_pg_op_t         *op;         /* running or next */
+    ngx_uint_t                      first;      /* conf->values[first] */
     unsigned                        got_row:1;
 } ngx_http_txval_pg_conn_t;
 
@@ -69,6 +70,7 @@ typedef struct {
     ngx_queue_t                     waiting;
     ngx_uint_t                      nwaiting;
     ngx_msec_t                      down_until;
+    ngx_uint_t                      first;      /* server to start with */
     ngx_log_t                      *log;
     unsigned                        exiting:1;
 } ngx_http_txval_pg_pool_t;
@@ -93,6 +95,7 @@ static void ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
 static void ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
     ngx_http_txval_pg_status_e status);
 static void ngx_http_txval_pg_timer(ngx_event_t *ev);
+static void ngx_http_txval_pg_connect_timeout(ngx_http_txval_pg_conn_t *pc);
 static void ngx_http_txval_pg_wait_timeout(ngx_event_t *ev);
 static void ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc,
     const char *what);
@@ -100,6 +103,15 @@ static void ngx_http_txval_pg_publish(void);
 static void ngx_http_txval_pg_take_waiting(ngx_http_txval_pg_conn_t *pc);
 static void ngx_http_txval_pg_unqueue(ngx_http_txval_pg_op_t *op);
 static void ngx_http_txval_pg_notice(void *arg, const char *message);
+static char *ngx_http_txval_pg_servers(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_http_txval_pg_conf_t *pcf, const char *hosts, const char *hostaddrs,
+    const char *ports, ngx_uint_t *each_port);
+static ngx_int_t ngx_http_txval_pg_split(ngx_conf_t *cf, const char *list,
+    ngx_array_t *a);
+static const char *ngx_http_txval_pg_join(ngx_conf_t *cf,
+    ngx_http_txval_pg_conf_t *pcf, ngx_uint_t first, size_t field);
+static char *ngx_http_txval_pg_strdup(ngx_conf_t *cf, const char *s);
+static ngx_uint_t ngx_http_txval_pg_is(ngx_str_t *s, const char *v);
 
 
 static ngx_http_txval_pg_pool_t  ngx_http_txval_pg_pool;
@@ -115,6 +127,7 @@ ngx_http_txval_pg_init_process(ngx_cycle_t *cycle,
     ngx_queue_init(&pool->waiting);
     pool->conf = pcf;
     pool->log = cycle->log;
+    pool->first = 0;
 
     return NGX_OK;
 }
@@ -286,7 +299,8 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     PGconn                    *pg;
     ngx_http_txval_pg_conn_t  *pc;
 
-    pg = PQconnectStartParams(pool->conf->keywords, pool->conf->values, 0);
+    pg = PQconnectStartParams(pool->conf->keywords,
+                              pool->conf->values[pool->first], 0);
 
     if (pg == NULL) {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
@@ -302,6 +316,7 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
 
     pc->pg = pg;
     pc->state = NGX_HTTP_TXVAL_PG_CONNECTING;
+    pc->first = pool->first;
 
     pc->timer.handler = ngx_http_txval_pg_timer;
     pc->timer.data = pc;
@@ -882,14 +897,87 @@ ngx_http_txval_pg_timer(ngx_event_t *ev)
     if (pc->state == NGX_HTTP_TXVAL_PG_CONNECTING) {
         ngx_http_txval_pg_pool.down_until = ngx_current_msec
                                             + NGX_HTTP_TXVAL_PG_BACKOFF;
+        ngx_http_txval_pg_connect_timeout(pc);
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT, NULL);
+        return;
     }
 
     ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT,
                             pc->state == NGX_HTTP_TXVAL_PG_QUERY
                             ? "query timed out, closing the connection"
-                            : pc->state == NGX_HTTP_TXVAL_PG_PREPARING
-                            ? "prepare timed out, closing the connection"
-                            : "connect timed out");
+                            : "prepare timed out, closing the connection");
+}
+
+
+/*
+ * A server that neither answers nor refuses (a host gone from the
+ * network, a server that hangs) keeps libpq on it: in non-blocking mode
+ * libpq goes on to the next server of a list only when one fails, never
+ * on a timeout (connect_timeout is PQconnectdb's). So after a server
+ * timed out, new connections start with the one after it.
+ */
+
+static void
+ngx_http_txval_pg_connect_timeout(ngx_http_txval_pg_conn_t *pc)
+{
+    char                      *host, *addr, *port, *v;
+    ngx_str_t                 *s;
+    ngx_uint_t                 i, k;
+    ngx_http_txval_pg_host_t  *h;
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    host = PQhost(pc->pg);
+    addr = PQhostaddr(pc->pg);
+    port = PQport(pc->pg);
+
+    host = host ? host : "";
+    addr = addr ? addr : "";
+    port = port ? port : "";
+
+    /* the server being tried, in the order this connection tries them */
+
+    h = NULL;
+    i = 0;
+
+    for (k = 0; k < pool->conf->nhosts; k++) {
+        i = (pc->first + k) % pool->conf->nhosts;
+        h = &pool->conf->hosts[i];
+
+        /* libpq tells the address it tries, or the socket's directory */
+
+        if (h->addr.len) {
+            s = &h->addr;
+            v = addr;
+
+        } else {
+            s = &h->host;
+            v = host;
+        }
+
+        if (ngx_http_txval_pg_is(s, v)
+            && (h->port.len == 0 || ngx_http_txval_pg_is(&h->port, port)))
+        {
+            break;
+        }
+
+        h = NULL;
+    }
+
+    if (h == NULL || pool->conf->nhosts < 2) {
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "txval: postgres: connect timed out: server at "
+                      "\"%s\", port %s", host, port);
+        return;
+    }
+
+    pool->first = (i + 1) % pool->conf->nhosts;
+    h = &pool->conf->hosts[pool->first];
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "txval: postgres: connect timed out: server at \"%s\", "
+                  "port %s; new connections start with \"%V\"%s%V",
+                  host, port, h->host.len ? &h->host : &h->addr,
+                  h->port.len ? ", port " : "", &h->port);
 }
 
 
@@ -902,29 +990,48 @@ ngx_http_txval_pg_wait_timeout(ngx_event_t *ev)
 }
 
 
-/* libpq's message, first line only; never the conninfo */
+/*
+ * libpq's message on one line: a line per server tried (several with a
+ * list), without the indented hints; never the conninfo
+ */
 
 static void
 ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc, const char *what)
 {
-    char  *msg, *nl;
-    size_t len;
+    char    *msg, *nl;
+    u_char  *p, *last;
+    size_t   len;
+    u_char   buf[NGX_MAX_ERROR_STR / 2];
 
-    msg = PQerrorMessage(pc->pg);
-    nl = strchr(msg, '\n');
-    len = nl ? (size_t) (nl - msg) : ngx_strlen(msg);
+    p = buf;
+    last = buf + sizeof(buf);
+
+    for (msg = PQerrorMessage(pc->pg); *msg; msg += len) {
+        nl = strchr(msg, '\n');
+        len = nl ? (size_t) (nl - msg) + 1 : ngx_strlen(msg);
+
+        if (msg[0] == '\t' || msg[0] == '\n') {
+            continue;
+        }
+
+        p = ngx_slprintf(p, last, "%s%*s", p == buf ? "" : "; ",
+                         nl ? len - 1 : len, msg);
+    }
 
     ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
-                  "txval: postgres: %s%s%*s", what, len ? ": " : "",
-                  len, msg);
+                  "txval: postgres: %s%s%*s", what, p == buf ? "" : ": ",
+                  p - buf, buf);
 }
 
 
 /*
  * txval_postgres "CONNINFO" [pool=N] [timeout=T];
  *
- * The conninfo is parsed here; host names get their addresses now
- * (hostaddr=), so that libpq never resolves a name in a worker.
+ * The conninfo is parsed here. Its servers (host, hostaddr, port: single
+ * values or comma lists, as libpq takes them) become a list with an
+ * address each: a host name gets its addresses now (hostaddr=, one
+ * server per address, as libpq would try them), so that libpq never
+ * resolves a name in a worker.
  */
 
 char *
@@ -932,19 +1039,21 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_txval_main_conf_t *tmcf = conf;
 
-    u_char                    *p, *last, *start;
-    char                      *errmsg, *conninfo;
+    u_char                    *p;
+    char                      *errmsg, *conninfo, *rv;
     size_t                     len;
     ngx_int_t                  n;
-    ngx_str_t                 *value, s, host;
-    ngx_url_t                  u;
-    ngx_uint_t                 i, k, nopts;
-    ngx_array_t                addrs;
-    ngx_str_t                 *addr;
-    const char               **kw, **vals;
-    const char                *hosts, *hostaddrs;
+    ngx_str_t                 *value, s;
+    ngx_uint_t                 i, k, m, nopts, each_port, ihost, iaddr,
+                               iport;
+    const char               **kw, **vals, **v;
+    const char                *hosts, *hostaddrs, *ports;
     PQconninfoOption          *opts, *o;
     ngx_http_txval_pg_conf_t  *pcf;
+
+    static const char  *attrs[] = { "any", "read-write", "read-only",
+                                    "primary", "standby", "prefer-standby",
+                                    NULL };
 
     if (tmcf->pg) {
         return "is duplicate";
@@ -1011,30 +1120,58 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* the set options, plus room for hostaddr and the terminating NULL */
+    /* the set options but the servers' */
 
     nopts = 0;
     hosts = NULL;
     hostaddrs = NULL;
+    ports = NULL;
 
     for (o = opts; o->keyword; o++) {
         if (o->val == NULL) {
             continue;
         }
 
-        nopts++;
-
         if (ngx_strcmp(o->keyword, "host") == 0) {
             hosts = o->val;
-
-        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
-            hostaddrs = o->val;
+            continue;
         }
+
+        if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddrs = o->val;
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "port") == 0) {
+            ports = o->val;
+            continue;
+        }
+
+        if (ngx_strcmp(o->keyword, "target_session_attrs") == 0) {
+
+            /* libpq would refuse it at every connect, in the workers */
+
+            for (i = 0; attrs[i]; i++) {
+                if (ngx_strcmp(o->val, attrs[i]) == 0) {
+                    break;
+                }
+            }
+
+            if (attrs[i] == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid target_session_attrs \"%s\" in "
+                                   "\"%V\" directive", o->val, &cmd->name);
+                PQconninfoFree(opts);
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        nopts++;
     }
 
-    /* room for hostaddr, options and the terminating NULL */
-    kw = ngx_pcalloc(cf->pool, (nopts + 3) * sizeof(char *));
-    vals = ngx_pcalloc(cf->pool, (nopts + 3) * sizeof(char *));
+    /* room for host, hostaddr, port, options and the terminating NULL */
+    kw = ngx_pcalloc(cf->pool, (nopts + 5) * sizeof(char *));
+    vals = ngx_pcalloc(cf->pool, (nopts + 5) * sizeof(char *));
     if (kw == NULL || vals == NULL) {
         PQconninfoFree(opts);
         return NGX_CONF_ERROR;
@@ -1043,116 +1180,32 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     k = 0;
 
     for (o = opts; o->keyword; o++) {
-        if (o->val == NULL) {
+        if (o->val == NULL
+            || ngx_strcmp(o->keyword, "host") == 0
+            || ngx_strcmp(o->keyword, "hostaddr") == 0
+            || ngx_strcmp(o->keyword, "port") == 0)
+        {
             continue;
         }
 
-        len = ngx_strlen(o->keyword);
-        kw[k] = (char *) ngx_pnalloc(cf->pool, len + 1);
-        if (kw[k] == NULL) {
+        kw[k] = ngx_http_txval_pg_strdup(cf, o->keyword);
+        vals[k] = ngx_http_txval_pg_strdup(cf, o->val);
+
+        if (kw[k] == NULL || vals[k] == NULL) {
             PQconninfoFree(opts);
             return NGX_CONF_ERROR;
         }
 
-        ngx_memcpy((char *) kw[k], o->keyword, len + 1);
-
-        len = ngx_strlen(o->val);
-        vals[k] = (char *) ngx_pnalloc(cf->pool, len + 1);
-        if (vals[k] == NULL) {
-            PQconninfoFree(opts);
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy((char *) vals[k], o->val, len + 1);
         k++;
     }
 
-    if (hosts && hostaddrs == NULL) {
+    each_port = 0;
 
-        /* every host of the list: a socket directory, or an address */
-
-        if (ngx_array_init(&addrs, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK)
-        {
-            PQconninfoFree(opts);
-            return NGX_CONF_ERROR;
-        }
-
-        len = 0;
-        start = (u_char *) hosts;
-        last = start + ngx_strlen(hosts);
-
-        while (start <= last) {
-            p = ngx_strlchr(start, last, ',');
-            if (p == NULL) {
-                p = last;
-            }
-
-            host.data = start;
-            host.len = p - start;
-            start = p + 1;
-
-            addr = ngx_array_push(&addrs);
-            if (addr == NULL) {
-                PQconninfoFree(opts);
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_str_null(addr);
-
-            if (host.len == 0 || host.data[0] == '/' || host.data[0] == '@') {
-                /* a unix socket: no address, libpq uses the host */
-                continue;
-            }
-
-            ngx_memzero(&u, sizeof(ngx_url_t));
-            u.url = host;
-            u.default_port = 5432;
-            u.no_port = 1;
-
-            if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "host \"%V\" in \"%V\" directive "
-                                   "could not be resolved", &host,
-                                   &cmd->name);
-                PQconninfoFree(opts);
-                return NGX_CONF_ERROR;
-            }
-
-            addr->data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN);
-            if (addr->data == NULL) {
-                PQconninfoFree(opts);
-                return NGX_CONF_ERROR;
-            }
-
-            addr->len = ngx_sock_ntop(u.addrs[0].sockaddr,
-                                      u.addrs[0].socklen, addr->data,
-                                      NGX_SOCKADDR_STRLEN, 0);
-            len += addr->len;
-        }
-
-        if (len) {
-            p = ngx_pnalloc(cf->pool, len + addrs.nelts + 1);
-            if (p == NULL) {
-                PQconninfoFree(opts);
-                return NGX_CONF_ERROR;
-            }
-
-            kw[k] = "hostaddr";
-            vals[k] = (char *) p;
-            k++;
-
-            addr = addrs.elts;
-
-            for (i = 0; i < addrs.nelts; i++) {
-                if (i) {
-                    *p++ = ',';
-                }
-
-                p = ngx_cpymem(p, addr[i].data, addr[i].len);
-            }
-
-            *p = '\0';
-        }
+    rv = ngx_http_txval_pg_servers(cf, cmd, pcf, hosts, hostaddrs, ports,
+                                   &each_port);
+    if (rv != NGX_CONF_OK) {
+        PQconninfoFree(opts);
+        return rv;
     }
 
     /*
@@ -1189,13 +1242,91 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         k++;
     }
 
+    /* the servers, last: their lists differ by the server they start with */
+
+    ihost = 0;
+    iaddr = 0;
+    iport = 0;
+
+    if (pcf->nhosts && hosts) {
+        kw[k] = "host";
+        ihost = k++;
+    }
+
+    for (i = 0; i < pcf->nhosts; i++) {
+        if (pcf->hosts[i].addr.len) {
+            kw[k] = "hostaddr";
+            iaddr = k++;
+            break;
+        }
+    }
+
+    if (ports) {
+        kw[k] = "port";
+        vals[k] = ngx_http_txval_pg_strdup(cf, ports);
+        if (vals[k] == NULL) {
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
+        }
+
+        if (each_port) {
+            iport = k;
+        }
+
+        k++;
+    }
+
     kw[k] = NULL;
     vals[k] = NULL;
 
     PQconninfoFree(opts);
 
+    m = (pcf->nhosts > 1) ? pcf->nhosts : 1;
+
+    pcf->values = ngx_palloc(cf->pool, m * sizeof(const char **));
+    if (pcf->values == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < m; i++) {
+
+        if (i == 0) {
+            v = vals;
+
+        } else {
+            v = ngx_palloc(cf->pool, (k + 1) * sizeof(char *));
+            if (v == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memcpy(v, vals, (k + 1) * sizeof(char *));
+        }
+
+        if (ihost) {
+            v[ihost] = ngx_http_txval_pg_join(cf, pcf, i,
+                           offsetof(ngx_http_txval_pg_host_t, host));
+        }
+
+        if (iaddr) {
+            v[iaddr] = ngx_http_txval_pg_join(cf, pcf, i,
+                           offsetof(ngx_http_txval_pg_host_t, addr));
+        }
+
+        if (iport) {
+            v[iport] = ngx_http_txval_pg_join(cf, pcf, i,
+                           offsetof(ngx_http_txval_pg_host_t, port));
+        }
+
+        if ((ihost && v[ihost] == NULL) || (iaddr && v[iaddr] == NULL)
+            || (iport && v[iport] == NULL))
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        pcf->values[i] = v;
+    }
+
     pcf->keywords = kw;
-    pcf->values = vals;
 
     tmcf->pg = pcf;
 
@@ -1207,4 +1338,261 @@ invalid:
                        "invalid parameter \"%V\" in \"%V\" directive",
                        &value[i], &cmd->name);
     return NGX_CONF_ERROR;
+}
+
+
+/*
+ * The conninfo's servers, as libpq pairs them: hosts (or hostaddrs
+ * alone) give the count, hostaddrs must match it, ports too or be one
+ * port for all. Without hostaddr, a host that is neither a socket
+ * directory nor empty is resolved, a server per address.
+ */
+
+static char *
+ngx_http_txval_pg_servers(ngx_conf_t *cf, ngx_command_t *cmd,
+    ngx_http_txval_pg_conf_t *pcf, const char *hosts, const char *hostaddrs,
+    const char *ports, ngx_uint_t *each_port)
+{
+    u_char                    *p;
+    ngx_str_t                 *h, *a, *pt, port, empty;
+    ngx_url_t                  u;
+    ngx_uint_t                 i, j, n;
+    ngx_array_t                hl, al, pl, servers;
+    ngx_http_txval_pg_host_t  *srv;
+
+    ngx_str_null(&empty);
+
+    if (ngx_http_txval_pg_split(cf, hosts, &hl) != NGX_OK
+        || ngx_http_txval_pg_split(cf, hostaddrs, &al) != NGX_OK
+        || ngx_http_txval_pg_split(cf, ports, &pl) != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    h = hl.elts;
+    a = al.elts;
+    pt = pl.elts;
+
+    n = hosts ? hl.nelts : al.nelts;
+
+    if (hosts && hostaddrs && al.nelts != n) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "could not match %ui host addresses to %ui hosts "
+                           "in \"%V\" directive", al.nelts, n, &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (pl.nelts > 1 && pl.nelts != (n ? n : 1)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "could not match %ui port numbers to %ui hosts "
+                           "in \"%V\" directive", pl.nelts, n ? n : 1,
+                           &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    *each_port = (pl.nelts > 1);
+
+    if (n == 0) {
+        /* libpq's default server: a socket */
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_array_init(&servers, cf->pool, n,
+                       sizeof(ngx_http_txval_pg_host_t))
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+
+        port = *each_port ? pt[i] : empty;
+
+        if (hostaddrs || h[i].len == 0 || h[i].data[0] == '/'
+            || h[i].data[0] == '@')
+        {
+            /* an address given, or a unix socket */
+
+            srv = ngx_array_push(&servers);
+            if (srv == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            srv->host = hosts ? h[i] : empty;
+            srv->addr = hostaddrs ? a[i] : empty;
+            srv->port = port;
+            continue;
+        }
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        if (ngx_strlchr(h[i].data, h[i].data + h[i].len, ':')
+            && h[i].data[0] != '[')
+        {
+            /* an IPv6 address: ngx_parse_url() wants it in brackets */
+
+            p = ngx_pnalloc(cf->pool, h[i].len + 2);
+            if (p == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            u.url.data = p;
+            *p++ = '[';
+            p = ngx_cpymem(p, h[i].data, h[i].len);
+            *p++ = ']';
+            u.url.len = p - u.url.data;
+
+        } else {
+            u.url = h[i];
+        }
+
+        u.default_port = 5432;
+        u.no_port = 1;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "host \"%V\" in \"%V\" directive "
+                               "could not be resolved", &h[i], &cmd->name);
+            return NGX_CONF_ERROR;
+        }
+
+        for (j = 0; j < u.naddrs; j++) {
+            srv = ngx_array_push(&servers);
+            if (srv == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            srv->host = h[i];
+            srv->port = port;
+
+            srv->addr.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN);
+            if (srv->addr.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            srv->addr.len = ngx_sock_ntop(u.addrs[j].sockaddr,
+                                          u.addrs[j].socklen,
+                                          srv->addr.data,
+                                          NGX_SOCKADDR_STRLEN, 0);
+        }
+    }
+
+    pcf->hosts = servers.elts;
+    pcf->nhosts = servers.nelts;
+
+    return NGX_CONF_OK;
+}
+
+
+/* a comma list, split as libpq does (empty items kept); NULL: none */
+
+static ngx_int_t
+ngx_http_txval_pg_split(ngx_conf_t *cf, const char *list, ngx_array_t *a)
+{
+    u_char     *p, *start, *last;
+    ngx_str_t  *item;
+
+    if (ngx_array_init(a, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (list == NULL) {
+        return NGX_OK;
+    }
+
+    start = (u_char *) ngx_http_txval_pg_strdup(cf, list);
+    if (start == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = start + ngx_strlen(start);
+
+    for ( ;; ) {
+        p = ngx_strlchr(start, last, ',');
+        if (p == NULL) {
+            p = last;
+        }
+
+        item = ngx_array_push(a);
+        if (item == NULL) {
+            return NGX_ERROR;
+        }
+
+        item->data = start;
+        item->len = p - start;
+
+        if (p == last) {
+            return NGX_OK;
+        }
+
+        start = p + 1;
+    }
+}
+
+
+/* one field of every server, the first-th first, comma-separated */
+
+static const char *
+ngx_http_txval_pg_join(ngx_conf_t *cf, ngx_http_txval_pg_conf_t *pcf,
+    ngx_uint_t first, size_t field)
+{
+    u_char      *p, *s;
+    size_t       len;
+    ngx_str_t   *f;
+    ngx_uint_t   i;
+
+    len = 0;
+
+    for (i = 0; i < pcf->nhosts; i++) {
+        f = (ngx_str_t *) ((u_char *) &pcf->hosts[i] + field);
+        len += f->len + 1;
+    }
+
+    s = ngx_pnalloc(cf->pool, len + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    p = s;
+
+    for (i = 0; i < pcf->nhosts; i++) {
+        f = (ngx_str_t *) ((u_char *) &pcf->hosts[(first + i) % pcf->nhosts]
+                           + field);
+        if (i) {
+            *p++ = ',';
+        }
+
+        p = ngx_cpymem(p, f->data, f->len);
+    }
+
+    *p = '\0';
+
+    return (const char *) s;
+}
+
+
+static char *
+ngx_http_txval_pg_strdup(ngx_conf_t *cf, const char *s)
+{
+    char    *p;
+    size_t   len;
+
+    len = ngx_strlen(s) + 1;
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s, len);
+
+    return p;
+}
+
+
+static ngx_uint_t
+ngx_http_txval_pg_is(ngx_str_t *s, const char *v)
+{
+    return s->len == ngx_strlen(v)
+           && ngx_strncmp(s->data, v, s->len) == 0;
 }

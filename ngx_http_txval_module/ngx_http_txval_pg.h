@@ -43,9 +43,26 @@ struct ngx_http_txval_pg_op_s {
 };
 
 
+/* one server of the conninfo's list, a host name's address each */
+typedef struct {
+    ngx_str_t                       host;       /* as written */
+    ngx_str_t                       addr;       /* hostaddr; "": a socket */
+    ngx_str_t                       port;       /* "": one port for all */
+} ngx_http_txval_pg_host_t;
+
+
 struct ngx_http_txval_pg_conf_s {
     const char                    **keywords;
-    const char                    **values;
+
+    /*
+     * values[i]: the list of servers starting with the i-th (nhosts of
+     * them, or one when the list has at most one server): after a server
+     * timed out, new connections start with the next one
+     */
+    const char                   ***values;
+    ngx_http_txval_pg_host_t       *hosts;
+    ngx_uint_t                      nhosts;
+
     ngx_uint_t                      pool;
     ngx_msec_t                      timeout;
 };
