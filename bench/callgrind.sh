@@ -5,7 +5,13 @@
 # one connection for a fixed time; instructions of the run divided by the
 # requests wrk counted, minus an idle run of the same length.
 #
+# Paths: bare `return 200`, txval verdict replay (shm hit), txval gate
+# replay (to a `return 200` upstream in the same nginx), a malformed-JSON
+# request; then the functions that cost most on the replay path
+# (callgrind_annotate, self cost, whole run).
+#
 #   bench/callgrind.sh [seconds]        (make bench-callgrind)
+#   CALLGRIND_TOP=15                    how many functions to list (0: none)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,12 +42,21 @@ http {
         location = /bare { return 200 "ok\n"; }
         location = /v { txval; }
         location = /invalid { txval; }
+        location = /g { txval_gate; proxy_pass http://up/ok;
+                        proxy_http_version 1.1; proxy_set_header Connection ""; }
+    }
+    upstream up { server 127.0.0.1:$((port + 1)); keepalive 8; }
+    server {
+        listen 127.0.0.1:$((port + 1));
+        keepalive_requests 1000000;
+        location / { return 200 "ok\n"; }
     }
 }
 EOC
 
 profile() {
-    # $1 path ("" for idle), $2 wrk script; prints "instructions requests"
+    # $1 path ("" for idle), $2 wrk script, $3 TXVAL_BENCH_MODE (wrk.lua);
+    # prints "instructions requests"
     local out=$dir/cg.${1//\//}.out vg n
     valgrind --tool=callgrind --callgrind-out-file="$out" \
         "$nginx" -p "$dir/" -c conf/nginx.conf > "$dir/valgrind.log" 2>&1 &
@@ -52,7 +67,8 @@ profile() {
     done
     n=0
     if [ -n "$1" ]; then
-        n=$(wrk -t1 -c1 -d"${secs}s" -s "$top/bench/$2" \
+        n=$(TXVAL_BENCH_MODE=${3:-replay} \
+            wrk -t1 -c1 -d"${secs}s" -s "$top/bench/$2" \
                 "http://127.0.0.1:$port$1" | awk '/requests in/ {print $1}')
     else
         sleep "$secs"
@@ -64,9 +80,9 @@ profile() {
 
 read -r idle _ < <(profile "" "")
 report() {
-    # $1 label, $2 path, $3 script
+    # $1 label, $2 path, $3 script, $4 wrk.lua mode
     local ir n
-    read -r ir n < <(profile "$2" "$3")
+    read -r ir n < <(profile "$2" "$3" "${4:-}")
     awk -v l="$1" -v ir="$ir" -v z="$idle" -v n="$n" \
         'BEGIN {printf "  %-28s %8.0f instructions/request (%d requests)\n",
                 l, (ir - z) / n, n}'
@@ -75,3 +91,14 @@ report() {
 echo "callgrind, one worker, ${secs}s per path:"
 report "bare return 200" /bare post.lua
 report "txval replay (shm hit)" /v post.lua
+report "txval gate replay (shm hit)" /g post.lua
+report "txval invalid JSON (400)" /invalid wrk.lua invalid
+
+top_n=${CALLGRIND_TOP:-15}
+if [ "$top_n" -gt 0 ] && command -v callgrind_annotate > /dev/null; then
+    echo
+    echo "txval replay: the $top_n functions with the most instructions of their own (whole run):"
+    callgrind_annotate --threshold=100 "$dir/cg.v.out" 2>/dev/null \
+        | awk '/^-+$/ {d++; next} d >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/' \
+        | head -n "$top_n" | sed 's/^/  /'
+fi

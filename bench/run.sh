@@ -7,6 +7,8 @@
 #
 # Implementations:
 #   bare      nginx `return 200` on the same POST: the ceiling
+#   proxy     nginx proxy_pass of the same POST to the gates' trivial
+#             upstream, no validation: the ceiling of a gate (replay only)
 #   txval     txval verdict mode (`txval;`)
 #   gate      txval gate mode (`txval_gate;` + proxy_pass to a trivial
 #             upstream, `return 200` in the same nginx, keepalive)
@@ -26,7 +28,9 @@
 #   full_miss   new ids, Redis and Postgres (lua: no Postgres, skipped)
 #   invalid     malformed JSON flood (400 expected)
 #   latency     replay, redis_miss and full_miss again at 50% of each
-#               implementation's own median peak rate (bench/wrk.lua paces)
+#               implementation's own median peak rate (bench/wrk.lua paces),
+#               and txval's full miss at the Go service's 50% rate (the
+#               same load for both)
 # Each cell: requests/s, p50/p99/p99.9, errors, peak private RSS of the
 # serving processes, CPU per request of them and of Redis and Postgres.
 # Then `pgbench` with txval's own lookup query (what Postgres serves
@@ -150,6 +154,7 @@ $(trivial "$up_a")
     server {
         listen 127.0.0.1:$port_a backlog=4096;
         location = /bare { return 200 \"ok\n\"; }
+        location = /proxy { proxy_pass http://trivial/ok; $proxy }
         location = /v { txval; }
         location = /g { txval_gate; proxy_pass http://trivial/ok; $proxy }
     }"
@@ -210,7 +215,7 @@ done
 
 # BENCH_IMPLS / BENCH_SCENARIOS: subsets, for trying things out
 # shellcheck disable=SC2206
-impls=(${BENCH_IMPLS:-bare txval gate lua go go+nginx})
+impls=(${BENCH_IMPLS:-bare proxy txval gate lua go go+nginx})
 
 endpoint() {
     # $1 impl, $2 scenario -> "port path", or nothing (does not apply)
@@ -218,6 +223,7 @@ endpoint() {
     case $2 in redis_hit|redis_miss) cold=1 ;; esac
     case $1 in
         bare)  [ "$2" = replay ] && echo "$port_a /bare" ;;
+        proxy) [ "$2" = replay ] && echo "$port_a /proxy" ;;
         txval) if [ $cold = 1 ]; then echo "$port_b /v"; else echo "$port_a /v"; fi ;;
         gate)  if [ $cold = 1 ]; then echo "$port_b /g"; else echo "$port_a /g"; fi ;;
         lua)   case $2 in
@@ -238,7 +244,7 @@ workers() {
 serving() {
     # $1 impl, $2 port -> pids of the processes that serve it
     case $1 in
-        bare|txval|gate)
+        bare|proxy|txval|gate)
             if [ "$2" = "$port_a" ]; then workers a; else workers b; fi ;;
         lua) workers l ;;
         go) echo "$go_pid" ;;
@@ -292,10 +298,11 @@ declare -A pid_peak             # pid -> peak private RSS over the run, KB
 measure() {
     # $1 scenario, $2 impl, $3 wrk mode, $4 rate (0: peak);
     # appends "rps p50 p99 p999 errors rss_sum_kb rss_max_kb cpu_us
-    # redis_us pg_us requests" to cell[$1/$2] and to the CSV
+    # redis_us pg_us requests rate" to cell[$1/$2] and to the CSV
     local sc=$1 im=$2 mode=$3 rate=$4 ep port path pids f c0 r0 p0 c1 r1 p1
-    local sampler rssf rps n p50 p99 p999 err rs rm pid kb
-    ep=$(endpoint "$im" "${sc#lat_}")
+    local sampler rssf rps n p50 p99 p999 err rs rm pid kb base_sc
+    base_sc=${sc#lat_}
+    ep=$(endpoint "$im" "${base_sc#eq_}")
     [ -n "$ep" ] || return 0
     read -r port path <<< "$ep"
     # shellcheck disable=SC2207
@@ -341,11 +348,12 @@ measure() {
     line=$(awk -v rps="$rps" -v p50="$p50" -v p99="$p99" -v p999="$p999" \
                -v err="$err" -v rs="$rs" -v rm="$rm" -v n="$n" -v hz="$hz" \
                -v c="$((c1 - c0))" -v r="$((r1 - r0))" -v p="$((p1 - p0))" \
+               -v rate="$rate" \
         'function us(t) { return n ? t / hz * 1e6 / n : 0 }
-         BEGIN {printf "%.0f %d %d %d %d %d %d %.1f %.1f %.1f %d\n",
-                rps, p50, p99, p999, err, rs, rm, us(c), us(r), us(p), n}')
+         BEGIN {printf "%.0f %d %d %d %d %d %d %.1f %.1f %.1f %d %d\n",
+                rps, p50, p99, p999, err, rs, rm, us(c), us(r), us(p), n, rate}')
     cell[$sc/$im]+="$line"$'\n'
-    echo "$sc,$im,$rate,$line" | tr ' ' ',' >> "$csv.tmp"
+    echo "$sc,$im,$line" | tr ' ' ',' >> "$csv.tmp"
     printf '  %-12s %-9s %8.0f req/s  p99 %6.2f ms  err %s  cpu %s us/req\n' \
         "$sc" "$im" "$rps" "$(awk -v x="$p99" 'BEGIN {print x / 1000}')" "$err" \
         "$(echo "$line" | awk '{print $8}')"
@@ -443,6 +451,15 @@ for sc in replay redis_miss full_miss; do
     done
 done
 
+# txval at the Go service's 50% rate: the same load for both
+go_peak_rps=$(median_field full_miss/go 1)
+if [ "$go_peak_rps" != "-" ]; then
+    for im in txval gate; do
+        case " ${impls[*]} " in *" $im "*) ;; *) continue ;; esac
+        measure eq_full_miss "$im" unique "$((go_peak_rps / 2))"
+    done
+fi
+
 for p in ${wpids[a]} ${wpids[b]} ${wpids[l]} ${wpids[p]} $go_pid; do
     rss1[$p]=$(priv_rss "$p")
 done
@@ -473,7 +490,7 @@ stop_all
 
 mv "$csv.tmp" "$csv.rows"
 {
-    echo "scenario,implementation,paced_rate,rps,p50_us,p99_us,p999_us,errors,rss_sum_kb,rss_max_kb,cpu_us_per_req,redis_us_per_req,pg_us_per_req,requests"
+    echo "scenario,implementation,rps,p50_us,p99_us,p999_us,errors,rss_sum_kb,rss_max_kb,cpu_us_per_req,redis_us_per_req,pg_us_per_req,requests,paced_rate"
     cat "$csv.rows"
 } > "$csv"
 rm -f "$csv.rows"
@@ -499,6 +516,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "-" || b == "-" || b == 0) pr
 label() {
     case $1 in
         bare) echo "bare nginx \`return 200\`" ;;
+        proxy) echo "bare nginx \`proxy_pass\` (gate ceiling)" ;;
         txval) echo "**txval** verdict" ;;
         gate) echo "**txval** gate" ;;
         lua) echo "Lua gate (ngx_lua)" ;;
@@ -517,6 +535,7 @@ scenario_title() {
         lat_replay) echo "Latency at 50% of own peak: replay" ;;
         lat_redis_miss) echo "Latency at 50% of own peak: Redis-only miss" ;;
         lat_full_miss) echo "Latency at 50% of own peak: full miss" ;;
+        eq_full_miss) echo "Latency at the same load: full miss at 50% of the Go service's (direct) peak" ;;
     esac
 }
 
@@ -535,14 +554,14 @@ table() {
 }
 
 lat_table() {
-    local sc=$1 im k peak
-    echo "| implementation | paced at req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req |"
-    echo "|---|---|---|---|---|---|---|---|"
+    # $1 cell scenario (lat_replay, eq_full_miss, ...)
+    local sc=$1 im k
+    echo "| implementation | paced at req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms | errors | CPU µs/req | Redis µs/req | PG µs/req |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     for im in "${impls[@]}"; do
-        k=lat_$sc/$im
+        k=$sc/$im
         [ -n "${cell[$k]:-}" ] || continue
-        peak=$(median_field "$sc/$im" 1)
-        echo "| $(label "$im") | $((peak / 2)) | $(median_field "$k" 1) | $(ms "$(median_field "$k" 2)") | $(ms "$(median_field "$k" 3)") | $(ms "$(median_field "$k" 4)") | $(median_field "$k" 5) | $(median_field "$k" 8) |"
+        echo "| $(label "$im") | $(median_field "$k" 12) | $(median_field "$k" 1) | $(ms "$(median_field "$k" 2)") | $(ms "$(median_field "$k" 3)") | $(ms "$(median_field "$k" 4)") | $(median_field "$k" 5) | $(median_field "$k" 8) | $(median_field "$k" 9) | $(median_field "$k" 10) |"
     done
 }
 
@@ -560,9 +579,12 @@ r_replay_g=$(ratio "$(m replay/gate 1)" "$(m replay/bare 1)")
 r_full_go=$(ratio "$(m full_miss/txval 1)" "$(m full_miss/go 1)")
 r_full_gon=$(ratio "$(m full_miss/txval 1)" "$(m full_miss/go+nginx 1)")
 r_full_gate_gon=$(ratio "$(m full_miss/gate 1)" "$(m full_miss/go+nginx 1)")
-r_p99_go=$(ratio "$(m lat_full_miss/txval 3)" "$(m lat_full_miss/go 3)")
-r_p99_gon=$(ratio "$(m lat_full_miss/txval 3)" "$(m lat_full_miss/go+nginx 3)")
+r_p99pk_go=$(ratio "$(m full_miss/txval 3)" "$(m full_miss/go 3)")
 r_p99pk_gon=$(ratio "$(m full_miss/txval 3)" "$(m full_miss/go+nginx 3)")
+r_p99eq_go=$(ratio "$(m eq_full_miss/txval 3)" "$(m lat_full_miss/go 3)")
+r_p99own_go=$(ratio "$(m lat_full_miss/txval 3)" "$(m lat_full_miss/go 3)")
+r_p99own_gon=$(ratio "$(m lat_full_miss/txval 3)" "$(m lat_full_miss/go+nginx 3)")
+r_replay_gp=$(ratio "$(m replay/gate 1)" "$(m replay/proxy 1)")
 r_hit_g=$(ratio "$(m redis_hit/gate 1)" "$(m redis_hit/lua 1)")
 r_hit_v=$(ratio "$(m redis_hit/txval 1)" "$(m redis_hit/lua 1)")
 r_miss_g=$(ratio "$(m redis_miss/gate 1)" "$(m redis_miss/lua 1)")
@@ -586,7 +608,7 @@ worker_end_growth=$(for p in ${wpids[a]} ${wpids[b]}; do
 # --- the chart
 
 {
-    echo "scenario bare txval gate lua go go+nginx"
+    echo "scenario ${impls[*]}"
     for sc in "${scenarios[@]}"; do
         printf '%s' "$sc"
         for im in "${impls[@]}"; do printf ' %s' "$(m "$sc/$im" 1)"; done
@@ -594,31 +616,52 @@ worker_end_growth=$(for p in ${wpids[a]} ${wpids[b]}; do
     done
 } > "$dir/chart-rps.dat"
 {
-    echo "scenario bare txval gate lua go go+nginx"
+    echo "scenario ${impls[*]}"
     for sc in replay redis_miss full_miss; do
+        case " ${scenarios[*]} " in *" $sc "*) ;; *) continue ;; esac
         printf '%s' "$sc"
         for im in "${impls[@]}"; do printf ' %s' "$(ms "$(m "lat_$sc/$im" 3)")"; done
         echo
     done
 } > "$dir/chart-p99.dat"
-gnuplot <<EOG || echo "bench: gnuplot failed" >&2
-set terminal pngcairo size 1200,900 font "DejaVu Sans,10" noenhanced
+{
+    echo "scenario ${impls[*]}"
+    for sc in "${scenarios[@]}"; do
+        printf '%s' "$sc"
+        for im in "${impls[@]}"; do printf ' %s' "$(m "$sc/$im" 8)"; done
+        echo
+    done
+} > "$dir/chart-cpu.dat"
+colors=$(for im in "${impls[@]}"; do
+             case $im in
+                 bare) echo "#999999" ;; proxy) echo "#cccccc" ;;
+                 txval) echo "#1b7837" ;; gate) echo "#7fbf7b" ;;
+                 lua) echo "#e08214" ;; go) echo "#2166ac" ;;
+                 *) echo "#92c5de" ;;
+             esac
+         done | tr '\n' ' ')
+ncol=$((${#impls[@]} + 1))
+gnuplot 2> "$dir/gnuplot.log" <<EOG || { echo "bench: gnuplot failed" >&2; cat "$dir/gnuplot.log" >&2; }
+set terminal pngcairo size 1200,1300 font "DejaVu Sans,10" noenhanced
 set output "$png"
+colors = "$colors"
 set datafile missing "-"
 set style data histograms
 set style histogram clustered gap 1
-set style fill solid 0.85 border -1
+set style fill solid 0.9 border -1
 set key outside right top
 set grid ytics
-set multiplot layout 2,1 title "txval vs alternatives, one run on one 2-core machine ($(date -u +%Y-%m-%d)); ratios matter, not absolute values"
-set title "peak throughput (requests/s, log scale; Lua gate has no full-miss cell: no Postgres)"
+set multiplot layout 3,1 title "txval vs the alternatives: one run, one shared 2-core machine ($(date -u +%Y-%m-%d)); the ratios matter, not the absolute values"
+set title "peak throughput, requests/s (log scale; higher is better; the Lua gate has no full-miss cell: no Postgres)"
 set logscale y
 set yrange [1000:*]
-plot for [i=2:7] "$dir/chart-rps.dat" using i:xtic(1) title columnheader(i)
+plot for [i=2:$ncol] "$dir/chart-rps.dat" using i:xtic(1) title columnheader(i) lc rgb word(colors, i - 1)
 unset logscale y
 set yrange [0:*]
-set title "p99 latency at 50% of each one's own peak (ms, lower is better)"
-plot for [i=2:7] "$dir/chart-p99.dat" using i:xtic(1) title columnheader(i)
+set title "p99 latency at 50% of each one's own peak rate, ms (lower is better)"
+plot for [i=2:$ncol] "$dir/chart-p99.dat" using i:xtic(1) title columnheader(i) lc rgb word(colors, i - 1)
+set title "CPU of the serving processes per request at peak, µs (nginx workers and/or the Go process; Redis and Postgres not included; lower is better)"
+plot for [i=2:$ncol] "$dir/chart-cpu.dat" using i:xtic(1) title columnheader(i) lc rgb word(colors, i - 1)
 unset multiplot
 EOG
 
@@ -699,9 +742,10 @@ $(dpkg-query -W -f='wrk ${Version}' wrk), $(date -u +%Y-%m-%d).
 
 | target | measured | |
 |---|---|---|
-| replay ≥ 0.9 × bare | verdict $r_replay_v ×, gate $r_replay_g × | $(verdict_mark "$r_replay_v" ">=" 0.9) |
+| replay ≥ 0.9 × bare | verdict $r_replay_v × bare; gate $r_replay_g × bare, $r_replay_gp × a bare \`proxy_pass\` to the same upstream | $(verdict_mark "$r_replay_v" ">=" 0.9) (verdict), $(verdict_mark "$r_replay_gp" ">=" 0.9) (gate vs proxy) |
 | full miss ≥ 3 × Go throughput | verdict $r_full_go × Go direct, $r_full_gon × Go behind nginx (gate $r_full_gate_gon ×) | $(verdict_mark "$r_full_go" ">=" 3) (direct), $(verdict_mark "$r_full_gon" ">=" 3) (behind nginx) |
-| full miss p99 ≤ 1/3 of Go | at 50% load: $r_p99_go × Go direct, $r_p99_gon × Go behind nginx; at peak: $r_p99pk_gon × Go behind nginx | $(verdict_mark "$r_p99_go" "<=" 0.3334) (direct), $(verdict_mark "$r_p99_gon" "<=" 0.3334) (behind nginx) |
+| full miss p99 ≤ 1/3 of Go | at peak ($conns connections each): $r_p99pk_go × Go direct, $r_p99pk_gon × Go behind nginx | $(verdict_mark "$r_p99pk_go" "<=" 0.3334) (direct), $(verdict_mark "$r_p99pk_gon" "<=" 0.3334) (behind nginx) |
+| (the same, at equal load) | at 50% of Go's peak rate, both: $r_p99eq_go × Go direct; each at 50% of its own peak: $r_p99own_go × Go direct, $r_p99own_gon × Go behind nginx | $(verdict_mark "$r_p99eq_go" "<=" 0.3334) (equal load) |
 | Redis hit ≥ 1.5 × Lua gate | gate $r_hit_g ×, verdict $r_hit_v × | $(verdict_mark "$r_hit_g" ">=" 1.5) (gate) |
 | Redis-only miss ≥ 1.5 × Lua gate | gate $r_miss_g ×, verdict $r_miss_v × | $(verdict_mark "$r_miss_g" ">=" 1.5) (gate) |
 | worker private RSS ≤ 16 MB each, flat | peak of any txval worker $(mb "${worker_peak:-0}") MB; most any grew from start to end $worker_end_growth MB (per worker below) | $(verdict_mark "$(mb "${worker_peak:-0}")" "<=" 16) |
@@ -724,8 +768,8 @@ $(for sc in "${scenarios[@]}"; do
 done)
 ## Latency at 50% of each implementation's own peak
 
-$(for sc in replay redis_miss full_miss; do
-    echo "### $(scenario_title "lat_$sc")"
+$(for sc in lat_replay lat_redis_miss lat_full_miss eq_full_miss; do
+    echo "### $(scenario_title "$sc")"
     echo
     lat_table "$sc"
     echo
