@@ -2,8 +2,12 @@
 # `make lint` (and CI): what Debian 12 offers to check the files no test
 # runs, without a Docker engine:
 #
-#   shell        shellcheck on scripts/*.sh, bench/*.sh, .ci/run,
-#                docker/*.sh and the package's maintainer scripts (packaging/)
+#   shell        shellcheck on scripts/*.sh, bench/*.sh, bench/go/*.sh,
+#                .ci/run, docker/*.sh and the package's maintainer scripts
+#                (packaging/)
+#   go vet       bench/go (the Go service of make bench), when Debian's Go
+#                and its sources are installed (scripts/deps.sh bench);
+#                skipped otherwise
 #   yamllint     docker/compose.yaml; then python3-yaml loads it and checks
 #                its structure (services, health checks, init directory,
 #                build context, the files it mounts)
@@ -44,7 +48,7 @@ known=(
 )
 
 if need shellcheck; then
-    scripts=(scripts/*.sh bench/*.sh fuzz/*.sh faults/*.sh .ci/run docker/*.sh
+    scripts=(scripts/*.sh bench/*.sh bench/go/*.sh fuzz/*.sh faults/*.sh .ci/run docker/*.sh
              packaging/postinst packaging/prerm packaging/postrm)
     for f in "${scripts[@]}"; do
         [ -f "$f" ] || continue
@@ -63,6 +67,22 @@ if need shellcheck; then
             fail "shellcheck $f"
         fi
     done
+fi
+
+
+# --- go vet: bench/go, offline, GOPATH mode over Debian's Go sources
+
+if command -v go > /dev/null 2>&1 \
+   && [ -d /usr/share/gocode/src/github.com/gomodule/redigo ] \
+   && [ -d /usr/share/gocode/src/github.com/jackc/pgx/v4 ]; then
+    if (cd bench/go && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off \
+            GOFLAGS='' GOCACHE="$top/build/bench/go-cache" CGO_ENABLED=0 go vet .); then
+        pass "go vet bench/go"
+    else
+        fail "go vet bench/go"
+    fi
+else
+    echo "lint: skipped: go vet bench/go (Go and its sources: scripts/deps.sh bench)"
 fi
 
 
