@@ -298,7 +298,7 @@ declare -A pid_peak             # pid -> peak private RSS over the run, KB
 measure() {
     # $1 scenario, $2 impl, $3 wrk mode, $4 rate (0: peak);
     # appends "rps p50 p99 p999 errors rss_sum_kb rss_max_kb cpu_us
-    # redis_us pg_us requests rate" to cell[$1/$2] and to the CSV
+    # redis_us pg_us requests rate wrk_us" to cell[$1/$2] and to the CSV
     local sc=$1 im=$2 mode=$3 rate=$4 ep port path pids f c0 r0 p0 c1 r1 p1
     local sampler rssf rps n p50 p99 p999 err rs rm pid kb base_sc
     base_sc=${sc#lat_}
@@ -317,10 +317,12 @@ measure() {
         done
     ) &
     sampler=$!
-    TXVAL_BENCH_MODE=$mode TXVAL_BENCH_RATE=$rate TXVAL_BENCH_THREADS=2 \
-    TXVAL_BENCH_RUN=$run_id${sc}${im/+/}$RANDOM \
-        wrk -t2 -c"$conns" -d"${secs}s" --timeout 2s -s "$top/bench/wrk.lua" \
-        "http://127.0.0.1:$port$path" > "$f.wrk" 2>&1 || true
+    # wrk's own CPU (user, system seconds) through bash's time
+    local TIMEFORMAT='%U %S'
+    { time TXVAL_BENCH_MODE=$mode TXVAL_BENCH_RATE=$rate TXVAL_BENCH_THREADS=2 \
+           TXVAL_BENCH_RUN=$run_id${sc}${im/+/}$RANDOM \
+           wrk -t2 -c"$conns" -d"${secs}s" --timeout 2s -s "$top/bench/wrk.lua" \
+           "http://127.0.0.1:$port$path" > "$f.wrk" 2>&1 ; } 2> "$f.time" || true
     c1=$(ticks "${pids[@]}"); r1=$(ticks "$(redis_pid)"); p1=$(pg_ticks)
     rss_sample "${pids[@]}" >> "$rssf"
     kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
@@ -348,10 +350,11 @@ measure() {
     line=$(awk -v rps="$rps" -v p50="$p50" -v p99="$p99" -v p999="$p999" \
                -v err="$err" -v rs="$rs" -v rm="$rm" -v n="$n" -v hz="$hz" \
                -v c="$((c1 - c0))" -v r="$((r1 - r0))" -v p="$((p1 - p0))" \
-               -v rate="$rate" \
+               -v rate="$rate" -v w="$(awk '{print $1 + $2}' "$f.time")" \
         'function us(t) { return n ? t / hz * 1e6 / n : 0 }
-         BEGIN {printf "%.0f %d %d %d %d %d %d %.1f %.1f %.1f %d %d\n",
-                rps, p50, p99, p999, err, rs, rm, us(c), us(r), us(p), n, rate}')
+         BEGIN {printf "%.0f %d %d %d %d %d %d %.1f %.1f %.1f %d %d %.1f\n",
+                rps, p50, p99, p999, err, rs, rm, us(c), us(r), us(p), n, rate,
+                n ? w * 1e6 / n : 0}')
     cell[$sc/$im]+="$line"$'\n'
     echo "$sc,$im,$line" | tr ' ' ',' >> "$csv.tmp"
     printf '  %-12s %-9s %8.0f req/s  p99 %6.2f ms  err %s  cpu %s us/req\n' \
@@ -490,7 +493,7 @@ stop_all
 
 mv "$csv.tmp" "$csv.rows"
 {
-    echo "scenario,implementation,rps,p50_us,p99_us,p999_us,errors,rss_sum_kb,rss_max_kb,cpu_us_per_req,redis_us_per_req,pg_us_per_req,requests,paced_rate"
+    echo "scenario,implementation,rps,p50_us,p99_us,p999_us,errors,rss_sum_kb,rss_max_kb,cpu_us_per_req,redis_us_per_req,pg_us_per_req,requests,paced_rate,wrk_us_per_req"
     cat "$csv.rows"
 } > "$csv"
 rm -f "$csv.rows"
@@ -542,14 +545,14 @@ scenario_title() {
 table() {
     # $1 scenario, $2 reference impl for the ratio column
     local sc=$1 ref=$2 im k r n
-    echo "| implementation | req/s | × $ref | p50 ms | p99 ms | p99.9 ms | errors | private RSS MB | CPU µs/req | Redis µs/req | PG µs/req |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| implementation | req/s | × $ref | p50 ms | p99 ms | p99.9 ms | errors | private RSS MB | CPU µs/req | Redis µs/req | PG µs/req | wrk µs/req |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     r=$(median_field "$sc/$ref" 1)
     for im in "${impls[@]}"; do
         k=$sc/$im
         [ -n "${cell[$k]:-}" ] || continue
         n=$(printf '%s' "${cell[$k]}" | awk '{e += $5} END {print e}')
-        echo "| $(label "$im") | $(median_field "$k" 1) | $(ratio "$(median_field "$k" 1)" "$r") | $(ms "$(median_field "$k" 2)") | $(ms "$(median_field "$k" 3)") | $(ms "$(median_field "$k" 4)") | $n | $(mb "$(median_field "$k" 6)") | $(median_field "$k" 8) | $(median_field "$k" 9) | $(median_field "$k" 10) |"
+        echo "| $(label "$im") | $(median_field "$k" 1) | $(ratio "$(median_field "$k" 1)" "$r") | $(ms "$(median_field "$k" 2)") | $(ms "$(median_field "$k" 3)") | $(ms "$(median_field "$k" 4)") | $n | $(mb "$(median_field "$k" 6)") | $(median_field "$k" 8) | $(median_field "$k" 9) | $(median_field "$k" 10) | $(median_field "$k" 13) |"
     done
 }
 
@@ -589,6 +592,28 @@ r_hit_g=$(ratio "$(m redis_hit/gate 1)" "$(m redis_hit/lua 1)")
 r_hit_v=$(ratio "$(m redis_hit/txval 1)" "$(m redis_hit/lua 1)")
 r_miss_g=$(ratio "$(m redis_miss/gate 1)" "$(m redis_miss/lua 1)")
 r_miss_v=$(ratio "$(m redis_miss/txval 1)" "$(m redis_miss/lua 1)")
+
+# the full-miss CPU budget: what each request costs every process on the
+# machine (serving, Redis, Postgres, wrk), and what txval's throughput
+# could be if txval itself cost nothing
+cores=$(nproc)
+budget() {
+    # $1 impl -> "server redis pg wrk total"
+    local k=full_miss/$1
+    [ -n "${cell[$k]:-}" ] || { echo "- - - - -"; return; }
+    awk -v a="$(m "$k" 8)" -v b="$(m "$k" 9)" -v c="$(m "$k" 10)" -v d="$(m "$k" 13)" \
+        'BEGIN {printf "%.1f %.1f %.1f %.1f %.1f\n", a, b, c, d, a + b + c + d}'
+}
+read -r tx_srv tx_redis tx_pg tx_wrk tx_total < <(budget txval)
+read -r go_srv go_redis go_pg go_wrk go_total < <(budget go)
+read -r gn_srv gn_redis gn_pg gn_wrk gn_total < <(budget go+nginx)
+full_ceiling=$(awk -v r="$tx_redis" -v p="$tx_pg" -v w="$tx_wrk" -v n="$cores" \
+    'BEGIN {if (r == "-") print "-"; else printf "%.0f", n * 1e6 / (r + p + w)}')
+full_ceiling_x=$(ratio "$full_ceiling" "$(m full_miss/go 1)")
+cpu_x_go=$(ratio "$go_srv" "$tx_srv")
+cpu_x_gn=$(ratio "$gn_srv" "$tx_srv")
+cpu_x_lua_hit=$(ratio "$(m redis_hit/lua 8)" "$(m redis_hit/gate 8)")
+cpu_x_lua_miss=$(ratio "$(m redis_miss/lua 8)" "$(m redis_miss/gate 8)")
 
 # per process: after priming -> after the last cell (peak over the run), MB
 rss_line() {
@@ -750,7 +775,30 @@ $(dpkg-query -W -f='wrk ${Version}' wrk), $(date -u +%Y-%m-%d).
 | Redis-only miss ≥ 1.5 × Lua gate | gate $r_miss_g ×, verdict $r_miss_v × | $(verdict_mark "$r_miss_g" ">=" 1.5) (gate) |
 | worker private RSS ≤ 16 MB each, flat | peak of any txval worker $(mb "${worker_peak:-0}") MB; most any grew from start to end $worker_end_growth MB (per worker below) | $(verdict_mark "$(mb "${worker_peak:-0}")" "<=" 16) |
 
-![throughput and p99 per scenario](results.png)
+CPU per request, the steadier measure on a shared machine: a full miss
+costs txval's workers $tx_srv µs, the Go service $go_srv µs ($cpu_x_go ×
+txval's), Go behind nginx $gn_srv µs ($cpu_x_gn ×). In the Redis hit and
+Redis-only miss the Lua gate's workers spend $cpu_x_lua_hit × and
+$cpu_x_lua_miss × what txval's gate spends.
+
+The full-miss ceiling on this machine: every process shares the same
+$cores cores, so a full miss costs the machine the sum of its column
+(µs of CPU per request):
+
+| per full miss | serving | Redis | Postgres | wrk (the client) | all |
+|---|---|---|---|---|---|
+| txval verdict | $tx_srv | $tx_redis | $tx_pg | $tx_wrk | $tx_total |
+| Go service, direct | $go_srv | $go_redis | $go_pg | $go_wrk | $go_total |
+| Go behind nginx | $gn_srv | $gn_redis | $gn_pg | $gn_wrk | $gn_total |
+
+Even if txval itself cost nothing, Redis, Postgres and wrk would hold a
+full miss to about $cores × 10⁶ / ($tx_redis + $tx_pg + $tx_wrk) ≈
+$full_ceiling requests/s here, $full_ceiling_x × the Go service's measured
+rate: on one 2-core machine that runs the backends and the client too,
+the throughput target can only be met as far as this bound allows; the
+serving CPU above is the part that is txval's own.
+
+![throughput, p99 and CPU per scenario](results.png)
 
 ## Peak throughput, per scenario
 
