@@ -10,7 +10,9 @@
  * PQgetResult until NULL. Every stage has a deadline on an nginx timer;
  * past it the connection is closed (libpq 15 has no non-blocking cancel),
  * never waited on. Host names are resolved when the configuration is read
- * (hostaddr=), so libpq never resolves in a worker.
+ * (hostaddr=), so libpq never resolves in a worker. With several servers
+ * (target_session_attrs), libpq tries them in turn within PQconnectPoll;
+ * one that times out is passed over by the next connections.
  *
  * Per worker, up to `pool` connections, one lookup at a time each; a
  * lookup that finds none free waits, at most its timeout, in a queue.
@@ -1242,7 +1244,10 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         k++;
     }
 
-    /* the servers, last: their lists differ by the server they start with */
+    /*
+     * the servers, last: their lists differ by the server they start
+     * with (index 0 is never theirs: "options" comes first)
+     */
 
     ihost = 0;
     iaddr = 0;
