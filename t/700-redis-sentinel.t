@@ -1,6 +1,7 @@
 # txval_redis sentinel=... master=NAME: the master found through the
 # sentinels (verdicts computed, written to the master, replayed from it;
-# db=; a dead sentinel first in the list; no sentinel at all answering),
+# password= for the master, db=; a dead sentinel first in the list; no
+# sentinel at all answering; a wrong password),
 # the directive's errors, and two failovers under traffic: SENTINEL
 # FAILOVER (the old master stays up) and the master killed -9 (the
 # sentinels elect the replica). Through each: only 503 backend_unavailable
@@ -12,8 +13,9 @@
 #
 # Runs its own Sentinel set-up (t/lib/Txval/Fleet.pm, from Debian's
 # redis-server and redis-sentinel): a master on 17110 and its replica on
-# 17111, sentinels on 17101-17103 (quorum 2, down-after 1 s), master name
-# txm700; data and logs in build/fleet/t700/. Alone:
+# 17111 (requirepass), sentinels on 17101-17103 (no password; quorum 2,
+# down-after 1 s), master name txm700; data and logs in build/fleet/t700/.
+# Alone:
 #   prove -I t/lib t/700-redis-sentinel.t
 # Under valgrind (make valgrind) the failover blocks are skipped.
 
@@ -42,7 +44,8 @@ BEGIN {
 
 $Fleet = Txval::Fleet->sentinel(name => 't700', master_name => 'txm700',
                                 master_port => 17110, replica_port => 17111,
-                                sentinel_ports => [ 17101, 17102, 17103 ]);
+                                sentinel_ports => [ 17101, 17102, 17103 ],
+                                password => 'Pw700-Secret');
 
 add_response_body_check(\&Txval::Fleet::fleet_check);
 
@@ -76,7 +79,7 @@ sub ::unavailable {
 
 sub ::settled {
     my ($port, $key, $db) = @_;
-    my $r = Txval::Redis->client(port => $port, db => $db);
+    my $r = Txval::Fleet::client($port, db => $db);
     my $deadline = time + 1;
     my $v;
     while (1) {
@@ -114,7 +117,7 @@ sub ::failover_under_traffic {
     $Run{res} = [ $traffic->stop ];
 
     # every command the new master runs from now on
-    $Run{monitor} = Txval::Redis->monitor(port => $Run{new});
+    $Run{monitor} = Txval::Fleet::monitor($Run{new});
 }
 
 # after a failover: the traffic's checks, the block's own requests written
@@ -169,7 +172,7 @@ __DATA__
 === TEST 1: through the sentinels: computed, written to the master, replayed from it
 --- http_config
     txval_redis sentinel=$TEST_NGINX_T700_SENTINELS master=txm700
-                prefix=t700.1: pool=4 $TEST_NGINX_T700_TIMEOUTS;
+                password=Pw700-Secret prefix=t700.1: pool=4 $TEST_NGINX_T700_TIMEOUTS;
 --- config
     location /t { txval; txval_velocity 100 60s; }
 --- more_headers
@@ -193,13 +196,14 @@ Test::More::is ::settled($m, 't700.1:vel:tok_1:' . int(time / 60)), '2',
 [error]
 [alert]
 [crit]
+Pw700-Secret
 
 
 
 === TEST 2: db= : the keys go to that db of the master
 --- http_config
     txval_redis sentinel=$TEST_NGINX_T700_SENTINELS master=txm700 db=5
-                prefix=t700.2: $TEST_NGINX_T700_TIMEOUTS;
+                password=Pw700-Secret prefix=t700.2: $TEST_NGINX_T700_TIMEOUTS;
 --- config
     location /t { txval; txval_velocity 100 60s; }
 --- more_headers
@@ -214,7 +218,7 @@ Content-Type: application/json
 my $m = $::Fleet->master_port;
 Test::More::like ::settled($m, 't700.2:v:d1', 5) // '', qr/^1;0;0;[0-9a-f]{16}$/,
      $block->name . ' - the verdict is in db 5 of the master';
-my $r0 = Txval::Redis->client(port => $m);
+my $r0 = Txval::Fleet::client($m);
 Test::More::is_deeply $r0->cmd(KEYS => 't700.2:*'), [], $block->name . ' - db 0 has none';
 --- no_error_log
 [error]
@@ -225,7 +229,7 @@ Test::More::is_deeply $r0->cmd(KEYS => 't700.2:*'), [], $block->name . ' - db 0 
 === TEST 3: the first sentinel is down: the others are asked
 --- http_config
     txval_redis sentinel=127.0.0.1:17199,$TEST_NGINX_T700_SENTINELS
-                master=txm700 prefix=t700.3: $TEST_NGINX_T700_TIMEOUTS;
+                master=txm700 password=Pw700-Secret prefix=t700.3: $TEST_NGINX_T700_TIMEOUTS;
 --- config
     location /t { txval; txval_velocity 100 60s; }
 --- more_headers
@@ -269,10 +273,32 @@ Content-Type: application/json
 [alert]
 [crit]
 exited on signal
+Pw700-Secret
 
 
 
-=== TEST 5: no master= : refused; the password is not shown
+=== TEST 5: a wrong password: the master refuses the connection, 503; the password is not logged
+--- http_config
+    txval_redis sentinel=$TEST_NGINX_T700_SENTINELS master=txm700
+                password=Wrong700-Secret prefix=t700.5: $TEST_NGINX_T700_TIMEOUTS;
+--- config
+    location /t { txval; txval_velocity 100 60s; }
+--- more_headers
+Content-Type: application/json
+--- request eval
+::post('/t', id => 'w1')
+--- error_code: 503
+--- response_body eval
+::unavailable()
+--- error_log eval
+qr/\[error\] [^\n]*txval: redis 127\.0\.0\.1:1711[01]: [^\n]*(WRONGPASS|invalid password)/
+--- no_error_log
+Wrong700-Secret
+[alert]
+
+
+
+=== TEST 6: no master= : refused; the password is not shown
 --- http_config
     txval_redis sentinel=$TEST_NGINX_T700_SENTINELS password=Hunter2Secret;
 --- config
@@ -287,7 +313,7 @@ Hunter2Secret
 
 
 
-=== TEST 6: sentinel= with a plain address too: refused
+=== TEST 7: sentinel= with a plain address too: refused
 --- http_config
     txval_redis 127.0.0.1:17110 sentinel=$TEST_NGINX_T700_SENTINELS master=txm700;
 --- config
@@ -300,7 +326,7 @@ qr/\[emerg\] [^\n]*txval_redis/
 
 
 
-=== TEST 7: master= without sentinel= : refused
+=== TEST 8: master= without sentinel= : refused
 --- http_config
     txval_redis 127.0.0.1:17110 master=txm700;
 --- config
@@ -313,7 +339,7 @@ qr/\[emerg\] (?=[^\n]*txval_redis)[^\n]*master/
 
 
 
-=== TEST 8: a sentinel address that is not host:port: refused
+=== TEST 9: a sentinel address that is not host:port: refused
 --- http_config
     txval_redis sentinel=127.0.0.1:17101,127.0.0.1:notaport master=txm700;
 --- config
@@ -326,7 +352,7 @@ qr/\[emerg\] (?=[^\n]*txval_redis)[^\n]*notaport/
 
 
 
-=== TEST 9: an empty sentinel list: refused
+=== TEST 10: an empty sentinel list: refused
 --- http_config
     txval_redis sentinel= master=txm700;
 --- config
@@ -339,7 +365,7 @@ qr/\[emerg\] [^\n]*txval_redis/
 
 
 
-=== TEST 10: an empty master name: refused
+=== TEST 11: an empty master name: refused
 --- http_config
     txval_redis sentinel=$TEST_NGINX_T700_SENTINELS master=;
 --- config
@@ -352,11 +378,11 @@ qr/\[emerg\] [^\n]*txval_redis/
 
 
 
-=== TEST 11: SENTINEL FAILOVER under traffic: only bounded 503s, then all succeed on the new master
+=== TEST 12: SENTINEL FAILOVER under traffic: only bounded 503s, then all succeed on the new master
 --- skip_eval: 12: $ENV{TEST_NGINX_USE_VALGRIND}
 --- http_config
     txval_redis sentinel=$TEST_NGINX_T700_SENTINELS master=txm700
-                prefix=t700.f: pool=4;
+                password=Pw700-Secret prefix=t700.f: pool=4;
 --- config
     location /t { txval; txval_velocity 1000000 60s; }
 --- init
@@ -382,14 +408,15 @@ Content-Type: application/json
 [alert]
 [crit]
 exited on signal
+Pw700-Secret
 
 
 
-=== TEST 12: the master killed (-9) under traffic: 503s while the sentinels elect the replica, then all succeed on it
+=== TEST 13: the master killed (-9) under traffic: 503s while the sentinels elect the replica, then all succeed on it
 --- skip_eval: 12: $ENV{TEST_NGINX_USE_VALGRIND}
 --- http_config
     txval_redis sentinel=$TEST_NGINX_T700_SENTINELS master=txm700
-                prefix=t700.k: pool=4;
+                password=Pw700-Secret prefix=t700.k: pool=4;
 --- config
     location /t { txval; txval_velocity 1000000 60s; }
 --- init
@@ -412,12 +439,14 @@ Content-Type: application/json
  ::v('f1', 'redis')]
 --- fleet_check
 # the master is gone from the kill to the election (down-after 1 s, then
-# the vote): that time, and the recovery bound, may fail
+# the vote): that time, and a second (the workers ask the sentinels once a
+# second), may fail
 ::check_failover($block, 'master killed',
-                 $Run{switched_at} - $Run{event_at} + $RECOVERY,
+                 $Run{switched_at} - $Run{event_at} + $SLOW,
                  't700.k:', qw(f1 f2 f3));
 --- timeout: 30
 --- no_error_log
 [alert]
 [crit]
 exited on signal
+Pw700-Secret

@@ -16,7 +16,8 @@ package Txval::Fleet;
 #   my $new = $s->wait_switch($old);   # every sentinel reports the new one
 #   $s->wait_ready;             # the replica is up and known to all
 #
-#   my $c = Txval::Fleet->cluster(name => 'c710', ports => [17001 .. 17006]);
+#   my $c = Txval::Fleet->cluster(name => 'c710', ports => [17001 .. 17006],
+#                                 node_timeout => 1500, full_coverage => 0);
 #   $c->masters                 # ports of the masters, by their first slot
 #   $c->owner(Txval::Fleet::key_slot($key))   # port of a slot's master
 #   $c->get($key)               # GET, following MOVED/ASK
@@ -50,6 +51,7 @@ use Txval::Redis ();
 my $repo = abs_path(dirname(__FILE__) . '/../../..');
 
 my $OWNER = $$;
+our %AUTH;          # port => password, of the Redis nodes that need one
 my %running;        # pid => "what", our redis processes
 my @fleet_dirs;     # for the watchdog
 my $watchdog;
@@ -91,12 +93,34 @@ sub wait_until {
 }
 
 
+# a client of a node (AUTH when it has a password), MONITOR on one
+
+sub client {
+    my ($port, %a) = @_;
+    return Txval::Redis->client(port => $port, password => $AUTH{$port}, %a);
+}
+
+sub monitor {
+    my ($port) = @_;
+    return Txval::Redis->monitor(port => $port, password => $AUTH{$port});
+}
+
+# redis-cli, with the password of the nodes (not on its command line)
+
+sub redis_cli {
+    my ($password, @args) = @_;
+    local $ENV{REDISCLI_AUTH} = $password if defined $password;
+    my $cmd = join ' ', 'redis-cli', @args;
+    my $out = `$cmd 2>&1`;
+    return ($? == 0, $out);
+}
+
 # one command on a new connection; undef when the server does not answer
 
 sub cmd {
     my ($port, @args) = @_;
     my $r = eval {
-        my $c = Txval::Redis->client(port => $port);
+        my $c = client($port);
         my $v = $c->cmd(@args);
         $c->close;
         $v;
@@ -281,8 +305,13 @@ sub sentinel {
         quorum        => $a{quorum} // 2,
         down_after    => $a{down_after} // 1000,
         failover_timeout => $a{failover_timeout} // 3000,
+        password      => $a{password},
         pid           => {},
     }, 'Txval::Fleet::Sentinel';
+
+    if (defined $self->{password}) {
+        $AUTH{$_} = $self->{password} for @{ $self->{ports} };
+    }
 
     for my $p (@{ $self->{ports} }, @{ $self->{sentinel_ports} }) {
         die "fleet: port $p is in use\n" unless port_free($p);
@@ -319,6 +348,9 @@ sub _start_redis {
         '--appendonly', 'no', '--daemonize', 'no',
         '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0',
         '--repl-ping-replica-period', '1',
+        (defined $self->{password}
+            ? ('--requirepass', $self->{password},
+               '--masterauth', $self->{password}) : ()),
         ($replicaof ? ('--replicaof', '127.0.0.1', $replicaof) : ()));
     $self->{pid}{$port} = $pid;
     Txval::Fleet::wait_up($pid, $port, $log);
@@ -343,6 +375,8 @@ sentinel down-after-milliseconds $m $self->{down_after}
 sentinel failover-timeout $m $self->{failover_timeout}
 sentinel parallel-syncs $m 1
 CONF
+    print $fh "sentinel auth-pass $m $self->{password}\n"
+        if defined $self->{password};
     close $fh;
     my $log = "$d/sentinel.log";
     my $bin = -x '/usr/bin/redis-sentinel' ? 'redis-sentinel' : 'redis-server';
@@ -442,7 +476,8 @@ sub failover {
     my ($self) = @_;
     my $old = $self->master_port // die "fleet: the sentinels disagree\n";
     my $sp = $self->{sentinel_ports}[0];
-    my $out = `redis-cli -p $sp SENTINEL FAILOVER $self->{master_name} 2>&1`;
+    my (undef, $out) = Txval::Fleet::redis_cli(undef, '-p', $sp, 'SENTINEL',
+                                               'FAILOVER', $self->{master_name});
     die "fleet: SENTINEL FAILOVER: $out" unless $out =~ /^OK/;
     $self->{failover_at} = time;
     return $old;
@@ -465,7 +500,7 @@ sub wait_switch {
 
 sub client {
     my ($self, $port, %a) = @_;
-    return Txval::Redis->client(port => $port, %a);
+    return Txval::Fleet::client($port, %a);
 }
 
 # a Redis (master or replica) killed -9, and started again (empty, with no
@@ -503,8 +538,14 @@ sub cluster {
         ports => $a{ports} // [ 17001 .. 17006 ],
         node_timeout => $a{node_timeout} // 1500,
         replicas => $a{replicas} // 1,
+        full_coverage => $a{full_coverage} // 1,
+        password => $a{password},
         pid => {},
     }, 'Txval::Fleet::Cluster';
+
+    if (defined $self->{password}) {
+        $AUTH{$_} = $self->{password} for @{ $self->{ports} };
+    }
 
     for my $p (@{ $self->{ports} }) {
         die "fleet: port $p is in use\n" unless port_free($p);
@@ -544,8 +585,13 @@ sub _spawn_node {
         '--cluster-enabled', 'yes', '--cluster-config-file', "$d/nodes.conf",
         '--cluster-node-timeout', $self->{node_timeout},
         '--cluster-replica-validity-factor', '0',
+        '--cluster-require-full-coverage',
+        $self->{full_coverage} ? 'yes' : 'no',
         '--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0',
-        '--repl-ping-replica-period', '1');
+        '--repl-ping-replica-period', '1',
+        (defined $self->{password}
+            ? ('--requirepass', $self->{password},
+               '--masterauth', $self->{password}) : ()));
     $self->{pid}{$port} = $pid;
     Txval::Fleet::wait_up($pid, $port, $log);
 }
@@ -554,8 +600,10 @@ sub start {
     my ($self) = @_;
     $self->_spawn_node($_) for @{ $self->{ports} };
     my $nodes = join ' ', map { "127.0.0.1:$_" } @{ $self->{ports} };
-    my $out = `redis-cli --cluster create $nodes --cluster-replicas $self->{replicas} --cluster-yes 2>&1`;
-    if ($? != 0 || $out !~ /All 16384 slots covered/) {
+    my ($ok, $out) = Txval::Fleet::redis_cli($self->{password}, '--cluster',
+        'create', $nodes, '--cluster-replicas', $self->{replicas},
+        '--cluster-yes');
+    if (!$ok || $out !~ /All 16384 slots covered/) {
         die "fleet: redis-cli --cluster create failed:\n$out";
     }
     $self->wait_ok(30);
@@ -646,8 +694,9 @@ sub ok {
         return 0 unless defined $info && !ref $info
                         && $info =~ /^cluster_state:ok/m;
     }
-    my $out = `redis-cli --cluster check 127.0.0.1:$live[0] 2>&1`;
-    return 0 unless $? == 0 && $out =~ /All nodes agree about slots configuration/
+    my ($ok, $out) = Txval::Fleet::redis_cli($self->{password}, '--cluster',
+                                             'check', "127.0.0.1:$live[0]");
+    return 0 unless $ok && $out =~ /All nodes agree about slots configuration/
                     && $out =~ /All 16384 slots covered/
                     && $out !~ /\[ERR\]|\[WARNING\]/;
     for my $p (@live) {
@@ -680,7 +729,7 @@ sub state_ok {
 
 sub client {
     my ($self, $port) = @_;
-    return Txval::Redis->client(port => $port);
+    return Txval::Fleet::client($port);
 }
 
 # a command on a key, following MOVED and ASK as a cluster client does
@@ -692,7 +741,7 @@ sub key_cmd {
                // ($self->live_ports)[0];
     my $asking = 0;
     for (1 .. 5) {
-        my $c = Txval::Redis->client(port => $port);
+        my $c = Txval::Fleet::client($port);
         $c->cmd('ASKING') if $asking;
         my $r = $c->cmd(@args);
         $c->close;
@@ -711,7 +760,7 @@ sub get { my ($self, $key) = @_; return $self->key_cmd(GET => $key) }
 
 sub keys_on {
     my ($self, $port, $match) = @_;
-    my $c = Txval::Redis->client(port => $port);
+    my $c = Txval::Fleet::client($port);
     my ($cursor, @keys) = (0);
     do {
         my $r = $c->cmd(SCAN => $cursor, MATCH => $match, COUNT => 1000);
@@ -731,8 +780,10 @@ sub reshard {
     my ($self, $from, $to, $n) = @_;
     my $fid = $self->node_id($from) // die "fleet: no node on $from\n";
     my $tid = $self->node_id($to) // die "fleet: no node on $to\n";
-    my $out = `redis-cli --cluster reshard 127.0.0.1:$from --cluster-from $fid --cluster-to $tid --cluster-slots $n --cluster-yes 2>&1`;
-    die "fleet: redis-cli --cluster reshard failed:\n$out" if $? != 0;
+    my ($ok, $out) = Txval::Fleet::redis_cli($self->{password}, '--cluster',
+        'reshard', "127.0.0.1:$from", '--cluster-from', $fid,
+        '--cluster-to', $tid, '--cluster-slots', $n, '--cluster-yes');
+    die "fleet: redis-cli --cluster reshard failed:\n$out" unless $ok;
     $self->{reshard_out} = $out;
     return $out;
 }
@@ -792,7 +843,8 @@ sub restart {
 sub manual_failover {
     my ($self, $master) = @_;
     my $rep = $self->replica_of($master) // die "fleet: $master has no replica\n";
-    my $out = `redis-cli -p $rep CLUSTER FAILOVER 2>&1`;
+    my (undef, $out) = Txval::Fleet::redis_cli($self->{password}, '-p', $rep,
+                                               'CLUSTER', 'FAILOVER');
     die "fleet: CLUSTER FAILOVER: $out" unless $out =~ /^OK/;
     Txval::Fleet::wait_until(20, "$rep to take over from $master", sub {
         my $role = Txval::Fleet::cmd($rep, 'ROLE');
@@ -974,6 +1026,7 @@ sub summary {
 #   recovery    seconds after switched_at from which every request succeeds
 #   bound_seconds  at most this many seconds' worth of requests (at the
 #               run's own rate) fail, plus 5 for those in flight
+#   bound       or at most this many (0: none)
 #   max_latency no request takes longer (none hangs)
 #   allow       the failures allowed (default: 503 backend_unavailable)
 #   min_requests  at least this many requests were sent
@@ -1006,10 +1059,11 @@ sub check {
     my @early = grep { $_->{t1} < $a{event_at} } @{ $s->{bad} };
     Test::More::is(scalar(@early), 0, "$name - none failed before the failover");
 
-    my $bound = int($s->{rate} * $a{bound_seconds} + 0.5) + 5;
+    my $bound = $a{bound} // int($s->{rate} * $a{bound_seconds} + 0.5) + 5;
     Test::More::cmp_ok($s->{failed}, '<=', $bound,
-        "$name - at most $bound failed (" . ($a{bound_seconds})
-        . " s of traffic)");
+        "$name - at most $bound failed"
+        . (defined $a{bound} ? ''
+           : sprintf ' (%.2f s of traffic, and 5)', $a{bound_seconds}));
 
     if (defined $a{max_latency}) {
         Test::More::cmp_ok($s->{slowest}, '<=', $a{max_latency},
