@@ -2,16 +2,27 @@
 # Instructions per request on txval's hot paths, counted by callgrind:
 # repeatable on a noisy machine, so regressions show without timing noise.
 # One nginx worker (master_process off) under callgrind per path, wrk with
-# one connection for a fixed time; instructions of the run divided by the
-# requests wrk counted, minus an idle run of the same length.
+# one connection: a warm-up (CALLGRIND_WARMUP seconds, default 1), then
+# callgrind's counters are zeroed and wrk runs for a fixed time; the
+# instructions counted divided by the requests wrk counted. Only the nginx
+# process is counted: Redis (and the kernel) are not.
 #
-# Paths: bare `return 200`, txval verdict replay (shm hit), txval gate
-# replay (to a `return 200` upstream in the same nginx), a malformed-JSON
-# request; then the functions that cost most on the replay path
-# (callgrind_annotate, self cost, whole run).
+# Paths:
+#   txval, with a cache zone:  bare `return 200`, verdict replay (shm
+#     hit), gate replay (to a `return 200` upstream in the same nginx), a
+#     malformed-JSON request
+#   txval without a zone, with Redis (started here):  Redis hit, gate
+#     Redis hit, Redis-only miss (GET, INCR+EXPIRE, SET)
+#   the Lua gate of make bench (bench/lua/), same Redis:  replay (shm
+#     hit), Redis hit, Redis-only miss, malformed JSON
+# then the functions that cost most on the replay and Redis-hit paths
+# (callgrind_annotate, self cost, the measured part of the run).
 #
 #   bench/callgrind.sh [seconds]        (make bench-callgrind)
-#   CALLGRIND_TOP=15                    how many functions to list (0: none)
+#   CALLGRIND_TOP=12                    how many functions to list (0: none)
+#   CALLGRIND_WARMUP=1                  seconds of warm-up (whole seconds)
+#   CALLGRIND_BACKENDS=0                txval with a zone only (no Redis, no
+#                                       Lua)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,13 +30,32 @@ module=${TXVAL_MODULE:-$top/build/ngx_http_txval_module.so}
 nginx=${NGINX_BIN:-/usr/sbin/nginx}
 secs=${1:-5}
 port=${BENCH_PORT:-18490}
+redis_port=$((port + 2))
 dir=$top/build/callgrind
+modules=/usr/lib/nginx/modules
+backends=${CALLGRIND_BACKENDS:-1}
+top_n=${CALLGRIND_TOP:-12}
+warmup=${CALLGRIND_WARMUP:-1}
 
 rm -rf "$dir"
-mkdir -p "$dir/conf" "$dir/logs" "$dir/tmp"
+mkdir -p "$dir"
 
-cat > "$dir/conf/nginx.conf" <<EOC
-load_module $module;
+vg=""
+cleanup() {
+    [ -n "$vg" ] && kill -QUIT "$vg" 2> /dev/null
+    txval_redis_stop "$dir/redis"
+}
+trap cleanup EXIT
+
+# shellcheck source=scripts/services.sh
+. "$top/scripts/services.sh"
+
+conf() {
+    # $1 name, $2 main-context lines, $3 http-context lines, $4 locations
+    local d=$dir/$1
+    mkdir -p "$d/conf" "$d/logs" "$d/tmp"
+    cat > "$d/conf/nginx.conf" <<EOC
+$2
 master_process off;
 daemon off;
 error_log logs/error.log warn;
@@ -33,17 +63,14 @@ pid logs/nginx.pid;
 events { worker_connections 64; }
 http {
     access_log off;
-    client_body_temp_path $dir/tmp;
-    txval_cache_zone cg:4m ttl=1h;
-    txval_amount_limit USD 100 500000;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+$3
     server {
         listen 127.0.0.1:$port;
         keepalive_requests 1000000;
         location = /bare { return 200 "ok\n"; }
-        location = /v { txval; }
-        location = /invalid { txval; }
-        location = /g { txval_gate; proxy_pass http://up/ok;
-                        proxy_http_version 1.1; proxy_set_header Connection ""; }
+$4
     }
     upstream up { server 127.0.0.1:$((port + 1)); keepalive 8; }
     server {
@@ -53,52 +80,142 @@ http {
     }
 }
 EOC
+}
+
+gate='proxy_pass http://up/ok; proxy_http_version 1.1; proxy_set_header Connection "";'
+
+conf base "load_module $module;" "    txval_cache_zone cg:4m ttl=1h;
+    txval_amount_limit USD 100 500000;" "        location = /v { txval; }
+        location = /g { txval_gate; $gate }"
+
+configs=(base)
+if [ "$backends" = 1 ] && command -v redis-server > /dev/null; then
+    txval_redis_start "$redis_port" "$dir/redis"
+    conf redis "load_module $module;" "    txval_redis 127.0.0.1:$redis_port prefix=cg: timeout=1s;
+    txval_amount_limit USD 100 500000;
+    txval_velocity 100000000 60s;" "        location = /v { txval; }
+        location = /g { txval_gate; $gate }"
+    configs+=(redis)
+    if [ -f "$modules/ngx_http_lua_module.so" ]; then
+        mkdir -p "$dir/lua"
+        ln -sfn "$top/bench/lua" "$dir/lua/lua"
+        conf lua "load_module $modules/ndk_http_module.so;
+load_module $modules/ngx_http_lua_module.so;" "    include $top/bench/lua/nginx-http.conf;
+    init_by_lua_block {
+        require(\"txval\").configure{ redis_port = $redis_port,
+            prefix = \"cglua:\", ttl = 3600, velocity_count = 100000000,
+            timeout = 1000 }
+    }" "        location = /g {
+            access_by_lua_block { require(\"txval\").gate(true) }
+            $gate
+        }
+        location = /gr {
+            access_by_lua_block { require(\"txval\").gate(false) }
+            $gate
+        }"
+        configs+=(lua)
+    fi
+fi
+
+replay_body='{"id":"tx_bench_replay","amount":2500,"currency":"USD","merchant_id":"m_acme","card_token":"tok_4242","card_bin":"424242","country":"US"}'
 
 profile() {
-    # $1 path ("" for idle), $2 wrk script, $3 TXVAL_BENCH_MODE (wrk.lua);
-    # prints "instructions requests"
-    local out=$dir/cg.${1//\//}.out vg n
+    # $1 configuration, $2 path, $3 wrk.lua mode, $4 a path to POST the
+    # replayed transaction to first (its verdict then is in Redis); prints
+    # "instructions requests": counted from after a warm-up (callgrind's
+    # counters zeroed then) to the end
+    local out=$dir/cg.$1.${2//\//}.$3.out n=0
     valgrind --tool=callgrind --callgrind-out-file="$out" \
-        "$nginx" -p "$dir/" -c conf/nginx.conf > "$dir/valgrind.log" 2>&1 &
+        "$nginx" -p "$dir/$1/" -c conf/nginx.conf > "$dir/$1/valgrind.log" 2>&1 &
     vg=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 150); do
         curl -s -o /dev/null "http://127.0.0.1:$port/bare" && break
+        kill -0 "$vg" 2> /dev/null || break
         sleep 0.2
     done
-    n=0
-    if [ -n "$1" ]; then
-        n=$(TXVAL_BENCH_MODE=${3:-replay} \
-            wrk -t1 -c1 -d"${secs}s" -s "$top/bench/$2" \
-                "http://127.0.0.1:$port$1" | awk '/requests in/ {print $1}')
-    else
-        sleep "$secs"
+    if ! kill -0 "$vg" 2> /dev/null; then
+        echo "callgrind.sh: nginx ($1) did not start:" >&2
+        tail -5 "$dir/$1/valgrind.log" >&2
+        exit 1
     fi
+    if [ -n "${4:-}" ]; then
+        curl -s -o /dev/null -H 'Content-Type: application/json' \
+             -d "$replay_body" "http://127.0.0.1:$port$4"
+    fi
+    # warm-up: first requests, pools, LuaJIT traces
+    TXVAL_BENCH_MODE=$3 TXVAL_BENCH_RUN=cgw$RANDOM \
+        wrk -t1 -c1 -d"${warmup}s" -s "$top/bench/wrk.lua" \
+            "http://127.0.0.1:$port$2" > /dev/null
+    # a dump ends the warm-up part ($out.1); the measured part is the
+    # dump at the end. Wait for it: the request is asynchronous
+    callgrind_control --dump=warm-up "$vg" > /dev/null 2>&1
+    for _ in $(seq 300); do
+        [ -s "$out.1" ] && break
+        sleep 0.1
+    done
+    n=$(TXVAL_BENCH_MODE=$3 TXVAL_BENCH_RUN=cg$RANDOM \
+        wrk -t1 -c1 -d"${secs}s" -s "$top/bench/wrk.lua" \
+            "http://127.0.0.1:$port$2" \
+        | awk '$1 == "TXVAL" && $2 == "requests" {print $3}')
     kill -QUIT "$vg"
     wait "$vg" || true
+    vg=""
+    echo "$n" > "$out.requests"
     echo "$(awk '/^(summary|totals):/ {print $2; exit}' "$out") $n"
 }
 
-read -r idle _ < <(profile "" "")
 report() {
-    # $1 label, $2 path, $3 script, $4 wrk.lua mode
+    # $1 label, $2 configuration, $3 path, $4 wrk.lua mode, $5 prime path
     local ir n
-    read -r ir n < <(profile "$2" "$3" "${4:-}")
-    awk -v l="$1" -v ir="$ir" -v z="$idle" -v n="$n" \
-        'BEGIN {printf "  %-28s %8.0f instructions/request (%d requests)\n",
-                l, (ir - z) / n, n}'
+    read -r ir n < <(profile "$2" "$3" "$4" "${5:-}")
+    awk -v l="$1" -v ir="$ir" -v n="$n" \
+        'BEGIN {if (n > 0) printf "  %-34s %8.0f instructions/request (%d requests)\n",
+                                  l, ir / n, n
+                else printf "  %-34s (no requests)\n", l}'
 }
 
 echo "callgrind, one worker, ${secs}s per path:"
-report "bare return 200" /bare post.lua
-report "txval replay (shm hit)" /v post.lua
-report "txval gate replay (shm hit)" /g post.lua
-report "txval invalid JSON (400)" /invalid wrk.lua invalid
+report "bare return 200" base /bare replay
+report "txval replay (shm hit)" base /v replay
+report "txval gate replay (shm hit)" base /g replay
+report "txval invalid JSON (400)" base /v invalid
+if [[ " ${configs[*]} " == *" redis "* ]]; then
+    report "txval Redis hit (no zone)" redis /v replay /v
+    report "txval gate Redis hit (no zone)" redis /g replay /v
+    report "txval Redis-only miss" redis /v unique
+fi
+if [[ " ${configs[*]} " == *" lua "* ]]; then
+    report "Lua gate replay (shm hit)" lua /g replay /g
+    report "Lua gate Redis hit (no shm)" lua /gr replay /g
+    report "Lua gate Redis-only miss" lua /gr unique
+    report "Lua gate invalid JSON (400)" lua /g invalid
+fi
 
-top_n=${CALLGRIND_TOP:-15}
-if [ "$top_n" -gt 0 ] && command -v callgrind_annotate > /dev/null; then
+hot() {
+    # $1 label, $2 callgrind output: the functions' own instructions per
+    # request (callgrind_annotate's listing; the frames that were on the
+    # stack when the counters were zeroed show 100%: left out)
+    [ -f "$2" ] || return 0
     echo
-    echo "txval replay: the $top_n functions with the most instructions of their own (whole run):"
-    callgrind_annotate --threshold=100 "$dir/cg.v.out" 2>/dev/null \
-        | awk '/^-+$/ {d++; next} d >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/' \
-        | head -n "$top_n" | sed 's/^/  /'
+    echo "$1: the $top_n functions with the most instructions of their own, per request:"
+    callgrind_annotate --threshold=100 "$2" 2>/dev/null \
+        | awk -v n="$(cat "$2.requests")" '
+            /^-+$/ {d++; next}
+            d >= 3 && NF >= 2 && $1 ~ /^[0-9,]+$/ && $2 != "(100.0%)" {
+                ir = $1; gsub(",", "", ir)
+                f = $0; sub(/^ *[0-9,]+ +\( *[0-9.]+%\) +/, "", f)
+                lib = ""
+                if (i = index(f, " [")) {
+                    lib = substr(f, i + 2); f = substr(f, 1, i - 1)
+                    sub(/\]$/, "", lib); sub(/.*\//, "", lib)
+                }
+                sub(/^.*\/ngx_http_txval_module\//, "", f)
+                sub(/^\.\/[^:]*\//, "", f)
+                printf "  %8.0f  %s%s\n", ir / n, f, lib != "" ? "  (" lib ")" : ""
+            }' | head -n "$top_n" || true
+}
+
+if [ "$top_n" -gt 0 ] && command -v callgrind_annotate > /dev/null; then
+    hot "txval replay" "$dir/cg.base.v.replay.out"
+    hot "txval Redis hit" "$dir/cg.redis.v.replay.out"
 fi

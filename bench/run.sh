@@ -839,7 +839,7 @@ done)
 ## Instructions per request (callgrind)
 
 $(if [ -n "$callgrind_out" ]; then
-    echo "bench/callgrind.sh 3 (one worker under callgrind, one connection; repeatable whatever the load):"
+    echo "\`bench/callgrind.sh 3\` (\`make bench-callgrind\`): one nginx worker under callgrind, one wrk connection, 1s of warm-up, then 3s counted; the nginx process's own instructions only (Redis's and the kernel's are not counted). Repeatable whatever the load, so these are the numbers to compare txval and the Lua gate by, and to catch regressions with:"
     echo
     echo '```'
     echo "$callgrind_out"
