@@ -98,7 +98,7 @@ run: $(MODULE)
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) scripts/run.sh
 
 bench: $(MODULE)
-	@$(DEPS) build run bench
+	@$(DEPS) build run bench valgrind
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/run.sh
 
 # the package is for Debian's nginx: scripts/deb.sh refuses NGINX_SRC and
@@ -113,7 +113,7 @@ lint:
 	@scripts/lint.sh
 
 bench-callgrind: $(MODULE)
-	@$(DEPS) build bench valgrind
+	@$(DEPS) build run bench valgrind
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/callgrind.sh
 
 faults: $(MODULE)
