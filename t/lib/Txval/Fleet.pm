@@ -109,9 +109,17 @@ sub monitor {
 
 sub redis_cli {
     my ($password, @args) = @_;
-    local $ENV{REDISCLI_AUTH} = $password if defined $password;
-    my $cmd = join ' ', 'redis-cli', @args;
-    my $out = `$cmd 2>&1`;
+    my $pid = open my $fh, '-|';
+    die "fork: $!\n" unless defined $pid;
+    if ($pid == 0) {
+        $ENV{REDISCLI_AUTH} = $password if defined $password;
+        open STDIN, '<', '/dev/null';
+        open STDERR, '>&', \*STDOUT;
+        exec 'redis-cli', @args or POSIX::_exit(127);
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
     return ($? == 0, $out);
 }
 
@@ -599,9 +607,9 @@ sub _spawn_node {
 sub start {
     my ($self) = @_;
     $self->_spawn_node($_) for @{ $self->{ports} };
-    my $nodes = join ' ', map { "127.0.0.1:$_" } @{ $self->{ports} };
+    my @nodes = map { "127.0.0.1:$_" } @{ $self->{ports} };
     my ($ok, $out) = Txval::Fleet::redis_cli($self->{password}, '--cluster',
-        'create', $nodes, '--cluster-replicas', $self->{replicas},
+        'create', @nodes, '--cluster-replicas', $self->{replicas},
         '--cluster-yes');
     if (!$ok || $out !~ /All 16384 slots covered/) {
         die "fleet: redis-cli --cluster create failed:\n$out";
@@ -1036,6 +1044,7 @@ sub check {
     my $name = $a{name};
     my $allow = $a{allow} // qr/^503 backend_unavailable$/;
     my $s = $class->summary($res);
+    my $failed_before = grep { !$_ } Test::More->builder->summary;
 
     Test::More::cmp_ok($s->{total}, '>=', $a{min_requests} // 100,
         "$name - traffic ran ($s->{total} requests)");
@@ -1063,7 +1072,18 @@ sub check {
     Test::More::cmp_ok($s->{failed}, '<=', $bound,
         "$name - at most $bound failed"
         . (defined $a{bound} ? ''
-           : sprintf ' (%.2f s of traffic, and 5)', $a{bound_seconds}));
+           : sprintf ' (%.2f s of traffic, and 5)', $a{bound_seconds}))
+        or Test::More::diag(join "\n", map {
+               sprintf '  %s %s %s at %+.3f s after the switch', $_->{status},
+                       $_->{what}, $_->{id}, $_->{t0} - $a{switched_at} }
+               @{ $s->{bad} }[0 .. ($s->{failed} > 5 ? 4 : $s->{failed} - 1)]);
+
+    # what nginx said, when something above failed
+    if ((grep { !$_ } Test::More->builder->summary) > $failed_before) {
+        my @lines = Txval::Fleet::error_lines(15);
+        Test::More::diag("error.log, the first of each kind:\n"
+                         . join "\n", map { "  $_" } @lines) if @lines;
+    }
 
     if (defined $a{max_latency}) {
         Test::More::cmp_ok($s->{slowest}, '<=', $a{max_latency},
@@ -1089,6 +1109,26 @@ sub check {
 
 
 package Txval::Fleet;
+
+# the block's error.log: its [error]/[warn]/[alert]/[crit] lines, one of
+# each kind (the text without time, pids, connection, request), at most $n
+
+sub error_lines {
+    my ($n) = @_;
+    my $root = $ENV{TEST_NGINX_SERVER_ROOT}
+               // (main->can('server_root') ? main::server_root() : undef)
+               // "$repo/t/servroot";
+    open my $fh, '<', "$root/logs/error.log" or return ();
+    my (%seen, @out);
+    while (my $line = <$fh>) {
+        next unless $line =~ /\[(error|warn|alert|crit)\] \d+#\d+: (?:\*\d+ )?(.*?)(?:, client: .*)?$/;
+        my $kind = "[$1] $2";
+        next if $seen{$kind}++;
+        push @out, $kind;
+        last if @out >= $n;
+    }
+    return @out;
+}
 
 # the connections of plain clients (nginx's) on a Redis: CLIENT LIST without
 # sentinels (named), replicas and masters (flags S, M), MONITOR (O), and
