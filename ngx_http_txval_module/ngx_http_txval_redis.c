@@ -45,6 +45,7 @@
 
 #define NGX_HTTP_TXVAL_REDIS_BACKOFF    200     /* ms of failing fast */
 #define NGX_HTTP_TXVAL_REDIS_MAX_OPS    1024    /* per connection */
+#define NGX_HTTP_TXVAL_REDIS_BATCH      64      /* ops joining one write */
 #define NGX_HTTP_TXVAL_REDIS_REFRESH    1000    /* ms between map askings */
 #define NGX_HTTP_TXVAL_REDIS_MIN_ASK    100     /* ms, at least, between */
 #define NGX_HTTP_TXVAL_REDIS_REDIRECTS  3
@@ -163,6 +164,7 @@ static char *ngx_http_txval_redis_address(ngx_conf_t *cf, ngx_command_t *cmd,
 
 
 static ngx_http_txval_redis_pool_t  ngx_http_txval_redis_pool;
+static ngx_uint_t                   ngx_http_txval_redis_writing;
 
 static char  ngx_http_txval_redis_asking[] = "*1\r\n$6\r\nASKING\r\n";
 
@@ -1090,6 +1092,13 @@ ngx_http_txval_redis_get(ngx_http_txval_redis_pool_t *pool,
     {
         rc = ngx_queue_data(q, ngx_http_txval_redis_conn_t, queue);
 
+        if (rc->c->write->posted
+            && rc->nops < NGX_HTTP_TXVAL_REDIS_BATCH)
+        {
+            /* commands already wait to be written on it: one write */
+            return rc;
+        }
+
         if (best == NULL || rc->nops < best->nops) {
             best = rc;
         }
@@ -1346,7 +1355,10 @@ ngx_http_txval_redis_write(ngx_event_t *ev)
     ngx_connection_t             *c = ev->data;
     ngx_http_txval_redis_conn_t  *rc = c->data;
 
+    /* (rc may be gone when this returns) */
+    ngx_http_txval_redis_writing = 1;
     redisAsyncHandleWrite(rc->ac);
+    ngx_http_txval_redis_writing = 0;
 }
 
 
@@ -1607,12 +1619,32 @@ ngx_http_txval_redis_del_read(void *data)
 }
 
 
+/*
+ * Commands were queued: on a connected socket they are written once the
+ * events at hand are handled (a posted event), together with whatever else
+ * is queued meanwhile, with no epoll_ctl() for a write event that is
+ * almost always ready. Only a socket that would block, or is connecting,
+ * waits for a real write event.
+ */
+
 static void
 ngx_http_txval_redis_add_write(void *data)
 {
     ngx_http_txval_redis_conn_t  *rc = data;
 
-    if (rc->c && !rc->c->write->active) {
+    if (rc->c == NULL) {
+        return;
+    }
+
+    if (rc->connected && !ngx_http_txval_redis_writing) {
+        if (!rc->c->write->posted) {
+            ngx_post_event(rc->c->write, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    if (!rc->c->write->active) {
         (void) ngx_add_event(rc->c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT);
     }
 }
