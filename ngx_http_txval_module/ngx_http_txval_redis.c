@@ -103,6 +103,8 @@ typedef struct {
     ngx_http_txval_redis_op_t      *asking;
     ngx_msec_t                      asked;
     ngx_uint_t                      next;       /* which node to ask */
+    ngx_uint_t                      tries;      /* failed in a row */
+    ngx_uint_t                      mapped;     /* the slots were read */
     ngx_queue_t                     waiting;
 
     unsigned                        exiting:1;
@@ -113,6 +115,12 @@ static ngx_int_t ngx_http_txval_redis_dispatch(
     ngx_http_txval_redis_pool_t *pool, ngx_http_txval_redis_op_t *op,
     ngx_http_txval_redis_node_t *node);
 static void ngx_http_txval_redis_finish(ngx_http_txval_redis_op_t *op);
+static ngx_http_txval_redis_node_t *ngx_http_txval_redis_route(
+    ngx_http_txval_redis_pool_t *pool, ngx_http_txval_redis_op_t *op);
+static ngx_http_txval_redis_node_t *ngx_http_txval_redis_fallback(
+    ngx_http_txval_redis_pool_t *pool);
+static ngx_uint_t ngx_http_txval_redis_retry(
+    ngx_http_txval_redis_pool_t *pool);
 static void ngx_http_txval_redis_op_free(ngx_http_txval_redis_op_t *op);
 static ngx_http_txval_redis_node_t *ngx_http_txval_redis_node(
     ngx_http_txval_redis_pool_t *pool, u_char *host, size_t len,
@@ -334,47 +342,33 @@ ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
 
     op->status = NGX_HTTP_TXVAL_REDIS_OK;
 
-    switch (rcf->mode) {
-
-    case NGX_HTTP_TXVAL_REDIS_CLUSTER:
+    if (rcf->mode == NGX_HTTP_TXVAL_REDIS_CLUSTER) {
         op->slot = ngx_http_txval_slot((u_char *) argv[0][1], argvlen[0][1]);
-        node = pool->slots[op->slot];
+    }
 
-        if (node == NULL) {
-            /* any configured node: its MOVED tells */
-            node = pool->seeds[pool->next++ % rcf->addrs.nelts];
-            ngx_http_txval_redis_ask(pool);
+    node = ngx_http_txval_redis_route(pool, op);
+
+    if (node == NULL && rcf->mode != NGX_HTTP_TXVAL_REDIS_SINGLE) {
+
+        if (rcf->mode == NGX_HTTP_TXVAL_REDIS_SENTINEL || !pool->mapped) {
+            /* no master, no map at all: asked for now, whenever last */
+            pool->asked = 0;
         }
 
-        break;
+        ngx_http_txval_redis_ask(pool);
 
-    case NGX_HTTP_TXVAL_REDIS_SENTINEL:
-        node = pool->master;
-
-        if (node == NULL) {
-            ngx_http_txval_redis_ask(pool);
-
-            if (pool->asking == NULL) {
-                goto failed;
-            }
-
-            /* until the sentinels name the master */
+        if (pool->asking) {
+            /* until the sentinels name the master, or the slots are known */
             ngx_queue_insert_tail(&pool->waiting, &op->queue);
             return NGX_OK;
         }
 
-        break;
-
-    default: /* NGX_HTTP_TXVAL_REDIS_SINGLE */
-        node = pool->master;
-        break;
+        node = ngx_http_txval_redis_fallback(pool);
     }
 
-    if (ngx_http_txval_redis_dispatch(pool, op, node) == NGX_OK) {
+    if (node && ngx_http_txval_redis_dispatch(pool, op, node) == NGX_OK) {
         return NGX_OK;
     }
-
-failed:
 
     op->status = NGX_HTTP_TXVAL_REDIS_ERROR;
     ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_REDIS,
@@ -386,6 +380,49 @@ failed:
     }
 
     return NGX_ERROR;
+}
+
+
+/* the node an operation goes to; NULL: the map does not say yet */
+
+static ngx_http_txval_redis_node_t *
+ngx_http_txval_redis_route(ngx_http_txval_redis_pool_t *pool,
+    ngx_http_txval_redis_op_t *op)
+{
+    if (pool->conf->mode == NGX_HTTP_TXVAL_REDIS_CLUSTER) {
+        return pool->slots[op->slot];
+    }
+
+    return pool->master;
+}
+
+
+/*
+ * Cluster, a slot of no known node: a configured node that is not failing
+ * (it redirects with MOVED). Sentinel: none.
+ */
+
+static ngx_http_txval_redis_node_t *
+ngx_http_txval_redis_fallback(ngx_http_txval_redis_pool_t *pool)
+{
+    ngx_uint_t                    i, n;
+    ngx_http_txval_redis_node_t  *node;
+
+    if (pool->conf->mode != NGX_HTTP_TXVAL_REDIS_CLUSTER) {
+        return NULL;
+    }
+
+    n = pool->conf->addrs.nelts;
+
+    for (i = 0; i < n; i++) {
+        node = pool->seeds[(pool->next + i) % n];
+
+        if ((ngx_msec_int_t) (node->down_until - ngx_current_msec) <= 0) {
+            return node;
+        }
+    }
+
+    return NULL;
 }
 
 
@@ -791,23 +828,27 @@ ngx_http_txval_redis_nth(ngx_http_txval_redis_pool_t *pool, ngx_uint_t n)
 }
 
 
-/* the operations waiting for the master go to it, or fail */
+/* the operations waiting for the map go where it says, or fail */
 
 static void
 ngx_http_txval_redis_flush(ngx_http_txval_redis_pool_t *pool)
 {
-    ngx_queue_t                *q;
-    ngx_http_txval_redis_op_t  *op;
+    ngx_queue_t                  *q;
+    ngx_http_txval_redis_op_t    *op;
+    ngx_http_txval_redis_node_t  *node;
 
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
         op = ngx_queue_data(q, ngx_http_txval_redis_op_t, queue);
         ngx_queue_remove(q);
 
-        if (pool->master
-            && ngx_http_txval_redis_dispatch(pool, op, pool->master)
-               == NGX_OK)
-        {
+        node = ngx_http_txval_redis_route(pool, op);
+
+        if (node == NULL) {
+            node = ngx_http_txval_redis_fallback(pool);
+        }
+
+        if (node && ngx_http_txval_redis_dispatch(pool, op, node) == NGX_OK) {
             continue;
         }
 
@@ -887,8 +928,13 @@ ngx_http_txval_redis_master_got(ngx_http_txval_redis_op_t *op)
                       op->nil ? "does not know" : "failed to name",
                       &pool->conf->master);
 
-        /* the next question goes to the next sentinel */
+        /* the next question goes to the next sentinel: now, if asked for */
         pool->next++;
+
+        if (ngx_http_txval_redis_retry(pool)) {
+            return;
+        }
+
         goto done;
     }
 
@@ -941,6 +987,7 @@ ngx_http_txval_redis_master_got(ngx_http_txval_redis_op_t *op)
     }
 
     pool->master_was = node;
+    pool->tries = 0;
 
 done:
 
@@ -1038,11 +1085,17 @@ ngx_http_txval_redis_slots_got(ngx_http_txval_redis_op_t *op)
     if (op->status == NGX_HTTP_TXVAL_REDIS_OK) {
         ngx_memcpy(pool->slots, pool->reading,
                    NGX_HTTP_TXVAL_SLOTS * sizeof(void *));
+        pool->mapped = 1;
+        pool->tries = 0;
 
     } else {
         ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "txval: redis: CLUSTER SLOTS failed");
         pool->next++;
+
+        if (ngx_http_txval_redis_retry(pool)) {
+            return;
+        }
     }
 
     /* the nodes no slot names any more are left */
@@ -1072,6 +1125,33 @@ ngx_http_txval_redis_slots_got(ngx_http_txval_redis_op_t *op)
             ngx_http_txval_redis_retire(pool, node);
         }
     }
+
+    ngx_http_txval_redis_flush(pool);
+}
+
+
+/*
+ * The map could not be had from one node while operations wait for it: the
+ * next node is asked at once, each at most once in a row. 1: asked.
+ */
+
+static ngx_uint_t
+ngx_http_txval_redis_retry(ngx_http_txval_redis_pool_t *pool)
+{
+    ngx_uint_t  n;
+
+    n = (pool->conf->mode == NGX_HTTP_TXVAL_REDIS_SENTINEL)
+        ? pool->conf->addrs.nelts : pool->nnodes;
+
+    if (ngx_queue_empty(&pool->waiting) || ++pool->tries >= n) {
+        pool->tries = 0;
+        return 0;
+    }
+
+    pool->asked = 0;
+    ngx_http_txval_redis_ask(pool);
+
+    return pool->asking != NULL;
 }
 
 
