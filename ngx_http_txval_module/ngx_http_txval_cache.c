@@ -19,6 +19,7 @@ typedef struct {
     ngx_queue_t                 queue;      /* LRU, newest at the head */
     ngx_msec_t                  expires;
     uint64_t                    fingerprint;
+    uint64_t                    raw;        /* keyed hash of the body */
     uint16_t                    reasons;
     uint8_t                     risk_score;
     uint8_t                     id_len;
@@ -31,6 +32,7 @@ typedef struct ngx_http_txval_cache_sh_s {
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 lru;
     ngx_http_txval_cache_stats_t  stats;
+    u_char                      key[16];    /* of the body hashes */
 } ngx_http_txval_cache_sh_t;
 
 
@@ -40,8 +42,10 @@ static ngx_int_t ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone);
 static void ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_txval_cache_node_t *ngx_http_txval_cache_find(
-    ngx_http_txval_cache_t *cache, ngx_http_txval_txn_t *txn,
+    ngx_http_txval_cache_t *cache, const u_char *id, size_t len,
     uint32_t hash);
+static void ngx_http_txval_cache_random(ngx_shm_zone_t *shm_zone,
+    u_char *key);
 static void ngx_http_txval_cache_delete(ngx_http_txval_cache_t *cache,
     ngx_http_txval_cache_node_t *cn);
 static void ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache,
@@ -192,6 +196,7 @@ ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
                     ngx_http_txval_cache_rbtree_insert);
     ngx_queue_init(&cache->sh->lru);
     ngx_memzero(&cache->sh->stats, sizeof(ngx_http_txval_cache_stats_t));
+    ngx_http_txval_cache_random(shm_zone, cache->sh->key);
 
     len = sizeof(" in txval_cache_zone \"\"") + shm_zone->shm.name.len;
 
@@ -271,7 +276,8 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_txval_cache_find(cache, txn, hash);
+    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
+                                   hash);
 
     if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
         ngx_http_txval_cache_delete(cache, cn);
@@ -305,9 +311,62 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
 }
 
 
+/*
+ * The same bytes as a body whose verdict is here, under the same id: that
+ * verdict, without parsing the body again. Counted as a hit; a miss is
+ * not counted (the full lookup follows and counts).
+ */
+
+ngx_int_t
+ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache, const u_char *id,
+    size_t len, uint64_t raw, ngx_http_txval_record_t *rec)
+{
+    uint32_t                      hash;
+    ngx_int_t                     rc;
+    ngx_http_txval_cache_node_t  *cn;
+
+    hash = ngx_crc32_short((u_char *) id, len);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_txval_cache_find(cache, id, len, hash);
+
+    if (cn && cn->raw == raw
+        && (ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0)
+    {
+        ngx_queue_remove(&cn->queue);
+        ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+
+        rec->fingerprint = cn->fingerprint;
+        rec->reasons = cn->reasons;
+        rec->risk_score = cn->risk_score;
+
+        cache->sh->stats.hits++;
+        rc = NGX_OK;
+
+    } else {
+        rc = NGX_DECLINED;
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
+
+    return rc;
+}
+
+
+uint64_t
+ngx_http_txval_cache_raw(ngx_http_txval_cache_t *cache, const u_char *body,
+    size_t len)
+{
+    /* the key never changes once the zone is made: read without the lock */
+    return ngx_http_txval_siphash(cache->sh->key, body, len);
+}
+
+
 ngx_int_t
 ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
-    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, ngx_log_t *log)
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, uint64_t raw,
+    ngx_log_t *log)
 {
     uint32_t                      hash;
     ngx_queue_t                  *q;
@@ -319,7 +378,8 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
 
     ngx_http_txval_cache_expire(cache, 2);
 
-    cn = ngx_http_txval_cache_find(cache, txn, hash);
+    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
+                                   hash);
 
     if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
         ngx_http_txval_cache_delete(cache, cn);
@@ -368,6 +428,7 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
     cn->node.key = hash;
     cn->expires = ngx_current_msec + cache->ttl;
     cn->fingerprint = rec->fingerprint;
+    cn->raw = raw;
     cn->reasons = rec->reasons;
     cn->risk_score = rec->risk_score;
     cn->id_len = txn->id_len;
@@ -403,8 +464,8 @@ ngx_http_txval_cache_stats(ngx_http_txval_cache_t *cache,
 
 
 static ngx_http_txval_cache_node_t *
-ngx_http_txval_cache_find(ngx_http_txval_cache_t *cache,
-    ngx_http_txval_txn_t *txn, uint32_t hash)
+ngx_http_txval_cache_find(ngx_http_txval_cache_t *cache, const u_char *id,
+    size_t len, uint32_t hash)
 {
     ngx_int_t                     rc;
     ngx_rbtree_node_t            *node, *sentinel;
@@ -429,8 +490,7 @@ ngx_http_txval_cache_find(ngx_http_txval_cache_t *cache,
 
         cn = (ngx_http_txval_cache_node_t *) node;
 
-        rc = ngx_memn2cmp((u_char *) txn->id, cn->id, txn->id_len,
-                          cn->id_len);
+        rc = ngx_memn2cmp((u_char *) id, cn->id, len, cn->id_len);
 
         if (rc == 0) {
             return cn;
@@ -512,5 +572,38 @@ ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache, ngx_uint_t n)
 
         ngx_http_txval_cache_delete(cache, cn);
         cache->sh->stats.expired++;
+    }
+}
+
+
+/*
+ * The zone's key for body hashes, made with the zone (in the master, when
+ * the configuration is read): nobody outside can make two bodies collide.
+ */
+
+static void
+ngx_http_txval_cache_random(ngx_shm_zone_t *shm_zone, u_char *key)
+{
+    ssize_t       n;
+    ngx_fd_t      fd;
+    ngx_uint_t    i;
+
+    n = 0;
+
+    fd = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (fd != NGX_INVALID_FILE) {
+        n = read(fd, key, 16);
+        (void) ngx_close_file(fd);
+    }
+
+    if (n != 16) {
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, ngx_errno,
+                      "txval_cache_zone \"%V\": no /dev/urandom, "
+                      "the body hash key is weaker", &shm_zone->shm.name);
+
+        for (i = 0; i < 16; i++) {
+            key[i] = (u_char) (ngx_random() ^ ngx_time() ^ ngx_pid);
+        }
     }
 }

@@ -41,9 +41,21 @@ char *ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
     ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec);
 
+/*
+ * NGX_OK: the verdict of a body of exactly these bytes (raw, from
+ * ngx_http_txval_cache_raw()) and this id, in rec; else NGX_DECLINED.
+ */
+ngx_int_t ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache,
+    const u_char *id, size_t len, uint64_t raw, ngx_http_txval_record_t *rec);
+
+/* a keyed hash of a request body */
+uint64_t ngx_http_txval_cache_raw(ngx_http_txval_cache_t *cache,
+    const u_char *body, size_t len);
+
 /* NGX_BUSY: meanwhile the id was stored with other content */
 ngx_int_t ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
-    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, ngx_log_t *log);
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, uint64_t raw,
+    ngx_log_t *log);
 
 /* a consistent copy of the counters, and the bytes used and in all */
 void ngx_http_txval_cache_stats(ngx_http_txval_cache_t *cache,

@@ -28,6 +28,8 @@ static ngx_int_t ngx_http_txval_start(ngx_http_request_t *r,
 static ngx_http_txval_error_e ngx_http_txval_check_request(
     ngx_http_request_t *r);
 static void ngx_http_txval_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_txval_replay(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx, u_char *data, size_t len);
 static void ngx_http_txval_validate(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_lookups(ngx_http_request_t *r,
@@ -432,11 +434,13 @@ ngx_http_txval_check_request(ngx_http_request_t *r)
 static void
 ngx_http_txval_body_handler(ngx_http_request_t *r)
 {
-    u_char                *data;
-    size_t                 len;
-    ngx_http_txval_ctx_t  *ctx;
+    u_char                      *data;
+    size_t                       len;
+    ngx_http_txval_ctx_t        *ctx;
+    ngx_http_txval_main_conf_t  *tmcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_txval_module);
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
     (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
@@ -450,6 +454,14 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
 
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
+    }
+
+    if (tmcf->cache) {
+        ctx->raw = ngx_http_txval_cache_raw(tmcf->cache, data, len);
+
+        if (ngx_http_txval_replay(r, ctx, data, len) == NGX_OK) {
+            return;
+        }
     }
 
     switch (ngx_http_txval_txn_parse(data, len, &ctx->txn,
@@ -474,6 +486,48 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
     }
 
     ngx_http_txval_finish(r, ctx);
+}
+
+
+/*
+ * The replay of a body of the very same bytes as one with a verdict in the
+ * cache zone (a client's retry): that verdict, without parsing the body.
+ * Bytes that differ in any way take the full path (parse, fingerprint),
+ * which finds the same verdict for the same content.
+ */
+
+static ngx_int_t
+ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
+    u_char *data, size_t len)
+{
+    size_t                       id_len;
+    const u_char                *id;
+    ngx_http_txval_record_t      rec;
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    if (ngx_http_txval_txn_peek_id(data, len, &id, &id_len) != 0
+        || ngx_http_txval_cache_replay(tmcf->cache, id, id_len, ctx->raw,
+                                       &rec)
+           != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(ctx->txn.id, id, id_len);
+    ctx->txn.id[id_len] = '\0';
+    ctx->txn.id_len = (uint8_t) id_len;
+    ctx->txn.fingerprint = rec.fingerprint;
+    ctx->parsed = 1;
+
+    ctx->result.reasons = rec.reasons;
+    ctx->result.risk_score = rec.risk_score;
+    ctx->source = NGX_HTTP_TXVAL_SOURCE_SHM;
+
+    ngx_http_txval_finish(r, ctx);
+
+    return NGX_OK;
 }
 
 
@@ -672,7 +726,7 @@ ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
 
             if (tmcf->cache) {
                 (void) ngx_http_txval_cache_store(tmcf->cache, &ctx->txn,
-                                                  &rec, c->log);
+                                                  &rec, ctx->raw, c->log);
             }
 
             ngx_http_txval_finish(r, ctx);
@@ -1053,7 +1107,7 @@ ngx_http_txval_evaluate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
         if (tmcf->cache
             && ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
-                                          r->connection->log)
+                                          ctx->raw, r->connection->log)
                == NGX_BUSY)
         {
             /* a concurrent request with this id and other content won */

@@ -99,6 +99,7 @@ typedef struct {
     ngx_http_txval_pg_op_t     *pg_op;          /* in flight */
     ngx_uint_t                  pending;        /* lookups in flight */
     time_t                      velocity_at;    /* its window, counted */
+    uint64_t                    raw;            /* the body's keyed hash */
 
     unsigned                    parsed:1;
     unsigned                    cleanup_set:1;

@@ -717,3 +717,129 @@ ngx_http_txval_amount(const cJSON *item, int64_t *amount)
 
     return (double) *amount == d;
 }
+
+
+int
+ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
+    const unsigned char **id, size_t *id_len)
+{
+    const unsigned char  *p, *end, *start;
+
+    end = buf + len;
+
+    for (p = buf; end - p > 4; p++) {
+
+        p = memchr(p, '"', end - p - 4);
+        if (p == NULL) {
+            return -1;
+        }
+
+        if (p[1] != 'i' || p[2] != 'd' || p[3] != '"') {
+            continue;
+        }
+
+        for (p += 4; p < end && (*p == ' ' || *p == '\t' || *p == '\n'
+                                 || *p == '\r'); p++) { /* void */ }
+
+        if (p == end || *p++ != ':') {
+            return -1;
+        }
+
+        for ( /* void */ ; p < end && (*p == ' ' || *p == '\t'
+                                       || *p == '\n' || *p == '\r'); p++)
+        { /* void */ }
+
+        if (p == end || *p++ != '"') {
+            return -1;
+        }
+
+        start = p;
+
+        while (p < end && *p != '"' && *p != '\\') {
+            p++;
+        }
+
+        if (p == end || *p != '"' || p == start
+            || p - start > NGX_HTTP_TXVAL_ID_MAX)
+        {
+            return -1;
+        }
+
+        *id = start;
+        *id_len = p - start;
+
+        return 0;
+    }
+
+    return -1;
+}
+
+
+#define NGX_HTTP_TXVAL_ROTL(x, b)  (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
+
+#define NGX_HTTP_TXVAL_SIPROUND                                              \
+    v0 += v1; v1 = NGX_HTTP_TXVAL_ROTL(v1, 13); v1 ^= v0;                    \
+    v0 = NGX_HTTP_TXVAL_ROTL(v0, 32);                                        \
+    v2 += v3; v3 = NGX_HTTP_TXVAL_ROTL(v3, 16); v3 ^= v2;                    \
+    v0 += v3; v3 = NGX_HTTP_TXVAL_ROTL(v3, 21); v3 ^= v0;                    \
+    v2 += v1; v1 = NGX_HTTP_TXVAL_ROTL(v1, 17); v1 ^= v2;                    \
+    v2 = NGX_HTTP_TXVAL_ROTL(v2, 32)
+
+
+static uint64_t
+ngx_http_txval_le64(const unsigned char *p)
+{
+    return (uint64_t) p[0] | (uint64_t) p[1] << 8 | (uint64_t) p[2] << 16
+           | (uint64_t) p[3] << 24 | (uint64_t) p[4] << 32
+           | (uint64_t) p[5] << 40 | (uint64_t) p[6] << 48
+           | (uint64_t) p[7] << 56;
+}
+
+
+uint64_t
+ngx_http_txval_siphash(const unsigned char *key, const unsigned char *in,
+    size_t len)
+{
+    int                   i;
+    size_t                left;
+    uint64_t              k0, k1, v0, v1, v2, v3, m, b;
+    const unsigned char  *end;
+
+    k0 = ngx_http_txval_le64(key);
+    k1 = ngx_http_txval_le64(key + 8);
+
+    v0 = 0x736f6d6570736575ULL ^ k0;
+    v1 = 0x646f72616e646f6dULL ^ k1;
+    v2 = 0x6c7967656e657261ULL ^ k0;
+    v3 = 0x7465646279746573ULL ^ k1;
+
+    left = len & 7;
+    end = in + len - left;
+
+    for ( /* void */ ; in != end; in += 8) {
+        m = ngx_http_txval_le64(in);
+        v3 ^= m;
+        NGX_HTTP_TXVAL_SIPROUND;
+        NGX_HTTP_TXVAL_SIPROUND;
+        v0 ^= m;
+    }
+
+    b = (uint64_t) len << 56;
+
+    for (i = (int) left - 1; i >= 0; i--) {
+        b |= (uint64_t) in[i] << (8 * i);
+    }
+
+    v3 ^= b;
+    NGX_HTTP_TXVAL_SIPROUND;
+    NGX_HTTP_TXVAL_SIPROUND;
+    v0 ^= b;
+
+    v2 ^= 0xff;
+
+    for (i = 0; i < 4; i++) {
+        NGX_HTTP_TXVAL_SIPROUND;
+    }
+
+    return v0 ^ v1 ^ v2 ^ v3;
+}

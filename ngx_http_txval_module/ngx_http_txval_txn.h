@@ -65,5 +65,18 @@ ngx_http_txval_parse_rc_e ngx_http_txval_txn_parse(const unsigned char *buf,
 /* 64-bit FNV-1a over every content field of the transaction */
 uint64_t ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn);
 
+/*
+ * A guess at the id, without parsing: the value of the first "id" key,
+ * if it is a plain string of 1 to NGX_HTTP_TXVAL_ID_MAX characters with
+ * no escape. 0: found. Only as good as a guess: a replay of the very same
+ * bytes (see ngx_http_txval_siphash()) is what confirms it.
+ */
+int ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
+    const unsigned char **id, size_t *id_len);
+
+/* SipHash-2-4 of len bytes under a 16-byte key */
+uint64_t ngx_http_txval_siphash(const unsigned char *key,
+    const unsigned char *in, size_t len);
+
 
 #endif /* _NGX_HTTP_TXVAL_TXN_H_INCLUDED_ */

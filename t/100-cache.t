@@ -696,3 +696,30 @@ Content-Type: application/json
 [200, 200]
 --- response_body eval
 [::v('tx_l1', 'computed'), ::v('tx_l1', 'shm')]
+
+
+
+=== TEST 31: a replay of the very same bytes is answered without parsing; a body whose first "id" key is not its id is still answered for its own id
+--- http_config
+    txval_cache_zone txval:1m;
+--- config
+    location /t { txval; }
+--- more_headers
+Content-Type: application/json
+--- request eval
+my $decoy = '{"meta":{"id":"tx_b"},"id":"tx_a","amount":1000,"currency":"USD",'
+          . '"merchant_id":"m_acme","card_token":"tok_4242"}';
+my $other = '{"meta":{"id":"tx_b"},"id":"tx_a","amount":1001,"currency":"USD",'
+          . '"merchant_id":"m_acme","card_token":"tok_4242"}';
+[::post(id => 'tx_b'), "POST /t\n$decoy", "POST /t\n$decoy", "POST /t\n$other",
+ ::post(id => 'tx_b'), ::post(id => 'tx_b', amount => 1001)]
+--- error_code eval
+[200, 200, 200, 409, 200, 409]
+--- response_body eval
+[::v('tx_b', 'computed'), ::v('tx_a', 'computed'), ::v('tx_a', 'shm'),
+ qr/^\{"error":"idempotency_conflict".*"id":"tx_a"/,
+ ::v('tx_b', 'shm'),
+ qr/^\{"error":"idempotency_conflict".*"id":"tx_b"/]
+--- no_error_log
+[error]
+[alert]

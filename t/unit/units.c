@@ -276,6 +276,48 @@ test_slot(void)
 }
 
 
+static void
+test_peek(void)
+{
+    size_t                i, n;
+    uint64_t              h;
+    unsigned char         key[16], in[64];
+    const unsigned char  *id;
+
+#define P(b)  ngx_http_txval_txn_peek_id((const unsigned char *) b,          \
+                                         sizeof(b) - 1, &id, &n)
+
+    ok(P("{\"amount\":1,\"id\" : \"tx_1\",\"x\":2}") == 0 && n == 4
+       && memcmp(id, "tx_1", 4) == 0, "peek: the id");
+    ok(P("{\"idx\":\"a\",\"id\":\"b\"}") == 0 && n == 1 && *id == 'b',
+       "peek: another key that starts with id");
+    ok(P("{\"id\":\"a\\u0041\"}") == -1, "peek: an escape: no guess");
+    ok(P("{\"id\":7}") == -1 && P("{\"id\":\"\"}") == -1
+       && P("{\"id\":\"abc") == -1 && P("{\"id\"") == -1 && P("") == -1,
+       "peek: not a plain string");
+    ok(P("{\"id\":\"0123456789012345678901234567890123456789"
+         "012345678901234567890123456789\"}") == -1, "peek: too long");
+
+#undef P
+
+    for (i = 0; i < 16; i++) {
+        key[i] = (unsigned char) i;
+    }
+
+    for (i = 0; i < sizeof(in); i++) {
+        in[i] = (unsigned char) i;
+    }
+
+    /* the reference vectors of the SipHash paper's code */
+    h = ngx_http_txval_siphash(key, in, 0);
+    ok(h == 0x726fdb47dd0e0e31ULL, "siphash: the empty input");
+    h = ngx_http_txval_siphash(key, in, 15);
+    ok(h == 0xa129ca6149be45e5ULL, "siphash: 15 bytes");
+    h = ngx_http_txval_siphash(key, in, 63);
+    ok(h == 0x958a324ceb064572ULL, "siphash: 63 bytes");
+}
+
+
 int
 main(void)
 {
@@ -284,6 +326,7 @@ main(void)
     test_output();
     test_prometheus();
     test_slot();
+    test_peek();
 
     printf("1..%d\n", tests);
 
