@@ -117,11 +117,11 @@ bench-callgrind: $(MODULE)
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/callgrind.sh
 
 faults: $(MODULE)
-	@$(DEPS) build test run bench
+	@$(DEPS) build test run load
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) faults/run.sh
 
 soak: $(MODULE)
-	@$(DEPS) build run bench
+	@$(DEPS) build run load
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/soak.sh
 
 fuzz:

@@ -3,8 +3,11 @@
 # One `apt-get update`, then one `apt-get install -y` of the missing ones.
 # Used by make (build, test, run, bench) and by docker/Dockerfile.
 #
-#   scripts/deps.sh [build] [test] [run] [bench] [asan] [valgrind] [lint]
-#                   [deb] [fuzz]
+#   scripts/deps.sh [build] [test] [run] [load] [bench] [asan] [valgrind]
+#                   [lint] [deb] [fuzz]
+#
+# load: what drives traffic (faults, soak); bench: that and the Lua gate
+# and the Go service txval is compared with.
 #
 # With no argument: build + test.
 
@@ -18,6 +21,7 @@ pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
            redis-server redis-tools redis-sentinel postgresql
            postgresql-client procps curl prometheus dpkg-dev"
 pkgs_run="redis-server redis-tools postgresql postgresql-client curl"
+pkgs_load="wrk procps gdb gnuplot-nox"
 pkgs_bench="wrk procps gdb gnuplot-nox libnginx-mod-http-ndk
             libnginx-mod-http-lua lua-nginx-redis lua-cjson golang-go
             golang-github-gomodule-redigo-dev golang-github-jackc-pgx-v4-dev"
