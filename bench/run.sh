@@ -71,6 +71,7 @@ modules=/usr/lib/nginx/modules
 conninfo="host=127.0.0.1 port=$pg_port dbname=txval user=txval password=txval"
 run_id=$(date +%s)
 t_start=$(date +%s)
+load_start=$(cut -d" " -f1-3 /proc/loadavg)
 hz=$(getconf CLK_TCK)
 
 # shellcheck source=scripts/services.sh
@@ -697,11 +698,13 @@ cat > "$out" <<EOR
 
 One run of \`make bench\` on one machine (issue 8). Absolute numbers hold
 for that machine and that moment only; the ratios, measured within the
-run, are the point. **The machine was shared**: other sessions were
-building and running the test suite on the same 2 cores while this ran,
-so every number is noisy (see the per-round values in
-[results.csv](results.csv)); callgrind's instruction counts at the end are
-not affected.
+run, are the point. Load average before the run: $load_start (1, 5,
+15 min); whatever else ran on these cores makes the timings noisy (see the
+per-round values in [results.csv](results.csv)); callgrind's instruction
+counts at the end are not affected by it.
+
+What the profiles showed and what was changed, with before/after:
+[PROFILE.md](PROFILE.md).
 
 Command: \`BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$conns make bench\`
 (${elapsed}s in all, Go build and callgrind included).

@@ -29,7 +29,9 @@ static ngx_http_txval_error_e ngx_http_txval_check_request(
     ngx_http_request_t *r);
 static void ngx_http_txval_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_txval_replay(ngx_http_request_t *r,
-    ngx_http_txval_ctx_t *ctx, u_char *data, size_t len);
+    ngx_http_txval_ctx_t *ctx);
+static uint64_t ngx_http_txval_raw(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_validate(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_lookups(ngx_http_request_t *r,
@@ -456,12 +458,11 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    if (tmcf->cache) {
-        ctx->raw = ngx_http_txval_cache_raw(tmcf->cache, data, len);
+    ctx->body = data;
+    ctx->body_len = len;
 
-        if (ngx_http_txval_replay(r, ctx, data, len) == NGX_OK) {
-            return;
-        }
+    if (tmcf->cache && ngx_http_txval_replay(r, ctx) == NGX_OK) {
+        return;
     }
 
     switch (ngx_http_txval_txn_parse(data, len, &ctx->txn,
@@ -497,8 +498,7 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
  */
 
 static ngx_int_t
-ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
-    u_char *data, size_t len)
+ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
     size_t                       id_len;
     const u_char                *id;
@@ -507,10 +507,15 @@ ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
-    if (ngx_http_txval_txn_peek_id(data, len, &id, &id_len) != 0
-        || ngx_http_txval_cache_replay(tmcf->cache, id, id_len, ctx->raw,
-                                       &rec)
-           != NGX_OK)
+    if (ngx_http_txval_txn_peek_id(ctx->body, ctx->body_len, &id, &id_len)
+        != 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_txval_cache_replay(tmcf->cache, id, id_len,
+                                    ngx_http_txval_raw(r, ctx), &rec)
+        != NGX_OK)
     {
         return NGX_DECLINED;
     }
@@ -528,6 +533,25 @@ ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     ngx_http_txval_finish(r, ctx);
 
     return NGX_OK;
+}
+
+
+/* the body's keyed hash, made when first needed (a replay, a store) */
+
+static uint64_t
+ngx_http_txval_raw(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    if (!ctx->hashed) {
+        tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+        ctx->raw = ngx_http_txval_cache_raw(tmcf->cache, ctx->body,
+                                            ctx->body_len);
+        ctx->hashed = 1;
+    }
+
+    return ctx->raw;
 }
 
 
@@ -726,7 +750,9 @@ ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
 
             if (tmcf->cache) {
                 (void) ngx_http_txval_cache_store(tmcf->cache, &ctx->txn,
-                                                  &rec, ctx->raw, c->log);
+                                                  &rec,
+                                                  ngx_http_txval_raw(r, ctx),
+                                                  c->log);
             }
 
             ngx_http_txval_finish(r, ctx);
@@ -1107,7 +1133,8 @@ ngx_http_txval_evaluate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
         if (tmcf->cache
             && ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
-                                          ctx->raw, r->connection->log)
+                                          ngx_http_txval_raw(r, ctx),
+                                          r->connection->log)
                == NGX_BUSY)
         {
             /* a concurrent request with this id and other content won */

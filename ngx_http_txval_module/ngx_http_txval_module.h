@@ -99,7 +99,10 @@ typedef struct {
     ngx_http_txval_pg_op_t     *pg_op;          /* in flight */
     ngx_uint_t                  pending;        /* lookups in flight */
     time_t                      velocity_at;    /* its window, counted */
+    u_char                     *body;           /* in one piece */
+    size_t                      body_len;
     uint64_t                    raw;            /* the body's keyed hash */
+    unsigned                    hashed:1;       /* raw is known */
 
     unsigned                    parsed:1;
     unsigned                    cleanup_set:1;

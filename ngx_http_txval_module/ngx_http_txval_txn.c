@@ -786,13 +786,21 @@ ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
     v2 = NGX_HTTP_TXVAL_ROTL(v2, 32)
 
 
-static uint64_t
+static inline uint64_t
 ngx_http_txval_le64(const unsigned char *p)
 {
+#if defined(__BYTE_ORDER__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+    uint64_t  v;
+
+    memcpy(&v, p, 8);
+
+    return v;
+#else
     return (uint64_t) p[0] | (uint64_t) p[1] << 8 | (uint64_t) p[2] << 16
            | (uint64_t) p[3] << 24 | (uint64_t) p[4] << 32
            | (uint64_t) p[5] << 40 | (uint64_t) p[6] << 48
            | (uint64_t) p[7] << 56;
+#endif
 }
 
 
