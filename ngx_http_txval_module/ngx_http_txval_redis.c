@@ -331,9 +331,8 @@ ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
         len = redisFormatCommandArgv(&op->cmd[i], argc[i], argv[i],
                                      argvlen[i]);
         if (len < 0) {
-            ngx_http_txval_redis_op_free(op);
-            ngx_memzero(op->cmd, sizeof(op->cmd));
-            return NGX_ERROR;
+            /* out of memory: the op stays the caller's, its commands go */
+            goto failed;
         }
 
         op->cmd_len[i] = len;
@@ -370,6 +369,8 @@ ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
         return NGX_OK;
     }
 
+failed:
+
     op->status = NGX_HTTP_TXVAL_REDIS_ERROR;
     ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_REDIS,
                                    NGX_HTTP_TXVAL_REDIS_ERROR);
@@ -378,6 +379,8 @@ ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
         redisFreeCommand(op->cmd[i]);
         op->cmd[i] = NULL;
     }
+
+    op->ncmds = 0;
 
     return NGX_ERROR;
 }
