@@ -71,6 +71,7 @@ static int ngx_http_txval_has_pan(const cJSON *item);
 static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
     size_t min, size_t max, unsigned char alphabet);
 static int ngx_http_txval_amount(const cJSON *item, int64_t *amount);
+static int ngx_http_txval_amount_text(const unsigned char *buf, size_t len);
 static uint64_t ngx_http_txval_fnv(uint64_t h, const void *data, size_t len);
 
 
@@ -239,7 +240,8 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
             break;
 
         case NGX_HTTP_TXVAL_F_AMOUNT:
-            ok = ngx_http_txval_amount(item, &txn->amount);
+            ok = ngx_http_txval_amount(item, &txn->amount)
+                 && ngx_http_txval_amount_text(buf, len);
             break;
 
         case NGX_HTTP_TXVAL_F_CURRENCY:
@@ -691,6 +693,121 @@ ngx_http_txval_copy_string(const cJSON *item, char *dst, size_t min,
     dst[n] = '\0';
 
     return (int) n;
+}
+
+
+/*
+ * The amount as written: a double cannot tell 1.0000000000000001 from 1,
+ * the text can. Finds the top-level "amount" key in the body (valid JSON
+ * by now) and checks that its number has no fractional part: digits D
+ * with F of them after the point, times 10^E, is integral when E - F plus
+ * D's trailing zeros is not negative. 1: integral, or the key is written
+ * with escapes (then the double's check stands alone).
+ */
+
+static int
+ngx_http_txval_amount_text(const unsigned char *buf, size_t len)
+{
+    int                   depth, esc, neg;
+    long                  e, f, zeros;
+    const unsigned char  *p, *end, *start;
+
+    end = buf + len;
+    depth = 0;
+
+    for (p = buf; p < end; p++) {
+
+        if (*p == '{' || *p == '[') {
+            depth++;
+            continue;
+        }
+
+        if (*p == '}' || *p == ']') {
+            depth--;
+            continue;
+        }
+
+        if (*p != '"') {
+            continue;
+        }
+
+        start = ++p;
+        esc = 0;
+
+        while (p < end && *p != '"') {
+            if (*p == '\\') {
+                esc = 1;
+                p++;
+            }
+
+            p++;
+        }
+
+        if (p >= end) {
+            return 1;
+        }
+
+        if (depth != 1 || esc || p - start != 6
+            || memcmp(start, "amount", 6) != 0)
+        {
+            continue;
+        }
+
+        for (p++; p < end && (*p == ' ' || *p == '\t' || *p == '\n'
+                              || *p == '\r'); p++) { /* void */ }
+
+        if (p == end || *p != ':') {
+            continue;       /* a value "amount", not the key */
+        }
+
+        for (p++; p < end && (*p == ' ' || *p == '\t' || *p == '\n'
+                              || *p == '\r'); p++) { /* void */ }
+
+        /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, as prescanned */
+
+        if (p < end && *p == '-') {
+            p++;
+        }
+
+        f = 0;
+        zeros = 0;
+
+        for ( /* void */ ; p < end && *p >= '0' && *p <= '9'; p++) {
+            zeros = (*p == '0') ? zeros + 1 : 0;
+        }
+
+        if (p < end && *p == '.') {
+            for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
+                zeros = (*p == '0') ? zeros + 1 : 0;
+                f++;
+            }
+        }
+
+        e = 0;
+
+        if (p < end && (*p == 'e' || *p == 'E')) {
+            p++;
+            neg = 0;
+
+            if (p < end && (*p == '+' || *p == '-')) {
+                neg = (*p++ == '-');
+            }
+
+            for ( /* void */ ; p < end && *p >= '0' && *p <= '9'; p++) {
+                if (e < 100000) {
+                    e = e * 10 + (*p - '0');
+                }
+            }
+
+            if (neg) {
+                e = -e;
+            }
+        }
+
+        return e - f + zeros >= 0;
+    }
+
+    return 1;
 }
 
 

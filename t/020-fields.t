@@ -182,11 +182,14 @@ Content-Type: application/json
 ::req(amount => 'false'),
 ::req(amount => '[1000]'),
 ::req(amount => '{"v":1000}'),
+::req(amount => '1.0000000000000001'),
+::req(amount => '9007199254740990.5'),
+::req(amount => '100.000000000000000000001e2'),
 ]
 --- error_code eval
-[ (400) x 17 ]
+[ (400) x 20 ]
 --- response_body eval
-[ (::invalid('amount')) x 17 ]
+[ (::invalid('amount')) x 20 ]
 --- error_log
 txval: refused: invalid_field field amount
 --- no_error_log

@@ -94,6 +94,25 @@ test_parse(void)
        "parse: a body ending inside an escape (fuzz regression)");
     ok(parse("{\"x\":{\"pan\":1},\"id\":\"\"}", &a, &err)
        == NGX_HTTP_TXVAL_PARSE_PAN, "parse: nested pan before fields");
+    ok(parse("{\"id\":\"tx_1\",\"amount\":1.0000000000000001,\"currency\":"
+             "\"USD\",\"merchant_id\":\"m\",\"card_token\":\"t\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.field, "amount") == 0,
+       "amount: a fraction a double rounds away is still a fraction");
+    ok(parse("{\"id\":\"tx_1\",\"amount\":1500.00e-1,\"currency\":"
+             "\"USD\",\"merchant_id\":\"m\",\"card_token\":\"t\"}", &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_OK && a.amount == 150,
+       "amount: 1500.00e-1 is 150");
+    ok(parse("{\"id\":\"tx_1\",\"amount\":15.5e1,\"x\":{\"amount\":0.5},"
+             "\"currency\":\"USD\",\"merchant_id\":\"m\",\"card_token\":\"t\"}",
+             &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_OK && a.amount == 155,
+       "amount: 15.5e1 is 155; a nested amount is not the amount");
+    ok(parse("{\"id\":\"tx_1\",\"amount\":100.000000000000000000001e2,"
+             "\"currency\":\"USD\",\"merchant_id\":\"m\",\"card_token\":\"t\"}",
+             &a, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD,
+       "amount: a fraction far below a double's precision");
     ok(parse("{\"id\":\"a\",\"id\":\"b\"}", &a, &err)
        == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
        && strcmp(err.field, "id") == 0, "parse: duplicate key");
