@@ -403,7 +403,11 @@ ngx_http_txval_init_process(ngx_cycle_t *cycle)
 
     tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_txval_module);
 
-    if (tmcf == NULL) {
+    if (tmcf == NULL
+        || (ngx_process != NGX_PROCESS_WORKER
+            && ngx_process != NGX_PROCESS_SINGLE))
+    {
+        /* a cache manager or loader: no requests, no backends */
         return NGX_OK;
     }
 

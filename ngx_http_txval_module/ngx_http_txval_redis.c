@@ -57,6 +57,7 @@ typedef struct {
     ngx_queue_t                     conns;
     ngx_uint_t                      nconns;
     ngx_uint_t                      max;        /* connections at most */
+    ngx_uint_t                      holds;      /* in use up the stack */
     ngx_msec_t                      down_until;
     ngx_int_t                       port;       /* 0: unix socket */
     ngx_str_t                       text;       /* host:port, for logs */
@@ -105,6 +106,7 @@ typedef struct {
     ngx_uint_t                      next;       /* which node to ask */
     ngx_uint_t                      tries;      /* failed in a row */
     ngx_uint_t                      mapped;     /* the slots were read */
+    ngx_uint_t                      flushing;
     ngx_queue_t                     waiting;
 
     unsigned                        exiting:1;
@@ -125,6 +127,7 @@ static void ngx_http_txval_redis_op_free(ngx_http_txval_redis_op_t *op);
 static ngx_http_txval_redis_node_t *ngx_http_txval_redis_node(
     ngx_http_txval_redis_pool_t *pool, u_char *host, size_t len,
     ngx_int_t port);
+static ngx_uint_t ngx_http_txval_redis_numeric(u_char *host, size_t len);
 static ngx_http_txval_redis_node_t *ngx_http_txval_redis_nth(
     ngx_http_txval_redis_pool_t *pool, ngx_uint_t n);
 static void ngx_http_txval_redis_retire(ngx_http_txval_redis_pool_t *pool,
@@ -166,6 +169,7 @@ static void ngx_http_txval_redis_cleanup(void *data);
 static ngx_uint_t ngx_http_txval_redis_refused(
     ngx_http_txval_redis_pool_t *pool, ngx_http_txval_redis_op_t *op,
     ngx_http_txval_redis_conn_t *rc, redisReply *reply);
+static void ngx_http_txval_redis_lost(ngx_http_txval_redis_conn_t *rc);
 static void ngx_http_txval_redis_publish(void);
 static char *ngx_http_txval_redis_address(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_http_txval_redis_conf_t *rcf, ngx_str_t *text, in_port_t port);
@@ -564,6 +568,23 @@ ngx_http_txval_redis_pool_counts(ngx_uint_t *busy, ngx_uint_t *idle,
 }
 
 
+/* an IPv4 or IPv6 address: hiredis would resolve a name, and block */
+
+static ngx_uint_t
+ngx_http_txval_redis_numeric(u_char *host, size_t len)
+{
+#if (NGX_HAVE_INET6)
+    struct in6_addr  a6;
+
+    if (ngx_inet6_addr(host, len, a6.s6_addr) == NGX_OK) {
+        return 1;
+    }
+#endif
+
+    return ngx_inet_addr(host, len) != INADDR_NONE;
+}
+
+
 /* the node at host:port, a new one if none is yet */
 
 static ngx_http_txval_redis_node_t *
@@ -668,7 +689,9 @@ static void
 ngx_http_txval_redis_release(ngx_http_txval_redis_pool_t *pool,
     ngx_http_txval_redis_node_t *node)
 {
-    if (node->retired && node->nconns == 0 && !pool->exiting) {
+    if (node->retired && node->nconns == 0 && node->holds == 0
+        && !pool->exiting)
+    {
         ngx_queue_remove(&node->queue);
         pool->nnodes--;
         ngx_free(node);
@@ -840,12 +863,29 @@ ngx_http_txval_redis_flush(ngx_http_txval_redis_pool_t *pool)
     ngx_http_txval_redis_op_t    *op;
     ngx_http_txval_redis_node_t  *node;
 
+    /*
+     * a failed operation's requests may send again, and come back here:
+     * the loop that runs already takes their operations
+     */
+
+    if (pool->flushing) {
+        return;
+    }
+
+    pool->flushing = 1;
+
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
         op = ngx_queue_data(q, ngx_http_txval_redis_op_t, queue);
-        ngx_queue_remove(q);
 
         node = ngx_http_txval_redis_route(pool, op);
+
+        if (node == NULL && pool->asking) {
+            /* asked again meanwhile: the rest waits for that answer */
+            break;
+        }
+
+        ngx_queue_remove(q);
 
         if (node == NULL) {
             node = ngx_http_txval_redis_fallback(pool);
@@ -858,6 +898,8 @@ ngx_http_txval_redis_flush(ngx_http_txval_redis_pool_t *pool)
         op->status = NGX_HTTP_TXVAL_REDIS_ERROR;
         ngx_http_txval_redis_finish(op);
     }
+
+    pool->flushing = 0;
 }
 
 
@@ -945,22 +987,13 @@ ngx_http_txval_redis_master_got(ngx_http_txval_redis_op_t *op)
     port = ngx_atoi(sp + 1, op->value + op->value_len - sp - 1);
 
     if (port < 1 || port > 65535
-        || ngx_inet_addr(op->value, sp - op->value) == INADDR_NONE)
+        || !ngx_http_txval_redis_numeric(op->value, sp - op->value))
     {
-#if (NGX_HAVE_INET6)
-        struct in6_addr  a6;
-
-        if (port < 1 || port > 65535
-            || ngx_inet6_addr(op->value, sp - op->value, a6.s6_addr)
-               != NGX_OK)
-#endif
-        {
-            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                          "txval: redis: sentinels name master \"%V\" "
-                          "at \"%*s\", not a numeric address",
-                          &pool->conf->master, op->value_len, op->value);
-            goto done;
-        }
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "txval: redis: sentinels name master \"%V\" "
+                      "at \"%*s\", not a numeric address",
+                      &pool->conf->master, op->value_len, op->value);
+        goto done;
     }
 
     node = ngx_http_txval_redis_node(pool, op->value, sp - op->value, port);
@@ -1048,9 +1081,22 @@ ngx_http_txval_redis_slots_parse(ngx_http_txval_redis_op_t *op, void *r)
         host = (u_char *) master->element[0]->str;
         len = master->element[0]->len;
 
-        if (len == 0 || (len == 1 && host[0] == '?')) {
+        if (len == 1 && host[0] == '?') {
+            /* no known endpoint: these slots go by MOVED */
+            continue;
+        }
+
+        if (len == 0) {
+            /* the node that answered */
             host = rc->node->host;
             len = ngx_strlen(host);
+
+        } else if (!ngx_http_txval_redis_numeric(host, len)) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "txval: redis: CLUSTER SLOTS names \"%*s\", not "
+                          "a numeric address (cluster-preferred-endpoint-"
+                          "type must be ip)", len, host);
+            goto invalid;
         }
 
         node = ngx_http_txval_redis_node(pool, host, len,
@@ -1344,8 +1390,14 @@ ngx_http_txval_redis_close(ngx_http_txval_redis_conn_t *rc,
     rc->closing = 1;
     rc->timedout = timedout;
 
-    /* the cleanup hook frees rc; hiredis may defer it past a callback */
+    /*
+     * the cleanup hook frees rc; hiredis may defer it past a callback, or
+     * run the pending callbacks now, which may retire the node: it is
+     * held until they are done
+     */
+    node->holds++;
     redisAsyncFree(rc->ac);
+    node->holds--;
 
     ngx_http_txval_redis_release(&ngx_http_txval_redis_pool, node);
 }
@@ -1386,7 +1438,19 @@ ngx_http_txval_redis_arm(ngx_http_txval_redis_conn_t *rc)
      */
     rc->timer.cancelable = ngx_queue_empty(&rc->ops) ? 1 : 0;
 
-    ngx_add_timer(&rc->timer, left > 0 ? (ngx_msec_t) left : 1);
+    if (left <= 0) {
+        left = 1;
+    }
+
+    /* an earlier deadline than the timer's (a later one: see the timer) */
+    if (rc->timer.timer_set
+        && (ngx_msec_int_t) (ngx_current_msec + left - rc->timer.timer.key)
+           < 0)
+    {
+        ngx_del_timer(&rc->timer);
+    }
+
+    ngx_add_timer(&rc->timer, (ngx_msec_t) left);
 }
 
 
@@ -1397,21 +1461,52 @@ ngx_http_txval_redis_timer(ngx_event_t *ev)
     ngx_http_txval_redis_node_t  *node = rc->node;
     ngx_http_txval_redis_pool_t  *pool = &ngx_http_txval_redis_pool;
 
+    ngx_queue_t                  *q;
+    ngx_msec_int_t                left;
+    ngx_http_txval_redis_op_t    *op;
+
+    /*
+     * nginx moves a timer only by more than NGX_TIMER_LAZY_DELAY: this may
+     * come before the deadline; if so, it is set again
+     */
+
     if (!rc->connected) {
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "txval: redis %V: connect timed out", &node->text);
-        node->down_until = ngx_current_msec + NGX_HTTP_TXVAL_REDIS_BACKOFF;
-        ngx_http_txval_redis_failed(pool, node);
-        ngx_http_txval_redis_close(rc, 1);
+        left = (ngx_msec_int_t) (rc->connect_deadline - ngx_current_msec);
+
+    } else if (rc->nops) {
+        q = ngx_queue_head(&rc->ops);
+        op = ngx_queue_data(q, ngx_http_txval_redis_op_t, queue);
+        left = (ngx_msec_int_t) (op->deadline - ngx_current_msec);
+
+    } else {
+        left = 0;
+    }
+
+    if (left > 0) {
+        ngx_add_timer(&rc->timer, (ngx_msec_t) left);
         return;
     }
 
-    if (rc->nops) {
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "txval: redis %V: command timed out, "
-                      "closing the connection", &node->text);
-        ngx_http_txval_redis_failed(pool, node);
+    if (!rc->connected || rc->nops) {
+
+        if (!rc->connected) {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "txval: redis %V: connect timed out", &node->text);
+            node->down_until = ngx_current_msec
+                               + NGX_HTTP_TXVAL_REDIS_BACKOFF;
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "txval: redis %V: command timed out, "
+                          "closing the connection", &node->text);
+        }
+
+        /* closed first: no new operation may pick it */
+        node->holds++;
         ngx_http_txval_redis_close(rc, 1);
+        ngx_http_txval_redis_failed(pool, node);
+        node->holds--;
+        ngx_http_txval_redis_release(pool, node);
         return;
     }
 
@@ -1464,7 +1559,9 @@ ngx_http_txval_redis_connected(const redisAsyncContext *ac, int status)
         node->nconns--;
         rc->closing = 1;
 
+        node->holds++;
         ngx_http_txval_redis_failed(pool, node);
+        node->holds--;
         ngx_http_txval_redis_release(pool, node);
         return;
     }
@@ -1519,6 +1616,10 @@ ngx_http_txval_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     ngx_http_txval_redis_pool_t  *pool = &ngx_http_txval_redis_pool;
 
     rc = op->conn;      /* NULL: the connection is gone (see the cleanup) */
+
+    if (reply == NULL && rc && rc->c && !rc->closing) {
+        ngx_http_txval_redis_lost(rc);
+    }
 
     if (reply == NULL) {
         if (op->status == NGX_HTTP_TXVAL_REDIS_OK) {
@@ -1649,6 +1750,17 @@ ngx_http_txval_redis_refused(ngx_http_txval_redis_pool_t *pool,
             return 0;
         }
 
+        if (!ngx_http_txval_redis_numeric((u_char *) rd->host,
+                                          ngx_strlen(rd->host)))
+        {
+            return 0;
+        }
+
+        if (op->pending != op->ncmds && !op->redirected) {
+            /* the first command went through: again, it would count twice */
+            return 0;
+        }
+
         if (op->redirects >= NGX_HTTP_TXVAL_REDIS_REDIRECTS) {
             ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                           "txval: redis %V: too many redirections",
@@ -1675,6 +1787,34 @@ ngx_http_txval_redis_refused(ngx_http_txval_redis_pool_t *pool,
     default:
         return 0;
     }
+}
+
+
+/*
+ * hiredis found the connection broken (a read or write error, EOF): it
+ * fails the pending commands, then frees the context. From the first
+ * failed command on, no new operation may pick the connection.
+ */
+
+static void
+ngx_http_txval_redis_lost(ngx_http_txval_redis_conn_t *rc)
+{
+    ngx_http_txval_redis_node_t  *node = rc->node;
+    ngx_http_txval_redis_pool_t  *pool = &ngx_http_txval_redis_pool;
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "txval: redis %V: connection lost: %s", &node->text,
+                  rc->ac->errstr ? rc->ac->errstr : "closed");
+
+    ngx_queue_remove(&rc->queue);
+    ngx_queue_init(&rc->queue);
+    node->nconns--;
+    rc->closing = 1;
+
+    node->holds++;
+    ngx_http_txval_redis_failed(pool, node);
+    node->holds--;
+    ngx_http_txval_redis_release(pool, node);
 }
 
 
@@ -1754,12 +1894,10 @@ static void
 ngx_http_txval_redis_cleanup(void *data)
 {
     ngx_http_txval_redis_conn_t  *rc = data;
-    ngx_http_txval_redis_pool_t  *pool = &ngx_http_txval_redis_pool;
 
     ngx_queue_t                  *q;
     ngx_connection_t             *c;
     ngx_http_txval_redis_op_t    *op;
-    ngx_http_txval_redis_node_t  *node;
 
     if (rc->c == NULL) {
         return;
@@ -1822,18 +1960,8 @@ ngx_http_txval_redis_cleanup(void *data)
     }
 
     if (!rc->closing) {
-        /* a failure hiredis found itself: it frees the context now */
-        node = rc->node;
-
-        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                      "txval: redis %V: connection lost: %s", &node->text,
-                      rc->ac->errstr ? rc->ac->errstr : "closed");
-
-        ngx_queue_remove(&rc->queue);
-        node->nconns--;
-
-        ngx_http_txval_redis_failed(pool, node);
-        ngx_http_txval_redis_release(pool, node);
+        /* a failure hiredis found itself, with no command pending */
+        ngx_http_txval_redis_lost(rc);
     }
 
     rc->ac = NULL;
