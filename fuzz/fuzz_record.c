@@ -24,7 +24,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     n = ngx_http_txval_record_encode(buf, sizeof(buf), &rec);
 
     if (n == 0 || !ngx_http_txval_record_decode(buf, n, &back)
-        || back.fingerprint != rec.fingerprint
+        || memcmp(back.fingerprint, rec.fingerprint,
+                  sizeof(rec.fingerprint)) != 0
         || back.reasons != rec.reasons || back.risk_score != rec.risk_score)
     {
         __builtin_trap();

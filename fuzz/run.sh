@@ -19,7 +19,7 @@ for h in txn record rules; do
     # shellcheck disable=SC2086
     clang -g -O1 -fsanitize=fuzzer,address,undefined \
         -fno-sanitize-recover=undefined -I"$src" -I/usr/include/cjson \
-        -o "$out/fuzz_$h" "$top/fuzz/fuzz_$h.c" $units -lcjson
+        -o "$out/fuzz_$h" "$top/fuzz/fuzz_$h.c" $units -lcjson -lcrypto
     mkdir -p "$out/corpus_$h"
     echo "fuzz: $h for ${secs}s"
     if ! "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \

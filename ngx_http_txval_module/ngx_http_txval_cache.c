@@ -8,6 +8,13 @@
  * longest id), so all entries live in one slab class and a full zone never
  * fragments: when the slab is full, entries are evicted from the LRU tail
  * until the allocation succeeds.
+ *
+ * An entry is a verdict, or the mark of a transaction being validated
+ * (pending): a lookup that finds nothing leaves a mark with the id, so
+ * that the same id arriving meanwhile, on any worker, is told it is in
+ * progress. The request that holds the mark replaces it with its verdict,
+ * or releases it; a mark whose holder went away without either (a worker
+ * killed) expires after NGX_HTTP_TXVAL_PENDING_TTL.
  */
 
 
@@ -18,16 +25,24 @@ typedef struct {
     ngx_rbtree_node_t           node;       /* key: crc32 of the id */
     ngx_queue_t                 queue;      /* LRU, newest at the head */
     ngx_msec_t                  expires;
-    uint64_t                    fingerprint;
-    uint64_t                    raw;        /* keyed hash of the body */
+    uint64_t                    raw[2];     /* keyed hash of the body */
+    uint64_t                    owner;      /* pending: who holds it */
+    u_char                      fingerprint[NGX_HTTP_TXVAL_DIGEST_LEN];
     uint16_t                    reasons;
     uint8_t                     risk_score;
+    uint8_t                     pending;
     uint8_t                     id_len;
     u_char                      id[NGX_HTTP_TXVAL_ID_MAX];
 } ngx_http_txval_cache_node_t;
 
 
+/* the zone's layout: a reload keeps a zone only when it matches */
+#define NGX_HTTP_TXVAL_CACHE_LAYOUT                                          \
+    (0x74780000 | sizeof(ngx_http_txval_cache_node_t))
+
+
 typedef struct ngx_http_txval_cache_sh_s {
+    uint32_t                    layout;     /* first, in every version */
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 lru;
@@ -44,12 +59,18 @@ static void ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
 static ngx_http_txval_cache_node_t *ngx_http_txval_cache_find(
     ngx_http_txval_cache_t *cache, const u_char *id, size_t len,
     uint32_t hash);
-static void ngx_http_txval_cache_random(ngx_shm_zone_t *shm_zone,
-    u_char *key);
 static void ngx_http_txval_cache_delete(ngx_http_txval_cache_t *cache,
     ngx_http_txval_cache_node_t *cn);
 static void ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache,
     ngx_uint_t n);
+static ngx_http_txval_cache_node_t *ngx_http_txval_cache_get(
+    ngx_http_txval_cache_t *cache, ngx_http_txval_txn_t *txn,
+    uint32_t hash);
+static ngx_http_txval_cache_node_t *ngx_http_txval_cache_alloc(
+    ngx_http_txval_cache_t *cache, ngx_http_txval_txn_t *txn, uint32_t hash,
+    ngx_log_t *log);
+static void ngx_http_txval_cache_copy(ngx_http_txval_cache_node_t *cn,
+    ngx_http_txval_record_t *rec);
 
 
 /* txval_cache_zone NAME:SIZE [ttl=TIME]; */
@@ -166,17 +187,20 @@ ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     cache = shm_zone->data;
 
-    if (ocache) {
-        /* reload with the same size: keep the entries */
-        cache->sh = ocache->sh;
-        cache->shpool = ocache->shpool;
-        return NGX_OK;
-    }
-
     cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (shm_zone->shm.exists) {
+    if (ocache || shm_zone->shm.exists) {
+        /* reload with the same size: keep the entries */
         cache->sh = cache->shpool->data;
+
+        if (cache->sh->layout != NGX_HTTP_TXVAL_CACHE_LAYOUT) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "txval_cache_zone \"%V\" was made by another "
+                          "version of txval: restart nginx, or give the "
+                          "zone a new name", &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
         return NGX_OK;
     }
 
@@ -190,13 +214,20 @@ ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    cache->sh->layout = NGX_HTTP_TXVAL_CACHE_LAYOUT;
     cache->shpool->data = cache->sh;
 
     ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
                     ngx_http_txval_cache_rbtree_insert);
     ngx_queue_init(&cache->sh->lru);
     ngx_memzero(&cache->sh->stats, sizeof(ngx_http_txval_cache_stats_t));
-    ngx_http_txval_cache_random(shm_zone, cache->sh->key);
+    /*
+     * the key of the body hashes, made with the zone (in the master, when
+     * the configuration is read): nobody outside can make two bodies
+     * collide
+     */
+    ngx_http_txval_random(shm_zone->shm.log, cache->sh->key,
+                          sizeof(cache->sh->key));
 
     len = sizeof(" in txval_cache_zone \"\"") + shm_zone->shm.name.len;
 
@@ -266,7 +297,8 @@ ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone)
 
 ngx_int_t
 ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
-    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec)
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, uint64_t owner,
+    ngx_log_t *log)
 {
     uint32_t                      hash;
     ngx_int_t                     rc;
@@ -276,20 +308,32 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
-                                   hash);
-
-    if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
-        ngx_http_txval_cache_delete(cache, cn);
-        cache->sh->stats.expired++;
-        cn = NULL;
-    }
+    cn = ngx_http_txval_cache_get(cache, txn, hash);
 
     if (cn == NULL) {
         cache->sh->stats.misses++;
-        rc = NGX_DECLINED;
 
-    } else if (cn->fingerprint != txn->fingerprint) {
+        /* the mark: in progress, for anyone else (best effort) */
+
+        cn = ngx_http_txval_cache_alloc(cache, txn, hash, log);
+
+        if (cn) {
+            cn->pending = 1;
+            cn->owner = owner;
+            cn->expires = ngx_current_msec + NGX_HTTP_TXVAL_PENDING_TTL;
+            rc = NGX_DECLINED;
+
+        } else {
+            rc = NGX_ABORT;
+        }
+
+    } else if (cn->pending) {
+        cache->sh->stats.in_progress++;
+        rc = NGX_AGAIN;
+
+    } else if (ngx_memcmp(cn->fingerprint, txn->fingerprint,
+                          NGX_HTTP_TXVAL_DIGEST_LEN) != 0)
+    {
         cache->sh->stats.conflicts++;
         rc = NGX_BUSY;
 
@@ -297,9 +341,7 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
         ngx_queue_remove(&cn->queue);
         ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
 
-        rec->fingerprint = cn->fingerprint;
-        rec->reasons = cn->reasons;
-        rec->risk_score = cn->risk_score;
+        ngx_http_txval_cache_copy(cn, rec);
 
         cache->sh->stats.hits++;
         rc = NGX_OK;
@@ -319,7 +361,7 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
 
 ngx_int_t
 ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache, const u_char *id,
-    size_t len, uint64_t raw, ngx_http_txval_record_t *rec)
+    size_t len, const uint64_t raw[2], ngx_http_txval_record_t *rec)
 {
     uint32_t                      hash;
     ngx_int_t                     rc;
@@ -331,15 +373,13 @@ ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache, const u_char *id,
 
     cn = ngx_http_txval_cache_find(cache, id, len, hash);
 
-    if (cn && cn->raw == raw
+    if (cn && !cn->pending && cn->raw[0] == raw[0] && cn->raw[1] == raw[1]
         && (ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0)
     {
         ngx_queue_remove(&cn->queue);
         ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
 
-        rec->fingerprint = cn->fingerprint;
-        rec->reasons = cn->reasons;
-        rec->risk_score = cn->risk_score;
+        ngx_http_txval_cache_copy(cn, rec);
 
         cache->sh->stats.hits++;
         rc = NGX_OK;
@@ -354,22 +394,21 @@ ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache, const u_char *id,
 }
 
 
-uint64_t
+void
 ngx_http_txval_cache_raw(ngx_http_txval_cache_t *cache, const u_char *body,
-    size_t len)
+    size_t len, uint64_t raw[2])
 {
     /* the key never changes once the zone is made: read without the lock */
-    return ngx_http_txval_siphash(cache->sh->key, body, len);
+    ngx_http_txval_siphash128(cache->sh->key, body, len, raw);
 }
 
 
 ngx_int_t
 ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
-    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, uint64_t raw,
-    ngx_log_t *log)
+    ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec,
+    const uint64_t raw[2], ngx_log_t *log)
 {
     uint32_t                      hash;
-    ngx_queue_t                  *q;
     ngx_http_txval_cache_node_t  *cn;
 
     hash = ngx_crc32_short((u_char *) txn->id, txn->id_len);
@@ -378,69 +417,75 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
 
     ngx_http_txval_cache_expire(cache, 2);
 
-    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
-                                   hash);
+    cn = ngx_http_txval_cache_get(cache, txn, hash);
 
-    if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
-        ngx_http_txval_cache_delete(cache, cn);
-        cache->sh->stats.expired++;
-        cn = NULL;
-    }
-
-    if (cn) {
+    if (cn && !cn->pending) {
         /*
-         * another request stored this id while this one was validated:
-         * the first verdict stays, and other content is a conflict
+         * another request stored this id while this one was validated
+         * (its mark had expired): the first verdict stays; other content
+         * is a conflict
          */
 
-        if (cn->fingerprint != rec->fingerprint) {
+        if (ngx_memcmp(cn->fingerprint, rec->fingerprint,
+                       NGX_HTTP_TXVAL_DIGEST_LEN) != 0)
+        {
             cache->sh->stats.conflicts++;
             ngx_shmtx_unlock(&cache->shpool->mutex);
             return NGX_BUSY;
         }
 
+        ngx_http_txval_cache_copy(cn, rec);
         ngx_shmtx_unlock(&cache->shpool->mutex);
-        return NGX_OK;
+        return NGX_DONE;
     }
 
-    for ( ;; ) {
-        cn = ngx_slab_alloc_locked(cache->shpool,
-                                   sizeof(ngx_http_txval_cache_node_t));
-        if (cn) {
-            break;
-        }
+    if (cn == NULL) {
+        cn = ngx_http_txval_cache_alloc(cache, txn, hash, log);
 
-        if (ngx_queue_empty(&cache->sh->lru)) {
+        if (cn == NULL) {
             ngx_shmtx_unlock(&cache->shpool->mutex);
-            ngx_log_error(NGX_LOG_ALERT, log, 0,
-                          "txval: could not allocate an entry in "
-                          "txval_cache_zone \"%V\"",
-                          &cache->shm_zone->shm.name);
             return NGX_OK;
         }
-
-        q = ngx_queue_last(&cache->sh->lru);
-        ngx_http_txval_cache_delete(cache,
-                   ngx_queue_data(q, ngx_http_txval_cache_node_t, queue));
-        cache->sh->stats.evictions++;
     }
 
-    cn->node.key = hash;
+    /* a new entry, or a mark (this request's, or one held too long) */
+
+    cn->pending = 0;
+    cn->owner = 0;
     cn->expires = ngx_current_msec + cache->ttl;
-    cn->fingerprint = rec->fingerprint;
-    cn->raw = raw;
+    ngx_memcpy(cn->fingerprint, rec->fingerprint, NGX_HTTP_TXVAL_DIGEST_LEN);
+    cn->raw[0] = raw[0];
+    cn->raw[1] = raw[1];
     cn->reasons = rec->reasons;
     cn->risk_score = rec->risk_score;
-    cn->id_len = txn->id_len;
-    ngx_memcpy(cn->id, txn->id, txn->id_len);
-
-    ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
-    ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
-    cache->sh->stats.entries++;
 
     ngx_shmtx_unlock(&cache->shpool->mutex);
 
     return NGX_OK;
+}
+
+
+/* a mark this request left and no verdict replaced */
+
+void
+ngx_http_txval_cache_release(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, uint64_t owner)
+{
+    uint32_t                      hash;
+    ngx_http_txval_cache_node_t  *cn;
+
+    hash = ngx_crc32_short((u_char *) txn->id, txn->id_len);
+
+    ngx_shmtx_lock(&cache->shpool->mutex);
+
+    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
+                                   hash);
+
+    if (cn && cn->pending && cn->owner == owner) {
+        ngx_http_txval_cache_delete(cache, cn);
+    }
+
+    ngx_shmtx_unlock(&cache->shpool->mutex);
 }
 
 
@@ -576,34 +621,79 @@ ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache, ngx_uint_t n)
 }
 
 
+/* the live entry for this id (an expired one is dropped); locked */
+
+static ngx_http_txval_cache_node_t *
+ngx_http_txval_cache_get(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, uint32_t hash)
+{
+    ngx_http_txval_cache_node_t  *cn;
+
+    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
+                                   hash);
+
+    if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
+        ngx_http_txval_cache_delete(cache, cn);
+        cache->sh->stats.expired++;
+        cn = NULL;
+    }
+
+    return cn;
+}
+
+
 /*
- * The zone's key for body hashes, made with the zone (in the master, when
- * the configuration is read): nobody outside can make two bodies collide.
+ * A new entry for this id, in the tree and at the head of the LRU, or
+ * NULL when even an empty LRU leaves no room; locked
  */
 
-static void
-ngx_http_txval_cache_random(ngx_shm_zone_t *shm_zone, u_char *key)
+static ngx_http_txval_cache_node_t *
+ngx_http_txval_cache_alloc(ngx_http_txval_cache_t *cache,
+    ngx_http_txval_txn_t *txn, uint32_t hash, ngx_log_t *log)
 {
-    ssize_t       n;
-    ngx_fd_t      fd;
-    ngx_uint_t    i;
+    ngx_queue_t                  *q;
+    ngx_http_txval_cache_node_t  *cn;
 
-    n = 0;
-
-    fd = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-    if (fd != NGX_INVALID_FILE) {
-        n = read(fd, key, 16);
-        (void) ngx_close_file(fd);
-    }
-
-    if (n != 16) {
-        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, ngx_errno,
-                      "txval_cache_zone \"%V\": no /dev/urandom, "
-                      "the body hash key is weaker", &shm_zone->shm.name);
-
-        for (i = 0; i < 16; i++) {
-            key[i] = (u_char) (ngx_random() ^ ngx_time() ^ ngx_pid);
+    for ( ;; ) {
+        cn = ngx_slab_alloc_locked(cache->shpool,
+                                   sizeof(ngx_http_txval_cache_node_t));
+        if (cn) {
+            break;
         }
+
+        if (ngx_queue_empty(&cache->sh->lru)) {
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "txval: could not allocate an entry in "
+                          "txval_cache_zone \"%V\"",
+                          &cache->shm_zone->shm.name);
+            return NULL;
+        }
+
+        q = ngx_queue_last(&cache->sh->lru);
+        ngx_http_txval_cache_delete(cache,
+                   ngx_queue_data(q, ngx_http_txval_cache_node_t, queue));
+        cache->sh->stats.evictions++;
     }
+
+    ngx_memzero(cn, sizeof(ngx_http_txval_cache_node_t));
+
+    cn->node.key = hash;
+    cn->id_len = txn->id_len;
+    ngx_memcpy(cn->id, txn->id, txn->id_len);
+
+    ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
+    ngx_queue_insert_head(&cache->sh->lru, &cn->queue);
+    cache->sh->stats.entries++;
+
+    return cn;
+}
+
+
+static void
+ngx_http_txval_cache_copy(ngx_http_txval_cache_node_t *cn,
+    ngx_http_txval_record_t *rec)
+{
+    ngx_memcpy(rec->fingerprint, cn->fingerprint, NGX_HTTP_TXVAL_DIGEST_LEN);
+    rec->reasons = cn->reasons;
+    rec->risk_score = cn->risk_score;
 }

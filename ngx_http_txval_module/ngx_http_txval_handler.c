@@ -30,7 +30,9 @@ static ngx_http_txval_error_e ngx_http_txval_check_request(
 static void ngx_http_txval_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_txval_replay(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
-static uint64_t ngx_http_txval_raw(ngx_http_request_t *r,
+static uint64_t *ngx_http_txval_raw(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_token(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_validate(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
@@ -40,17 +42,25 @@ static void ngx_http_txval_lookup_done(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_evaluate(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
-static ngx_int_t ngx_http_txval_redis_get(ngx_http_request_t *r,
+static ngx_int_t ngx_http_txval_redis_claim(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
-static void ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op);
+static void ngx_http_txval_redis_claimed(ngx_http_txval_redis_op_t *op);
 static ngx_int_t ngx_http_txval_redis_velocity(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op);
 static void ngx_http_txval_redis_store(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx, ngx_http_txval_record_t *rec);
+static void ngx_http_txval_redis_release(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static size_t ngx_http_txval_verdict_key(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx, u_char *key);
 static size_t ngx_http_txval_velocity_key(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx, u_char *key);
 static void ngx_http_txval_redis_uncount(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_redis_tell(ngx_http_request_t *r, int argc,
+    const char **argv, size_t *argvlen);
+static void ngx_http_txval_release(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static ngx_http_txval_redis_op_t *ngx_http_txval_redis_start(
     ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
@@ -62,13 +72,18 @@ static ngx_int_t ngx_http_txval_watch(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_abandon(void *data);
 static void ngx_http_txval_backend_failed(ngx_http_request_t *r,
-    ngx_http_txval_ctx_t *ctx);
+    ngx_http_txval_ctx_t *ctx, ngx_uint_t backend);
 static void ngx_http_txval_finish(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static ngx_int_t ngx_http_txval_send(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static ngx_int_t ngx_http_txval_gate_verdict(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
+static ngx_int_t ngx_http_txval_follow_main(ngx_http_request_t *r);
+static void ngx_http_txval_outcome(ngx_http_txval_ctx_t *ctx,
+    ngx_http_txval_ctx_t *from);
+static void ngx_http_txval_wake(ngx_http_txval_ctx_t *ctx);
+static ngx_int_t ngx_http_txval_is_ours(ngx_table_elt_t *h);
 static ngx_int_t ngx_http_txval_upstream_headers(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static ngx_int_t ngx_http_txval_push_header(ngx_list_t *headers,
@@ -90,9 +105,33 @@ static ngx_http_txval_error_info_t  ngx_http_txval_errors[] = {
     { NGX_HTTP_BAD_REQUEST, "pan_not_accepted", NULL },
     { NGX_HTTP_CONFLICT, "idempotency_conflict",
       "this id was already used for a transaction with different content" },
+    { NGX_HTTP_CONFLICT, "idempotency_in_progress",
+      "a transaction with this id is being validated, retry later" },
     { NGX_HTTP_SERVICE_UNAVAILABLE, "backend_unavailable",
       "a backend this transaction needs is unavailable, retry later" }
 };
+
+
+/*
+ * Redis: the verdict replaces what this request saw there and may replace
+ * (its own mark, or a value that was not a verdict), or nothing, or a key
+ * of another type; never a value it did not see, such as a verdict
+ * another host stored first, or another request's mark. KEYS[1] the
+ * verdict key, ARGV[1] the verdict, ARGV[2] its ttl (s), ARGV[3] the
+ * value seen.
+ */
+
+static const char  ngx_http_txval_store_script[] =
+    "local t = redis.call('TYPE', KEYS[1]).ok "
+    "if t == 'string' and redis.call('GET', KEYS[1]) ~= ARGV[3] then "
+    "return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) return 1";
+
+/* Redis: a mark is dropped by the request that holds it, ARGV[1] */
+
+static const char  ngx_http_txval_release_script[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('DEL', KEYS[1]) end return 0";
 
 
 ngx_int_t
@@ -100,6 +139,13 @@ ngx_http_txval_handler(ngx_http_request_t *r)
 {
     ngx_int_t              rc;
     ngx_http_txval_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_txval_module);
+
+    if (ctx && ctx->done) {
+        /* validated already (a gate around it, a subrequest's main) */
+        return ngx_http_txval_send(r, ctx);
+    }
 
     rc = ngx_http_txval_start(r, 0, &ctx);
 
@@ -137,6 +183,9 @@ ngx_http_txval_start(ngx_http_request_t *r, ngx_uint_t gate,
 
     ctx->error = ngx_http_txval_check_request(r);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval start: gate:%ui error:%d", gate, ctx->error);
+
     if (ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
@@ -162,6 +211,12 @@ ngx_http_txval_start(ngx_http_request_t *r, ngx_uint_t gate,
  * ngx_http_txval_finish() resumes the phases. An approved request goes on
  * to the location's content handler with its body untouched; any other
  * outcome is answered here, exactly as in verdict mode.
+ *
+ * The gate is inherited (nested locations, "if" and "limit_except"
+ * blocks) and holds for every request that reaches the phase: internal
+ * redirects start anew (nginx clears the module's context), subrequests
+ * are validated on the main request's body, or take the main request's
+ * outcome when txval validated it.
  */
 
 ngx_int_t
@@ -173,7 +228,7 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
 
-    if (tlcf->mode != NGX_HTTP_TXVAL_GATE || r != r->main) {
+    if (!tlcf->gate || tlcf->mode == NGX_HTTP_TXVAL_VERDICT) {
         return NGX_DECLINED;
     }
 
@@ -182,6 +237,12 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
     if (ctx) {
         /* phases run again: still waiting, or done */
         return ctx->done ? ngx_http_txval_gate_verdict(r, ctx) : NGX_DONE;
+    }
+
+    if (r != r->main
+        && ngx_http_get_module_ctx(r->main, ngx_http_txval_module))
+    {
+        return ngx_http_txval_follow_main(r);
     }
 
     rc = ngx_http_txval_start(r, 1, &ctx);
@@ -215,11 +276,88 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * A subrequest whose main request txval validates or validated: the same
+ * body, so the same outcome; it waits for it if need be.
+ */
+
+static ngx_int_t
+ngx_http_txval_follow_main(ngx_http_request_t *r)
+{
+    ngx_http_txval_ctx_t  *ctx, *mctx;
+
+    mctx = ngx_http_get_module_ctx(r->main, ngx_http_txval_module);
+
+    ctx = ngx_http_txval_create_ctx(r);
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->gate = 1;
+
+    if (mctx->done) {
+        ngx_http_txval_outcome(ctx, mctx);
+        return ngx_http_txval_gate_verdict(r, ctx);
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval subrequest waits for the main request");
+
+    ctx->waiting = 1;
+    ctx->next = mctx->waiters;
+    mctx->waiters = ctx;
+
+    return NGX_DONE;
+}
+
+
+/* what a subrequest takes of its main request's validation */
+
+static void
+ngx_http_txval_outcome(ngx_http_txval_ctx_t *ctx, ngx_http_txval_ctx_t *from)
+{
+    ctx->txn = from->txn;
+    ctx->result = from->result;
+    ctx->parse_error = from->parse_error;
+    ctx->error = from->error;
+    ctx->source = from->source;
+    ctx->elapsed_ns = from->elapsed_ns;
+    ctx->parsed = from->parsed;
+    ctx->degraded = from->degraded;
+    ctx->done = 1;
+}
+
+
+/* the main request is done: its waiting subrequests go on */
+
+static void
+ngx_http_txval_wake(ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_request_t    *sr;
+    ngx_http_txval_ctx_t  *w;
+
+    for (w = ctx->waiters; w; w = w->next) {
+        ngx_http_txval_outcome(w, ctx);
+        w->waiting = 0;
+
+        sr = w->request;
+        sr->write_event_handler = ngx_http_core_run_phases;
+        (void) ngx_http_post_request(sr, NULL);
+    }
+
+    ctx->waiters = NULL;
+}
+
+
 /* approved: on to the content handler; anything else: answered here */
 
 static ngx_int_t
 ngx_http_txval_gate_verdict(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval gate: error:%d reasons:%uD",
+                   ctx->error, ctx->result.reasons);
+
     if (ctx->error == NGX_HTTP_TXVAL_ERR_NONE && ctx->result.reasons == 0) {
 
         if (ngx_http_txval_upstream_headers(r, ctx) != NGX_OK) {
@@ -236,8 +374,10 @@ ngx_http_txval_gate_verdict(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
 
 /*
- * The upstream sees X-Txval-Verdict, X-Txval-Risk-Score and
- * X-Txval-Source from us only: any X-Txval-* the client sent is dropped.
+ * The upstream sees X-Txval-Verdict, X-Txval-Risk-Score, X-Txval-Source
+ * (and X-Txval-Degraded) from us only: any X-Txval-* the client sent is
+ * dropped. The list is built anew when there is one to drop, and always
+ * for a subrequest, whose list shares its parts with the main request's.
  */
 
 static ngx_int_t
@@ -246,7 +386,7 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
 {
     u_char           *score;
     size_t            len;
-    ngx_uint_t        i, spoofed;
+    ngx_uint_t        i, rebuild;
     const char       *source;
     ngx_list_t        old, *list;
     ngx_list_part_t  *part;
@@ -255,12 +395,13 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
     static ngx_str_t  verdict_key = ngx_string("X-Txval-Verdict");
     static ngx_str_t  score_key = ngx_string("X-Txval-Risk-Score");
     static ngx_str_t  source_key = ngx_string("X-Txval-Source");
+    static ngx_str_t  degraded_key = ngx_string("X-Txval-Degraded");
 
-    spoofed = 0;
+    rebuild = (r != r->main);
     part = &r->headers_in.headers.part;
     h = part->elts;
 
-    for (i = 0; /* void */ ; i++) {
+    for (i = 0; !rebuild; i++) {
 
         if (i >= part->nelts) {
             if (part->next == NULL) {
@@ -272,18 +413,12 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].key.len >= sizeof("X-Txval-") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Txval-",
-                               sizeof("X-Txval-") - 1) == 0)
-        {
-            spoofed = 1;
-            break;
-        }
+        rebuild = ngx_http_txval_is_ours(&h[i]);
     }
 
     list = &r->headers_in.headers;
 
-    if (spoofed) {
+    if (rebuild) {
         /*
          * A new list without them (upstream modules copy the whole list),
          * built in place: a list points into itself, so it is not copied.
@@ -312,10 +447,7 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
                 i = 0;
             }
 
-            if (h[i].key.len >= sizeof("X-Txval-") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "X-Txval-",
-                                   sizeof("X-Txval-") - 1) == 0)
-            {
+            if (ngx_http_txval_is_ours(&h[i])) {
                 continue;
             }
 
@@ -345,7 +477,23 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (ctx->degraded
+        && ngx_http_txval_push_header(list, &degraded_key, (u_char *) "true",
+                                      sizeof("true") - 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_txval_is_ours(ngx_table_elt_t *h)
+{
+    return h->key.len >= sizeof("X-Txval-") - 1
+           && ngx_strncasecmp(h->key.data, (u_char *) "X-Txval-",
+                              sizeof("X-Txval-") - 1) == 0;
 }
 
 
@@ -396,13 +544,15 @@ ngx_http_txval_create_ctx(ngx_http_request_t *r)
 }
 
 
+/* a subrequest is checked as its main request: same headers, same body */
+
 static ngx_http_txval_error_e
 ngx_http_txval_check_request(ngx_http_request_t *r)
 {
     u_char     *p, *last;
     ngx_str_t  *type;
 
-    if (r->method != NGX_HTTP_POST) {
+    if (r->main->method != NGX_HTTP_POST) {
         return NGX_HTTP_TXVAL_ERR_METHOD;
     }
 
@@ -446,7 +596,7 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
 
     (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
-    if (ngx_http_txval_body_bytes(r, &data, &len) != NGX_OK) {
+    if (ngx_http_txval_body_bytes(r->main, &data, &len) != NGX_OK) {
 
         if (ctx->gate && !ctx->waiting) {
             /* still inside the phase handler, which answers */
@@ -458,8 +608,20 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
         return;
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval body: %uz bytes", len);
+
     ctx->body = data;
     ctx->body_len = len;
+
+    if (ctx->gate && r == r->main) {
+        /*
+         * While the backends are asked, a client that goes away is
+         * noticed (as upstream does): its request is finalized, its
+         * operations detached, and it never reaches the content handler.
+         */
+        r->read_event_handler = ngx_http_test_reading;
+    }
 
     if (tmcf->cache && ngx_http_txval_replay(r, ctx) == NGX_OK) {
         return;
@@ -520,10 +682,14 @@ ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         return NGX_DECLINED;
     }
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval replay: the same bytes, answered from shm");
+
     ngx_memcpy(ctx->txn.id, id, id_len);
     ctx->txn.id[id_len] = '\0';
     ctx->txn.id_len = (uint8_t) id_len;
-    ctx->txn.fingerprint = rec.fingerprint;
+    ngx_memcpy(ctx->txn.fingerprint, rec.fingerprint,
+               NGX_HTTP_TXVAL_DIGEST_LEN);
     ctx->parsed = 1;
 
     ctx->result.reasons = rec.reasons;
@@ -538,7 +704,7 @@ ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
 /* the body's keyed hash, made when first needed (a replay, a store) */
 
-static uint64_t
+static uint64_t *
 ngx_http_txval_raw(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
     ngx_http_txval_main_conf_t  *tmcf;
@@ -546,14 +712,38 @@ ngx_http_txval_raw(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     if (!ctx->hashed) {
         tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
-        ctx->raw = ngx_http_txval_cache_raw(tmcf->cache, ctx->body,
-                                            ctx->body_len);
+        ngx_http_txval_cache_raw(tmcf->cache, ctx->body, ctx->body_len,
+                                 ctx->raw);
         ctx->hashed = 1;
     }
 
     return ctx->raw;
 }
 
+
+/*
+ * The token that names this request's marks: unique on this host (pid and
+ * a counter) and across hosts (the worker's random nonce).
+ */
+
+static void
+ngx_http_txval_token(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    ctx->token[0] = tmcf->nonce;
+    ctx->token[1] = (uint64_t) ngx_pid << 32 | ++tmcf->seq;
+}
+
+
+/*
+ * Not a replay: the verdict caches, then the backends. A miss in the zone
+ * leaves a mark there, a miss in Redis leaves one in Redis (SET NX GET, in
+ * the lookup's round trip): the same id arriving meanwhile, on any worker
+ * or host, is told it is in progress.
+ */
 
 static void
 ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
@@ -564,27 +754,55 @@ ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
-    if (tmcf->cache) {
-        rc = ngx_http_txval_cache_lookup(tmcf->cache, &ctx->txn, &rec);
+    if (tmcf->cache || tmcf->redis) {
+        if (ngx_http_txval_watch(r, ctx) != NGX_OK) {
+            /* out of memory: no mark could be released, so none is made */
+            ctx->error = NGX_HTTP_TXVAL_ERR_BACKEND;
+            ngx_http_txval_finish(r, ctx);
+            return;
+        }
 
-        if (rc == NGX_OK) {
+        ngx_http_txval_token(r, ctx);
+    }
+
+    if (tmcf->cache) {
+        rc = ngx_http_txval_cache_lookup(tmcf->cache, &ctx->txn, &rec,
+                                         ctx->token[1], r->connection->log);
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "txval shm lookup: %i", rc);
+
+        switch (rc) {
+
+        case NGX_OK:
             ctx->result.reasons = rec.reasons;
             ctx->result.risk_score = rec.risk_score;
             ctx->source = NGX_HTTP_TXVAL_SOURCE_SHM;
             ngx_http_txval_finish(r, ctx);
             return;
-        }
 
-        if (rc == NGX_BUSY) {
+        case NGX_BUSY:
             ctx->error = NGX_HTTP_TXVAL_ERR_CONFLICT;
             ngx_http_txval_finish(r, ctx);
             return;
+
+        case NGX_AGAIN:
+            ctx->error = NGX_HTTP_TXVAL_ERR_IN_PROGRESS;
+            ngx_http_txval_finish(r, ctx);
+            return;
+
+        case NGX_DECLINED:
+            ctx->marked = 1;
+            break;
+
+        default: /* NGX_ABORT: no room for a mark */
+            break;
         }
     }
 
     if (tmcf->redis) {
-        if (ngx_http_txval_redis_get(r, ctx) == NGX_OK) {
-            return;     /* ngx_http_txval_redis_got() goes on */
+        if (ngx_http_txval_redis_claim(r, ctx) == NGX_OK) {
+            return;     /* ngx_http_txval_redis_claimed() goes on */
         }
 
         ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_ERROR);
@@ -612,7 +830,7 @@ ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
             ctx->pending++;
 
         } else {
-            ngx_http_txval_backend_failed(r, ctx);
+            ngx_http_txval_backend_failed(r, ctx, NGX_HTTP_TXVAL_M_POSTGRES);
         }
     }
 
@@ -627,9 +845,12 @@ ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
             ctx->pending++;
 
         } else {
-            ngx_http_txval_backend_failed(r, ctx);
+            ngx_http_txval_backend_failed(r, ctx, NGX_HTTP_TXVAL_M_REDIS);
         }
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval lookups: %ui in flight", ctx->pending - 1);
 
     ngx_http_txval_lookup_done(r, ctx);
 }
@@ -651,18 +872,26 @@ ngx_http_txval_lookup_done(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 }
 
 
-/* a rule's backend failed: 503 when failing closed, else skip the rule */
+/*
+ * A rule's backend failed: 503 when failing closed, else skip the rule,
+ * and say so (the verdict, $txval_degraded, X-Txval-Degraded, a counter)
+ */
 
 static void
 ngx_http_txval_backend_failed(ngx_http_request_t *r,
-    ngx_http_txval_ctx_t *ctx)
+    ngx_http_txval_ctx_t *ctx, ngx_uint_t backend)
 {
     ngx_http_txval_loc_conf_t  *tlcf;
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval backend %ui failed, fail mode %ui",
+                   backend, tlcf->fail_mode);
+
     if (tlcf->fail_mode == NGX_HTTP_TXVAL_FAIL_OPEN) {
         ctx->degraded = 1;
+        ngx_http_txval_metrics_degraded(backend);
 
     } else {
         ctx->error = NGX_HTTP_TXVAL_ERR_BACKEND;
@@ -670,34 +899,47 @@ ngx_http_txval_backend_failed(ngx_http_request_t *r,
 }
 
 
-/* GET {prefix}v:{id} */
+/*
+ * SET {prefix}v:{id} p;<token> NX GET PX <mark ttl>: the verdict if there
+ * is one, else this request's mark, in one round trip (Redis 7)
+ */
 
 static ngx_int_t
-ngx_http_txval_redis_get(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+ngx_http_txval_redis_claim(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
     int                           argc;
-    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX], *p;
-    size_t                        argvlen[2], *lens;
-    const char                   *argv[2], **args;
+    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX];
+    u_char                        mark[NGX_HTTP_TXVAL_PENDING_LEN];
+    u_char                        px[NGX_INT_T_LEN];
+    size_t                        argvlen[7], *lens;
+    const char                   *argv[7], **args;
     ngx_http_txval_redis_op_t    *op;
     ngx_http_txval_main_conf_t   *tmcf;
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
-    op = ngx_http_txval_redis_start(r, ctx, ngx_http_txval_redis_got);
+    op = ngx_http_txval_redis_start(r, ctx, ngx_http_txval_redis_claimed);
     if (op == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
-    p = ngx_cpymem(p, "v:", 2);
-    p = ngx_cpymem(p, ctx->txn.id, ctx->txn.id_len);
-
-    argv[0] = "GET";
+    argv[0] = "SET";
     argvlen[0] = 3;
     argv[1] = (const char *) key;
-    argvlen[1] = p - key;
-    argc = 2;
+    argvlen[1] = ngx_http_txval_verdict_key(r, ctx, key);
+    argv[2] = (const char *) mark;
+    argvlen[2] = ngx_http_txval_pending_encode(mark, sizeof(mark),
+                                               ctx->token);
+    argv[3] = "NX";
+    argvlen[3] = 2;
+    argv[4] = "GET";
+    argvlen[4] = 3;
+    argv[5] = "PX";
+    argvlen[5] = 2;
+    argv[6] = (const char *) px;
+    argvlen[6] = ngx_sprintf(px, "%ui", (ngx_uint_t) NGX_HTTP_TXVAL_PENDING_TTL)
+                 - px;
+    argc = 7;
     args = argv;
     lens = argvlen;
 
@@ -709,17 +951,20 @@ ngx_http_txval_redis_get(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    /* from here on the mark may be there, even if no answer comes */
+    ctx->claimed = 1;
+
     return NGX_OK;
 }
 
 
 static void
-ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
+ngx_http_txval_redis_claimed(ngx_http_txval_redis_op_t *op)
 {
-    ngx_connection_t         *c;
-    ngx_http_request_t       *r;
-    ngx_http_txval_ctx_t     *ctx;
-    ngx_http_txval_record_t   rec;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_txval_ctx_t        *ctx;
+    ngx_http_txval_record_t      rec;
     ngx_http_txval_main_conf_t  *tmcf;
 
     ctx = op->data;
@@ -727,49 +972,95 @@ ngx_http_txval_redis_got(ngx_http_txval_redis_op_t *op)
     r = ctx->request;
     c = r->connection;
 
-    if (op->status == NGX_HTTP_TXVAL_REDIS_OK && !op->nil) {
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "txval redis claim: status:%d nil:%d",
+                   op->status, op->nil);
 
-        if (op->value_len <= NGX_HTTP_TXVAL_REDIS_VALUE_MAX
-            && ngx_http_txval_record_decode(op->value, op->value_len, &rec))
-        {
-            if (rec.fingerprint != ctx->txn.fingerprint) {
-                ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_CONFLICT);
-                ctx->error = NGX_HTTP_TXVAL_ERR_CONFLICT;
-                ngx_http_txval_finish(r, ctx);
-                ngx_http_run_posted_requests(c);
-                return;
-            }
-
-            ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_HIT);
-
-            ctx->result.reasons = rec.reasons;
-            ctx->result.risk_score = rec.risk_score;
-            ctx->source = NGX_HTTP_TXVAL_SOURCE_REDIS;
-
-            tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
-
-            if (tmcf->cache) {
-                (void) ngx_http_txval_cache_store(tmcf->cache, &ctx->txn,
-                                                  &rec,
-                                                  ngx_http_txval_raw(r, ctx),
-                                                  c->log);
-            }
-
-            ngx_http_txval_finish(r, ctx);
-            ngx_http_run_posted_requests(c);
-            return;
-        }
-
-        ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                      "txval: redis holds a corrupt verdict for this id, "
-                      "recomputing");
+    if (op->status != NGX_HTTP_TXVAL_REDIS_OK) {
+        /* a failed lookup is a miss (the mark may or may not be there) */
+        ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_ERROR);
+        goto lookups;
     }
 
-    /* a miss, or a failed lookup: the same to the client */
+    if (op->nil) {
+        /* not known: the mark is this request's */
+        ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_MISS);
+        goto lookups;
+    }
 
-    ngx_http_txval_metrics_redis_lookup(
-                              op->status == NGX_HTTP_TXVAL_REDIS_OK
-                              ? NGX_HTTP_TXVAL_M_MISS : NGX_HTTP_TXVAL_M_ERROR);
+    /* the key was there: nothing was written */
+
+    ctx->claimed = 0;
+
+    if (op->value_len <= NGX_HTTP_TXVAL_REDIS_VALUE_MAX
+        && ngx_http_txval_is_pending(op->value, op->value_len))
+    {
+        ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_IN_PROGRESS);
+        ctx->error = NGX_HTTP_TXVAL_ERR_IN_PROGRESS;
+        goto done;
+    }
+
+    if (op->value_len > NGX_HTTP_TXVAL_REDIS_VALUE_MAX
+        || !ngx_http_txval_record_decode(op->value, op->value_len, &rec))
+    {
+        /*
+         * not a verdict of this version: a miss, and the verdict computed
+         * replaces it. A record of the older format ("1;", until it
+         * expires) is expected after an upgrade; anything else is worth a
+         * line.
+         */
+        if (op->value_len < 2 || op->value[0] != '1' || op->value[1] != ';')
+        {
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "txval: redis holds a corrupt verdict for this id, "
+                          "recomputing");
+        }
+
+        if (op->value_len <= NGX_HTTP_TXVAL_REDIS_VALUE_MAX) {
+            /* what the verdict may replace (a longer value stays) */
+            ctx->seen = ngx_pnalloc(r->pool, op->value_len + 1);
+
+            if (ctx->seen) {
+                ctx->seen_len = op->value_len;
+                ngx_memcpy(ctx->seen, op->value, op->value_len);
+            }
+        }
+
+        ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_MISS);
+        goto lookups;
+    }
+
+    if (ngx_memcmp(rec.fingerprint, ctx->txn.fingerprint,
+                   NGX_HTTP_TXVAL_DIGEST_LEN) != 0)
+    {
+        ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_CONFLICT);
+        ctx->error = NGX_HTTP_TXVAL_ERR_CONFLICT;
+        goto done;
+    }
+
+    ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_HIT);
+
+    ctx->result.reasons = rec.reasons;
+    ctx->result.risk_score = rec.risk_score;
+    ctx->source = NGX_HTTP_TXVAL_SOURCE_REDIS;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    if (tmcf->cache
+        && ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
+                                      ngx_http_txval_raw(r, ctx), c->log)
+           == NGX_OK)
+    {
+        ctx->marked = 0;    /* the verdict replaced the mark */
+    }
+
+done:
+
+    ngx_http_txval_finish(r, ctx);
+    ngx_http_run_posted_requests(c);
+    return;
+
+lookups:
 
     ngx_http_txval_lookups(r, ctx);
     ngx_http_run_posted_requests(c);
@@ -845,16 +1136,39 @@ ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op)
     r = ctx->request;
     c = r->connection;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "txval redis velocity: status:%d count:%L",
+                   op->status, op->integer);
+
     if (op->status == NGX_HTTP_TXVAL_REDIS_OK && op->integer > 0) {
         ctx->facts.velocity = 1;
         ctx->facts.velocity_count = (uint64_t) op->integer;
 
     } else {
-        ngx_http_txval_backend_failed(r, ctx);
+        ngx_http_txval_backend_failed(r, ctx, NGX_HTTP_TXVAL_M_REDIS);
     }
 
     ngx_http_txval_lookup_done(r, ctx);
     ngx_http_run_posted_requests(c);
+}
+
+
+/* {prefix}v:{id} */
+
+static size_t
+ngx_http_txval_verdict_key(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
+    u_char *key)
+{
+    u_char                      *p;
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
+    p = ngx_cpymem(p, "v:", 2);
+    p = ngx_cpymem(p, ctx->txn.id, ctx->txn.id_len);
+
+    return p - key;
 }
 
 
@@ -881,87 +1195,118 @@ ngx_http_txval_velocity_key(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
 /*
  * DECR of a velocity count this request made, when the request ends
  * refused after all (503, 409): only transactions with a verdict count.
- * Nobody waits for the reply.
  */
 
 static void
 ngx_http_txval_redis_uncount(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
-    int                           argc;
-    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX];
-    size_t                        argvlen[2], *lens;
-    const char                   *argv[2], **args;
-    ngx_http_txval_redis_op_t    *op;
-    ngx_http_txval_main_conf_t   *tmcf;
-
-    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+    u_char       key[NGX_HTTP_TXVAL_KEY_MAX];
+    size_t       argvlen[2];
+    const char  *argv[2];
 
     ctx->facts.velocity = 0;
-
-    op = ngx_http_txval_redis_op(r->connection->log);
-    if (op == NULL) {
-        return;
-    }
 
     argv[0] = "DECR";
     argvlen[0] = 4;
     argv[1] = (const char *) key;
     argvlen[1] = ngx_http_txval_velocity_key(r, ctx, key);
-    argc = 2;
-    args = argv;
-    lens = argvlen;
 
-    if (ngx_http_txval_redis_send(tmcf->redis, op, 1, &argc, &args, &lens)
-        != NGX_OK)
-    {
-        ngx_free(op);
-    }
+    ngx_http_txval_redis_tell(r, 2, argv, argvlen);
 }
 
 
-/* SET {prefix}v:{id} record EX ttl: nobody waits for the reply */
+/* the verdict replaces this request's mark in Redis (a script) */
 
 static void
 ngx_http_txval_redis_store(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     ngx_http_txval_record_t *rec)
 {
-    int                           argc;
-    u_char                        key[NGX_HTTP_TXVAL_KEY_MAX], *p;
-    u_char                        val[64], ttl[NGX_TIME_T_LEN];
-    size_t                        argvlen[5], *lens;
-    ngx_msec_t                    ms;
-    const char                   *argv[5], **args;
-    ngx_http_txval_redis_op_t    *op;
-    ngx_http_txval_main_conf_t   *tmcf;
+    u_char                       key[NGX_HTTP_TXVAL_KEY_MAX];
+    u_char                       val[64], ttl[NGX_TIME_T_LEN];
+    u_char                       mark[NGX_HTTP_TXVAL_PENDING_LEN];
+    size_t                       argvlen[7];
+    ngx_msec_t                   ms;
+    const char                  *argv[7];
+    ngx_http_txval_main_conf_t  *tmcf;
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
-    op = ngx_http_txval_redis_op(r->connection->log);
+    ms = tmcf->cache ? tmcf->cache->ttl : NGX_HTTP_TXVAL_TTL_DEFAULT;
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_txval_store_script;
+    argvlen[1] = sizeof(ngx_http_txval_store_script) - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (const char *) key;
+    argvlen[3] = ngx_http_txval_verdict_key(r, ctx, key);
+    argv[4] = (const char *) val;
+    argvlen[4] = ngx_http_txval_record_encode(val, sizeof(val), rec);
+    argv[5] = (const char *) ttl;
+    argvlen[5] = ngx_sprintf(ttl, "%M", (ms + 999) / 1000) - ttl;
+
+    if (ctx->seen) {
+        argv[6] = (const char *) ctx->seen;
+        argvlen[6] = ctx->seen_len;
+
+    } else {
+        argv[6] = (const char *) mark;
+        argvlen[6] = ngx_http_txval_pending_encode(mark, sizeof(mark),
+                                                   ctx->token);
+    }
+
+    ngx_http_txval_redis_tell(r, 7, argv, argvlen);
+
+    ctx->claimed = 0;
+}
+
+
+/* this request's mark in Redis is dropped, if it is still there */
+
+static void
+ngx_http_txval_redis_release(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    u_char       key[NGX_HTTP_TXVAL_KEY_MAX];
+    u_char       mark[NGX_HTTP_TXVAL_PENDING_LEN];
+    size_t       argvlen[5];
+    const char  *argv[5];
+
+    argv[0] = "EVAL";
+    argvlen[0] = 4;
+    argv[1] = ngx_http_txval_release_script;
+    argvlen[1] = sizeof(ngx_http_txval_release_script) - 1;
+    argv[2] = "1";
+    argvlen[2] = 1;
+    argv[3] = (const char *) key;
+    argvlen[3] = ngx_http_txval_verdict_key(r, ctx, key);
+    argv[4] = (const char *) mark;
+    argvlen[4] = ngx_http_txval_pending_encode(mark, sizeof(mark),
+                                               ctx->token);
+
+    ngx_http_txval_redis_tell(r, 5, argv, argvlen);
+
+    ctx->claimed = 0;
+}
+
+
+/* one command that nobody waits for */
+
+static void
+ngx_http_txval_redis_tell(ngx_http_request_t *r, int argc, const char **argv,
+    size_t *argvlen)
+{
+    ngx_http_txval_redis_op_t   *op;
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    op = ngx_http_txval_redis_op(ngx_cycle->log);
     if (op == NULL) {
         return;
     }
 
-    p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
-    p = ngx_cpymem(p, "v:", 2);
-    p = ngx_cpymem(p, ctx->txn.id, ctx->txn.id_len);
-
-    ms = tmcf->cache ? tmcf->cache->ttl : NGX_HTTP_TXVAL_TTL_DEFAULT;
-
-    argv[0] = "SET";
-    argvlen[0] = 3;
-    argv[1] = (const char *) key;
-    argvlen[1] = p - key;
-    argv[2] = (const char *) val;
-    argvlen[2] = ngx_http_txval_record_encode(val, sizeof(val), rec);
-    argv[3] = "EX";
-    argvlen[3] = 2;
-    argv[4] = (const char *) ttl;
-    argvlen[4] = ngx_sprintf(ttl, "%M", (ms + 999) / 1000) - ttl;
-    argc = 5;
-    args = argv;
-    lens = argvlen;
-
-    if (ngx_http_txval_redis_send(tmcf->redis, op, 1, &argc, &args, &lens)
+    if (ngx_http_txval_redis_send(tmcf->redis, op, 1, &argc, &argv, &argvlen)
         != NGX_OK)
     {
         ngx_free(op);
@@ -1047,6 +1392,9 @@ ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op)
     r = ctx->request;
     c = r->connection;
 
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "txval postgres lookup: status:%d", op->status);
+
     if (op->status == NGX_HTTP_TXVAL_PG_OK) {
         ctx->facts.pg = 1;
         ctx->facts.merchant_found = op->facts.merchant_found;
@@ -1060,7 +1408,7 @@ ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op)
         ngx_memcpy(ctx->facts.card_country, op->facts.card_country, 3);
 
     } else {
-        ngx_http_txval_backend_failed(r, ctx);
+        ngx_http_txval_backend_failed(r, ctx, NGX_HTTP_TXVAL_M_POSTGRES);
     }
 
     ngx_http_txval_lookup_done(r, ctx);
@@ -1068,7 +1416,10 @@ ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op)
 }
 
 
-/* once per request: operations in flight are detached if it goes away */
+/*
+ * Once per request: if it goes away with operations in flight, they are
+ * detached, and the marks it holds are released.
+ */
 
 static ngx_int_t
 ngx_http_txval_watch(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
@@ -1106,14 +1457,50 @@ ngx_http_txval_abandon(void *data)
         ngx_http_txval_pg_abandon(ctx->pg_op);
         ctx->pg_op = NULL;
     }
+
+    if (!ctx->done) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "txval abandoned before its verdict");
+
+        if (ctx->facts.velocity) {
+            ngx_http_txval_redis_uncount(ctx->request, ctx);
+        }
+    }
+
+    ngx_http_txval_release(ctx->request, ctx);
 }
 
 
-/* all facts are in: apply the rules, remember the verdict, answer */
+/* the marks this request holds and no verdict replaced */
+
+static void
+ngx_http_txval_release(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    if (ctx->marked) {
+        ngx_http_txval_cache_release(tmcf->cache, &ctx->txn, ctx->token[1]);
+        ctx->marked = 0;
+    }
+
+    if (ctx->claimed) {
+        ngx_http_txval_redis_release(r, ctx);
+    }
+}
+
+
+/*
+ * All facts are in: apply the rules, remember the verdict, answer. A
+ * verdict some other request stored first for the same content is the
+ * one given: one id, one verdict.
+ */
 
 static void
 ngx_http_txval_evaluate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
+    ngx_int_t                    rc;
     ngx_http_txval_record_t      rec;
     ngx_http_txval_loc_conf_t   *tlcf;
     ngx_http_txval_main_conf_t  *tmcf;
@@ -1126,26 +1513,44 @@ ngx_http_txval_evaluate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
     ctx->source = NGX_HTTP_TXVAL_SOURCE_COMPUTED;
 
-    if (!ctx->degraded) {
-        rec.fingerprint = ctx->txn.fingerprint;
-        rec.reasons = (uint16_t) ctx->result.reasons;
-        rec.risk_score = (uint8_t) ctx->result.risk_score;
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval evaluated: reasons:%uD score:%uD degraded:%d",
+                   ctx->result.reasons, ctx->result.risk_score,
+                   ctx->degraded);
 
-        if (tmcf->cache
-            && ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
-                                          ngx_http_txval_raw(r, ctx),
-                                          r->connection->log)
-               == NGX_BUSY)
-        {
+    if (ctx->degraded) {
+        /* cached nowhere: the marks are released by finish */
+        ngx_http_txval_finish(r, ctx);
+        return;
+    }
+
+    ngx_memcpy(rec.fingerprint, ctx->txn.fingerprint,
+               NGX_HTTP_TXVAL_DIGEST_LEN);
+    rec.reasons = (uint16_t) ctx->result.reasons;
+    rec.risk_score = (uint8_t) ctx->result.risk_score;
+
+    if (tmcf->cache) {
+        rc = ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
+                                        ngx_http_txval_raw(r, ctx),
+                                        r->connection->log);
+
+        if (rc == NGX_BUSY) {
             /* a concurrent request with this id and other content won */
             ctx->error = NGX_HTTP_TXVAL_ERR_CONFLICT;
             ngx_http_txval_finish(r, ctx);
             return;
         }
 
-        if (tmcf->redis) {
-            ngx_http_txval_redis_store(r, ctx, &rec);
+        ctx->marked = 0;
+
+        if (rc == NGX_DONE) {
+            ctx->result.reasons = rec.reasons;
+            ctx->result.risk_score = rec.risk_score;
         }
+    }
+
+    if (tmcf->redis) {
+        ngx_http_txval_redis_store(r, ctx, &rec);
     }
 
     ngx_http_txval_finish(r, ctx);
@@ -1163,15 +1568,29 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
                       + now.tv_nsec - ctx->start.tv_nsec;
     ctx->done = 1;
 
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "txval finish: error:%d source:%d",
+                   ctx->error, ctx->source);
+
     if (ctx->facts.velocity && ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
         ngx_http_txval_redis_uncount(r, ctx);
     }
 
+    ngx_http_txval_release(r, ctx);
+
     ngx_http_txval_metrics_request(ctx);
+
+    if (ctx->waiters) {
+        ngx_http_txval_wake(ctx);
+    }
 
     if (!ctx->gate) {
         ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));
         return;
+    }
+
+    if (r == r->main) {
+        r->read_event_handler = ngx_http_block_reading;
     }
 
     if (!ctx->waiting) {
@@ -1181,6 +1600,12 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     ctx->waiting = 0;
 
     r->write_event_handler = ngx_http_core_run_phases;
+
+    if (r != r->main) {
+        (void) ngx_http_post_request(r, NULL);
+        return;
+    }
+
     ngx_http_core_run_phases(r);
 }
 
@@ -1252,6 +1677,10 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
             break;
+
+        case NGX_HTTP_TXVAL_ERR_IN_PROGRESS:
+            id = ctx->txn.id;
+            /* fall through */
 
         case NGX_HTTP_TXVAL_ERR_BACKEND:
             if (ngx_http_txval_add_header(r, "Retry-After", "1") != NGX_OK) {

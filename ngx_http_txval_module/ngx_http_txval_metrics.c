@@ -19,11 +19,13 @@
 
 
 typedef struct {
+    size_t                      size;       /* of this layout */
     ngx_atomic_t                requests[NGX_HTTP_TXVAL_VERDICTS];
     ngx_atomic_t                reasons[NGX_HTTP_TXVAL_NREASONS];
     ngx_atomic_t                redis_lookups[NGX_HTTP_TXVAL_LOOKUPS];
     ngx_atomic_t                backend[NGX_HTTP_TXVAL_BACKENDS]
                                        [NGX_HTTP_TXVAL_RESULTS];
+    ngx_atomic_t                degraded[NGX_HTTP_TXVAL_BACKENDS];
     ngx_atomic_t                duration[NGX_HTTP_TXVAL_BUCKETS + 1];
     ngx_atomic_t                duration_sum_ns;
     ngx_atomic_t                pools[NGX_MAX_PROCESSES]
@@ -69,16 +71,16 @@ ngx_http_txval_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (data != NULL && shpool->data != NULL) {
+    if ((data != NULL || shm_zone->shm.exists) && shpool->data != NULL
+        && ((ngx_http_txval_metrics_sh_t *) shpool->data)->size
+           == sizeof(ngx_http_txval_metrics_sh_t))
+    {
         /* a reload: the counters go on */
         ngx_http_txval_metrics_sh = shpool->data;
         return NGX_OK;
     }
 
-    if (shm_zone->shm.exists) {
-        ngx_http_txval_metrics_sh = shpool->data;
-        return NGX_OK;
-    }
+    /* new, or made by a module of another layout (an upgrade): anew */
 
     ngx_http_txval_metrics_sh = ngx_slab_calloc(shpool,
                                        sizeof(ngx_http_txval_metrics_sh_t));
@@ -86,6 +88,7 @@ ngx_http_txval_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_ERROR;
     }
 
+    ngx_http_txval_metrics_sh->size = sizeof(ngx_http_txval_metrics_sh_t);
     shpool->data = ngx_http_txval_metrics_sh;
 
     return NGX_OK;
@@ -131,6 +134,16 @@ ngx_http_txval_metrics_redis_lookup(ngx_uint_t result)
     if (ngx_http_txval_metrics_sh) {
         (void) ngx_atomic_fetch_add(
                          &ngx_http_txval_metrics_sh->redis_lookups[result], 1);
+    }
+}
+
+
+void
+ngx_http_txval_metrics_degraded(ngx_uint_t backend)
+{
+    if (ngx_http_txval_metrics_sh) {
+        (void) ngx_atomic_fetch_add(
+                             &ngx_http_txval_metrics_sh->degraded[backend], 1);
     }
 }
 
@@ -244,6 +257,10 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
         }
     }
 
+    for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
+        s.degraded[i] = m->degraded[i];
+    }
+
     for (i = 0; i <= NGX_HTTP_TXVAL_BUCKETS; i++) {
         s.duration[i] = m->duration[i];
         s.duration_count += s.duration[i];
@@ -276,6 +293,7 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
         s.lookups[0][0] = stats.hits;
         s.lookups[0][1] = stats.misses;
         s.lookups[0][2] = stats.conflicts;
+        s.lookups[0][4] = stats.in_progress;
         s.cache_entries = stats.entries;
         s.cache_bytes_used = used;
         s.cache_bytes_total = total;

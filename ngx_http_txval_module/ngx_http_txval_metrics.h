@@ -20,6 +20,7 @@
 #define NGX_HTTP_TXVAL_M_MISS       1
 #define NGX_HTTP_TXVAL_M_CONFLICT   2
 #define NGX_HTTP_TXVAL_M_ERROR      3
+#define NGX_HTTP_TXVAL_M_IN_PROGRESS  4
 
 
 ngx_int_t ngx_http_txval_metrics_zone(ngx_conf_t *cf);
@@ -29,6 +30,8 @@ char *ngx_http_txval_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_txval_metrics_init_process(void);
 void ngx_http_txval_metrics_request(ngx_http_txval_ctx_t *ctx);
 void ngx_http_txval_metrics_redis_lookup(ngx_uint_t result);
+/* a rule skipped under fail-open: its backend failed */
+void ngx_http_txval_metrics_degraded(ngx_uint_t backend);
 /* result: ngx_http_txval_redis_status_e or ngx_http_txval_pg_status_e */
 void ngx_http_txval_metrics_backend(ngx_uint_t backend, ngx_uint_t result);
 /* this worker's pool connections by state */

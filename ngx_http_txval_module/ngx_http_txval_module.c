@@ -4,6 +4,8 @@
  */
 
 
+#include <sys/random.h>
+
 #include "ngx_http_txval_module.h"
 #include "ngx_http_txval_cache.h"
 #include "ngx_http_txval_redis.h"
@@ -30,6 +32,10 @@ static ngx_int_t ngx_http_txval_init_process(ngx_cycle_t *cycle);
 static void ngx_http_txval_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_txval_parse_amount(ngx_conf_t *cf,
     ngx_str_t *value, int64_t *amount);
+
+
+/* a velocity count that fits the rules' unsigned int */
+#define NGX_HTTP_TXVAL_VELOCITY_MAX  2147483647
 
 
 typedef struct {
@@ -59,7 +65,7 @@ static ngx_command_t  ngx_http_txval_commands[] = {
       NULL },
 
     { ngx_string("txval_gate"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_txval_gate,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -232,6 +238,7 @@ ngx_http_txval_create_loc_conf(ngx_conf_t *cf)
      *     tlcf->policy = { 0 };
      */
 
+    tlcf->gate = NGX_CONF_UNSET;
     tlcf->limits = NGX_CONF_UNSET_PTR;
     tlcf->risk_threshold = NGX_CONF_UNSET_UINT;
     tlcf->decline_status = NGX_CONF_UNSET_UINT;
@@ -249,7 +256,25 @@ ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_txval_loc_conf_t *prev = parent;
     ngx_http_txval_loc_conf_t *conf = child;
 
+    ngx_http_core_loc_conf_t    *clcf;
     ngx_http_txval_main_conf_t  *tmcf;
+
+    /*
+     * The gate is inherited, like auth_request: by nested locations and by
+     * the "if" and "limit_except" blocks of a gated location, unless they
+     * say "txval_gate off". Verdict mode ("txval") is a content handler,
+     * which nginx keeps in "if" and "limit_except" blocks: they keep the
+     * mode too, so that the gate does not validate what the content
+     * handler will.
+     */
+
+    ngx_conf_merge_value(conf->gate, prev->gate, 0);
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->mode == NGX_HTTP_TXVAL_OFF && clcf->noname) {
+        conf->mode = prev->mode;
+    }
 
     /* a level that sets txval_amount_limit replaces the inherited list */
     ngx_conf_merge_ptr_value(conf->limits, prev->limits, NULL);
@@ -304,7 +329,7 @@ ngx_http_txval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    if (tlcf->mode == NGX_HTTP_TXVAL_GATE) {
+    if (tlcf->gate == 1) {
         return "cannot be used with \"txval_gate\" in one location";
     }
 
@@ -317,20 +342,39 @@ ngx_http_txval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* txval_gate [on | off]; */
+
 static char *
 ngx_http_txval_gate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_txval_loc_conf_t *tlcf = conf;
 
-    if (tlcf->mode == NGX_HTTP_TXVAL_GATE) {
+    ngx_str_t  *value;
+
+    if (tlcf->gate != NGX_CONF_UNSET) {
         return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (cf->args->nelts == 1 || ngx_strcmp(value[1].data, "on") == 0) {
+        tlcf->gate = 1;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        tlcf->gate = 0;
+        return NGX_CONF_OK;
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"on\" or \"off\"",
+                           &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
     }
 
     if (tlcf->mode == NGX_HTTP_TXVAL_VERDICT) {
         return "cannot be used with \"txval\" in one location";
     }
-
-    tlcf->mode = NGX_HTTP_TXVAL_GATE;
 
     return NGX_CONF_OK;
 }
@@ -369,11 +413,14 @@ ngx_http_txval_velocity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     count = ngx_atoi(value[1].data, value[1].len);
 
-    if (count == NGX_ERROR || count < 1) {
+    if (count == NGX_ERROR || count < 1
+        || count > NGX_HTTP_TXVAL_VELOCITY_MAX)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid value \"%V\" in \"%V\" directive, "
-                           "the count must be a number of at least 1",
-                           &value[1], &cmd->name);
+                           "the count must be a number from 1 to %d",
+                           &value[1], &cmd->name,
+                           NGX_HTTP_TXVAL_VELOCITY_MAX);
         return NGX_CONF_ERROR;
     }
 
@@ -410,6 +457,9 @@ ngx_http_txval_init_process(ngx_cycle_t *cycle)
         /* a cache manager or loader: no requests, no backends */
         return NGX_OK;
     }
+
+    ngx_http_txval_random(cycle->log, (u_char *) &tmcf->nonce,
+                          sizeof(tmcf->nonce));
 
     if (tmcf->redis
         && ngx_http_txval_redis_init_process(cycle, tmcf->redis) != NGX_OK)
@@ -566,4 +616,31 @@ ngx_http_txval_bounded_num(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     *field = n;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * Random bytes from the kernel (getrandom(2) does not block once the pool
+ * is initialised, which it is long before nginx runs); the clock and pid
+ * if it fails.
+ */
+
+void
+ngx_http_txval_random(ngx_log_t *log, u_char *buf, size_t len)
+{
+    size_t   i;
+    ssize_t  n;
+
+    n = getrandom(buf, len, GRND_NONBLOCK);
+
+    if (n == (ssize_t) len) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, log, ngx_errno,
+                  "txval: getrandom() failed, using a weaker seed");
+
+    for (i = 0; i < len; i++) {
+        buf[i] = (u_char) (ngx_random() ^ ngx_time() ^ (ngx_pid >> (i % 4)));
+    }
 }

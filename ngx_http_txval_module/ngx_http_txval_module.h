@@ -20,7 +20,6 @@
 
 #define NGX_HTTP_TXVAL_OFF          0
 #define NGX_HTTP_TXVAL_VERDICT      1
-#define NGX_HTTP_TXVAL_GATE         2
 
 
 typedef enum {
@@ -38,11 +37,20 @@ typedef enum {
     NGX_HTTP_TXVAL_ERR_INVALID_FIELD,
     NGX_HTTP_TXVAL_ERR_PAN,
     NGX_HTTP_TXVAL_ERR_CONFLICT,
+    NGX_HTTP_TXVAL_ERR_IN_PROGRESS,
     NGX_HTTP_TXVAL_ERR_BACKEND
 } ngx_http_txval_error_e;
 
 
 #define NGX_HTTP_TXVAL_TTL_DEFAULT  (10 * 60 * 1000)
+
+/*
+ * How long the mark of a transaction being validated holds its id (shm
+ * and Redis) if its request never replaces or releases it: far above the
+ * longest validation the backend timeouts allow, short enough for a
+ * client's retry after a crashed worker or host.
+ */
+#define NGX_HTTP_TXVAL_PENDING_TTL  5000
 
 /* the longest Redis key: prefix (<= 64), "vel:", token, ":", window */
 #define NGX_HTTP_TXVAL_PREFIX_MAX   64
@@ -65,11 +73,16 @@ typedef struct {
     ngx_http_txval_cache_t     *cache;          /* txval_cache_zone */
     ngx_http_txval_redis_conf_t  *redis;        /* txval_redis */
     ngx_http_txval_pg_conf_t   *pg;             /* txval_postgres */
+
+    /* this worker's: the tokens that name a request's marks */
+    uint64_t                    nonce;          /* random, per worker */
+    uint32_t                    seq;
 } ngx_http_txval_main_conf_t;
 
 
 typedef struct {
-    ngx_uint_t                  mode;
+    ngx_uint_t                  mode;           /* "txval": VERDICT */
+    ngx_flag_t                  gate;           /* txval_gate, inherited */
     ngx_array_t                *limits;         /* ngx_http_txval_limit_t */
     ngx_uint_t                  risk_threshold;
     ngx_uint_t                  decline_status;
@@ -81,7 +94,9 @@ typedef struct {
 } ngx_http_txval_loc_conf_t;
 
 
-typedef struct {
+typedef struct ngx_http_txval_ctx_s  ngx_http_txval_ctx_t;
+
+struct ngx_http_txval_ctx_s {
     ngx_http_request_t         *request;
 
     ngx_http_txval_txn_t        txn;
@@ -101,9 +116,16 @@ typedef struct {
     time_t                      velocity_at;    /* its window, counted */
     u_char                     *body;           /* in one piece */
     size_t                      body_len;
-    uint64_t                    raw;            /* the body's keyed hash */
-    unsigned                    hashed:1;       /* raw is known */
+    uint64_t                    raw[2];         /* the body's keyed hash */
+    uint64_t                    token[2];       /* names this request's marks */
+    u_char                     *seen;           /* in Redis, not a verdict */
+    size_t                      seen_len;
 
+    /* subrequests that wait for this (main) request's outcome */
+    ngx_http_txval_ctx_t       *waiters;
+    ngx_http_txval_ctx_t       *next;
+
+    unsigned                    hashed:1;       /* raw is known */
     unsigned                    parsed:1;
     unsigned                    cleanup_set:1;
     unsigned                    gate:1;
@@ -111,7 +133,9 @@ typedef struct {
     unsigned                    done:1;
     unsigned                    degraded:1;
     unsigned                    failed:1;
-} ngx_http_txval_ctx_t;
+    unsigned                    marked:1;       /* holds a mark in shm */
+    unsigned                    claimed:1;      /* may hold one in Redis */
+};
 
 
 extern ngx_module_t  ngx_http_txval_module;
@@ -124,6 +148,9 @@ ngx_int_t ngx_http_txval_gate_handler(ngx_http_request_t *r);
 /* ngx_http_txval_body.c */
 ngx_int_t ngx_http_txval_body_bytes(ngx_http_request_t *r, u_char **data,
     size_t *len);
+
+/* ngx_http_txval_module.c */
+void ngx_http_txval_random(ngx_log_t *log, u_char *buf, size_t len);
 
 /* ngx_http_txval_variables.c */
 ngx_int_t ngx_http_txval_add_variables(ngx_conf_t *cf);

@@ -23,6 +23,8 @@ static void ngx_http_txval_put(ngx_http_txval_out_t *o, const char *s,
 static void ngx_http_txval_puts(ngx_http_txval_out_t *o, const char *s);
 static void ngx_http_txval_put_uint(ngx_http_txval_out_t *o, uint64_t n);
 static void ngx_http_txval_put_hex(ngx_http_txval_out_t *o, uint64_t n);
+static void ngx_http_txval_put_bytes(ngx_http_txval_out_t *o,
+    const unsigned char *p, size_t len);
 static int ngx_http_txval_hex(int c);
 static size_t ngx_http_txval_done(ngx_http_txval_out_t *o,
     unsigned char *start);
@@ -133,26 +135,18 @@ size_t
 ngx_http_txval_record_encode(unsigned char *buf, size_t size,
     const ngx_http_txval_record_t *rec)
 {
-    int                   i;
-    char                  fp[16];
     ngx_http_txval_out_t  o;
-
-    static const char  hex[] = "0123456789abcdef";
 
     o.pos = buf;
     o.end = buf + size;
     o.overflow = 0;
 
-    for (i = 0; i < 16; i++) {
-        fp[i] = hex[(rec->fingerprint >> (60 - 4 * i)) & 0xf];
-    }
-
-    ngx_http_txval_put(&o, "1;", 2);
+    ngx_http_txval_put(&o, "2;", 2);
     ngx_http_txval_put_hex(&o, rec->reasons);
     ngx_http_txval_put(&o, ";", 1);
     ngx_http_txval_put_uint(&o, rec->risk_score);
     ngx_http_txval_put(&o, ";", 1);
-    ngx_http_txval_put(&o, fp, 16);
+    ngx_http_txval_put_bytes(&o, rec->fingerprint, NGX_HTTP_TXVAL_DIGEST_LEN);
 
     return ngx_http_txval_done(&o, buf);
 }
@@ -162,14 +156,14 @@ int
 ngx_http_txval_record_decode(const unsigned char *buf, size_t len,
     ngx_http_txval_record_t *rec)
 {
-    int                   digits;
+    int                   digits, hi, lo;
     uint64_t              n;
     const unsigned char  *p, *end;
 
     p = buf;
     end = buf + len;
 
-    if (len < 2 || p[0] != '1' || p[1] != ';') {
+    if (len < 2 || p[0] != '2' || p[1] != ';') {
         return 0;
     }
 
@@ -209,23 +203,57 @@ ngx_http_txval_record_decode(const unsigned char *buf, size_t len,
     rec->risk_score = (uint8_t) n;
     p++;
 
-    /* fingerprint: exactly 16 hex digits, then the end */
+    /* fingerprint: exactly 32 hex digits, then the end */
 
-    if (end - p != 16) {
+    if (end - p != 2 * NGX_HTTP_TXVAL_DIGEST_LEN) {
         return 0;
     }
 
-    for (n = 0; p < end; p++) {
-        if (ngx_http_txval_hex(*p) < 0) {
+    for (digits = 0; p < end; p += 2, digits++) {
+        hi = ngx_http_txval_hex(p[0]);
+        lo = ngx_http_txval_hex(p[1]);
+
+        if (hi < 0 || lo < 0) {
             return 0;
         }
 
-        n = (n << 4) | (uint64_t) ngx_http_txval_hex(*p);
+        rec->fingerprint[digits] = (unsigned char) (hi << 4 | lo);
     }
 
-    rec->fingerprint = n;
-
     return 1;
+}
+
+
+size_t
+ngx_http_txval_pending_encode(unsigned char *buf, size_t size,
+    const uint64_t token[2])
+{
+    int                   i, j;
+    unsigned char         t[16];
+    ngx_http_txval_out_t  o;
+
+    for (i = 0; i < 2; i++) {
+        for (j = 0; j < 8; j++) {
+            t[i * 8 + j] = (unsigned char) (token[i] >> (56 - 8 * j));
+        }
+    }
+
+    o.pos = buf;
+    o.end = buf + size;
+    o.overflow = 0;
+
+    ngx_http_txval_put(&o, "p;", 2);
+    ngx_http_txval_put_bytes(&o, t, sizeof(t));
+
+    return ngx_http_txval_done(&o, buf);
+}
+
+
+int
+ngx_http_txval_is_pending(const unsigned char *buf, size_t len)
+{
+    return len == NGX_HTTP_TXVAL_PENDING_LEN && buf[0] == 'p'
+           && buf[1] == ';';
 }
 
 
@@ -260,6 +288,25 @@ ngx_http_txval_put_hex(ngx_http_txval_out_t *o, uint64_t n)
     } while (n);
 
     ngx_http_txval_put(o, p, tmp + sizeof(tmp) - p);
+}
+
+
+/* bytes as two lowercase hex digits each */
+
+static void
+ngx_http_txval_put_bytes(ngx_http_txval_out_t *o, const unsigned char *p,
+    size_t len)
+{
+    char    pair[2];
+    size_t  i;
+
+    static const char  hex[] = "0123456789abcdef";
+
+    for (i = 0; i < len; i++) {
+        pair[0] = hex[p[i] >> 4];
+        pair[1] = hex[p[i] & 0xf];
+        ngx_http_txval_put(o, pair, 2);
+    }
 }
 
 

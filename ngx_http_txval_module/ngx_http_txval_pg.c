@@ -114,6 +114,7 @@ static const char *ngx_http_txval_pg_join(ngx_conf_t *cf,
     ngx_http_txval_pg_conf_t *pcf, ngx_uint_t first, size_t field);
 static char *ngx_http_txval_pg_strdup(ngx_conf_t *cf, const char *s);
 static ngx_uint_t ngx_http_txval_pg_is(ngx_str_t *s, const char *v);
+static char *ngx_http_txval_pg_unquote(char *msg);
 
 
 static ngx_http_txval_pg_pool_t  ngx_http_txval_pg_pool;
@@ -1110,11 +1111,15 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     opts = PQconninfoParse(conninfo, &errmsg);
 
     if (opts == NULL) {
-        /* libpq's message names the bad keyword, not the values */
+        /*
+         * libpq's message may quote a part of the string, even the whole
+         * URI with its password: only its words are kept
+         */
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid connection string in \"%V\" directive: "
                            "%s", &cmd->name,
-                           errmsg ? errmsg : "out of memory");
+                           errmsg ? ngx_http_txval_pg_unquote(errmsg)
+                                  : "out of memory");
         if (errmsg) {
             PQfreemem(errmsg);
         }
@@ -1600,4 +1605,46 @@ ngx_http_txval_pg_is(ngx_str_t *s, const char *v)
 {
     return s->len == ngx_strlen(v)
            && ngx_strncmp(s->data, v, s->len) == 0;
+}
+
+
+/*
+ * A libpq message with what it quotes replaced by "...", and without its
+ * newline, in place: libpq quotes the text it could not parse, which may
+ * be a password.
+ */
+
+static char *
+ngx_http_txval_pg_unquote(char *msg)
+{
+    char        *p, *q;
+    ngx_uint_t   quoted;
+
+    quoted = 0;
+
+    for (p = msg, q = msg; *p; p++) {
+
+        if (*p == '"') {
+            if (!quoted) {
+                q = (char *) ngx_cpymem(q, "\"...", 4);
+            } else {
+                *q++ = '"';
+            }
+
+            quoted = !quoted;
+            continue;
+        }
+
+        if (!quoted && *p != '\n') {
+            *q++ = *p;
+        }
+    }
+
+    if (quoted) {
+        *q++ = '"';
+    }
+
+    *q = '\0';
+
+    return msg;
 }

@@ -49,7 +49,7 @@ static const char  *ngx_http_txval_verdict_names[] = {
 static const char  *ngx_http_txval_layer_names[] = { "shm", "redis" };
 
 static const char  *ngx_http_txval_lookup_names[] = {
-    "hit", "miss", "conflict", "error"
+    "hit", "miss", "conflict", "error", "in_progress"
 };
 
 static const char  *ngx_http_txval_backend_names[] = { "redis", "postgres" };
@@ -132,6 +132,16 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
                                 ngx_http_txval_result_names[j],
                                 (unsigned long long) s->backend[i][j]);
         }
+    }
+
+    ngx_http_txval_help(&t, "txval_degraded_total", "counter",
+                        "Requests validated without a backend's rules under "
+                        "txval_fail_mode open, by the backend that failed.");
+
+    for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
+        ngx_http_txval_text(&t, "txval_degraded_total{backend=\"%s\"} %llu\n",
+                            ngx_http_txval_backend_names[i],
+                            (unsigned long long) s->degraded[i]);
     }
 
     ngx_http_txval_help(&t, "txval_request_duration_seconds", "histogram",

@@ -16,7 +16,8 @@
 
 #define NGX_HTTP_TXVAL_VERDICTS      3      /* approved, declined, error */
 #define NGX_HTTP_TXVAL_LAYERS        2      /* shm, redis */
-#define NGX_HTTP_TXVAL_LOOKUPS       4      /* hit, miss, conflict, error */
+#define NGX_HTTP_TXVAL_LOOKUPS       5      /* hit, miss, conflict, error,
+                                               in_progress */
 #define NGX_HTTP_TXVAL_BACKENDS      2      /* redis, postgres */
 #define NGX_HTTP_TXVAL_RESULTS       3      /* ok, error, timeout */
 #define NGX_HTTP_TXVAL_POOL_STATES   3      /* busy, idle, connecting */
@@ -28,6 +29,7 @@ typedef struct {
     uint64_t   reasons[NGX_HTTP_TXVAL_NREASONS];
     uint64_t   lookups[NGX_HTTP_TXVAL_LAYERS][NGX_HTTP_TXVAL_LOOKUPS];
     uint64_t   backend[NGX_HTTP_TXVAL_BACKENDS][NGX_HTTP_TXVAL_RESULTS];
+    uint64_t   degraded[NGX_HTTP_TXVAL_BACKENDS];
 
     /* per bucket, not cumulative; the last one is above 1 s */
     uint64_t   duration[NGX_HTTP_TXVAL_BUCKETS + 1];

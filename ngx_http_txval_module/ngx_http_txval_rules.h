@@ -76,7 +76,7 @@ typedef struct {
 
 /* what a cache (shm or Redis) keeps of a verdict */
 typedef struct {
-    uint64_t                 fingerprint;
+    unsigned char            fingerprint[NGX_HTTP_TXVAL_DIGEST_LEN];
     uint16_t                 reasons;
     uint8_t                  risk_score;
 } ngx_http_txval_record_t;

@@ -10,6 +10,10 @@
 #include <string.h>
 #include <cJSON.h>
 
+/* SHA256_Init() and friends: direct, without the EVP provider look-ups */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
+
 #include "ngx_http_txval_txn.h"
 
 
@@ -72,7 +76,8 @@ static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
     size_t min, size_t max, unsigned char alphabet);
 static int ngx_http_txval_amount(const cJSON *item, int64_t *amount);
 static int ngx_http_txval_amount_text(const unsigned char *buf, size_t len);
-static uint64_t ngx_http_txval_fnv(uint64_t h, const void *data, size_t len);
+static void ngx_http_txval_digest_field(SHA256_CTX *sha, const void *data,
+    size_t len);
 
 
 /*
@@ -287,7 +292,7 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
 
     ngx_http_txval_delete(root);
 
-    txn->fingerprint = ngx_http_txval_txn_fingerprint(txn);
+    ngx_http_txval_txn_fingerprint(txn, txn->fingerprint);
 
     return NGX_HTTP_TXVAL_PARSE_OK;
 }
@@ -334,46 +339,48 @@ ngx_http_txval_arena_free(void *p)
 }
 
 
-uint64_t
-ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn)
+void
+ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn,
+    unsigned char *fp)
 {
-    int       i;
-    uint64_t  h;
-    uint8_t   amount[8];
+    int            i;
+    uint8_t        amount[8];
+    SHA256_CTX     sha;
+    unsigned char  md[SHA256_DIGEST_LENGTH];
 
     for (i = 0; i < 8; i++) {
         amount[i] = (uint8_t) ((uint64_t) txn->amount >> (i * 8));
     }
 
-    /* each field with its terminating NUL, so that fields cannot shift */
+    /* a version, then each field after its length: fields cannot shift */
 
-    h = 0xcbf29ce484222325ULL;
-    h = ngx_http_txval_fnv(h, txn->id, txn->id_len + 1);
-    h = ngx_http_txval_fnv(h, amount, sizeof(amount));
-    h = ngx_http_txval_fnv(h, txn->currency, 4);
-    h = ngx_http_txval_fnv(h, txn->merchant_id, txn->merchant_id_len + 1);
-    h = ngx_http_txval_fnv(h, txn->card_token, txn->card_token_len + 1);
-    h = ngx_http_txval_fnv(h, txn->card_bin, txn->card_bin_len + 1);
-    h = ngx_http_txval_fnv(h, txn->country, 3);
+    SHA256_Init(&sha);
+    SHA256_Update(&sha, "txval:1", 7);
+    ngx_http_txval_digest_field(&sha, txn->id, txn->id_len);
+    ngx_http_txval_digest_field(&sha, amount, sizeof(amount));
+    ngx_http_txval_digest_field(&sha, txn->currency, 3);
+    ngx_http_txval_digest_field(&sha, txn->merchant_id,
+                                txn->merchant_id_len);
+    ngx_http_txval_digest_field(&sha, txn->card_token, txn->card_token_len);
+    ngx_http_txval_digest_field(&sha, txn->card_bin, txn->card_bin_len);
+    ngx_http_txval_digest_field(&sha, txn->country, strlen(txn->country));
+    SHA256_Final(md, &sha);
 
-    return h;
+    memcpy(fp, md, NGX_HTTP_TXVAL_DIGEST_LEN);
 }
 
 
-static uint64_t
-ngx_http_txval_fnv(uint64_t h, const void *data, size_t len)
+static void
+ngx_http_txval_digest_field(SHA256_CTX *sha, const void *data, size_t len)
 {
-    size_t          i;
-    const uint8_t  *p;
+    unsigned char  n;
 
-    p = data;
+    /* every field is at most 128 bytes long */
 
-    for (i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
+    n = (unsigned char) len;
 
-    return h;
+    SHA256_Update(sha, &n, 1);
+    SHA256_Update(sha, data, len);
 }
 
 
@@ -921,9 +928,9 @@ ngx_http_txval_le64(const unsigned char *p)
 }
 
 
-uint64_t
-ngx_http_txval_siphash(const unsigned char *key, const unsigned char *in,
-    size_t len)
+void
+ngx_http_txval_siphash128(const unsigned char *key, const unsigned char *in,
+    size_t len, uint64_t out[2])
 {
     int                   i;
     size_t                left;
@@ -934,7 +941,7 @@ ngx_http_txval_siphash(const unsigned char *key, const unsigned char *in,
     k1 = ngx_http_txval_le64(key + 8);
 
     v0 = 0x736f6d6570736575ULL ^ k0;
-    v1 = 0x646f72616e646f6dULL ^ k1;
+    v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
     v2 = 0x6c7967656e657261ULL ^ k0;
     v3 = 0x7465646279746573ULL ^ k1;
 
@@ -960,11 +967,19 @@ ngx_http_txval_siphash(const unsigned char *key, const unsigned char *in,
     NGX_HTTP_TXVAL_SIPROUND;
     v0 ^= b;
 
-    v2 ^= 0xff;
+    v2 ^= 0xee;
 
     for (i = 0; i < 4; i++) {
         NGX_HTTP_TXVAL_SIPROUND;
     }
 
-    return v0 ^ v1 ^ v2 ^ v3;
+    out[0] = v0 ^ v1 ^ v2 ^ v3;
+
+    v1 ^= 0xdd;
+
+    for (i = 0; i < 4; i++) {
+        NGX_HTTP_TXVAL_SIPROUND;
+    }
+
+    out[1] = v0 ^ v1 ^ v2 ^ v3;
 }

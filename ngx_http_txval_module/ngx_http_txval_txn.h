@@ -22,6 +22,9 @@
 #define NGX_HTTP_TXVAL_BIN_MAX         8
 #define NGX_HTTP_TXVAL_AMOUNT_MAX      9007199254740991LL
 
+/* a content fingerprint: the first 128 bits of a SHA-256 */
+#define NGX_HTTP_TXVAL_DIGEST_LEN      16
+
 
 typedef enum {
     NGX_HTTP_TXVAL_PARSE_OK = 0,
@@ -33,7 +36,7 @@ typedef enum {
 
 typedef struct {
     int64_t                  amount;
-    uint64_t                 fingerprint;
+    unsigned char            fingerprint[NGX_HTTP_TXVAL_DIGEST_LEN];
 
     uint8_t                  id_len;
     uint8_t                  merchant_id_len;
@@ -62,8 +65,15 @@ typedef struct {
 ngx_http_txval_parse_rc_e ngx_http_txval_txn_parse(const unsigned char *buf,
     size_t len, ngx_http_txval_txn_t *txn, ngx_http_txval_parse_error_t *err);
 
-/* 64-bit FNV-1a over every content field of the transaction */
-uint64_t ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn);
+/*
+ * The first 128 bits of a SHA-256 over every content field of the
+ * transaction, each field length-prefixed: two transactions with the same
+ * fingerprint have the same content unless someone finds a SHA-256
+ * collision on 128 bits (2^64 work), and no key is needed, so that every
+ * host computes the same one.
+ */
+void ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn,
+    unsigned char *fp);
 
 /*
  * A guess at the id, without parsing: the value of the first "id" key,
@@ -74,9 +84,9 @@ uint64_t ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn);
 int ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
     const unsigned char **id, size_t *id_len);
 
-/* SipHash-2-4 of len bytes under a 16-byte key */
-uint64_t ngx_http_txval_siphash(const unsigned char *key,
-    const unsigned char *in, size_t len);
+/* SipHash-2-4 with its 128-bit output, of len bytes under a 16-byte key */
+void ngx_http_txval_siphash128(const unsigned char *key,
+    const unsigned char *in, size_t len, uint64_t out[2]);
 
 
 #endif /* _NGX_HTTP_TXVAL_TXN_H_INCLUDED_ */

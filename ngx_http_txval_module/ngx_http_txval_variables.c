@@ -18,7 +18,8 @@ typedef enum {
     NGX_HTTP_TXVAL_VAR_RISK_SCORE,
     NGX_HTTP_TXVAL_VAR_SOURCE,
     NGX_HTTP_TXVAL_VAR_ID,
-    NGX_HTTP_TXVAL_VAR_TIME
+    NGX_HTTP_TXVAL_VAR_TIME,
+    NGX_HTTP_TXVAL_VAR_DEGRADED
 } ngx_http_txval_var_e;
 
 
@@ -41,6 +42,9 @@ static ngx_http_variable_t  ngx_http_txval_vars[] = {
 
     { ngx_string("txval_time"), NULL, ngx_http_txval_variable,
       NGX_HTTP_TXVAL_VAR_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("txval_degraded"), NULL, ngx_http_txval_variable,
+      NGX_HTTP_TXVAL_VAR_DEGRADED, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -152,6 +156,10 @@ ngx_http_txval_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     case NGX_HTTP_TXVAL_VAR_ID:
         s = ctx->parsed ? ctx->txn.id : "";
+        break;
+
+    case NGX_HTTP_TXVAL_VAR_DEGRADED:
+        s = ctx->degraded ? "1" : "";
         break;
 
     default: /* NGX_HTTP_TXVAL_VAR_TIME */

@@ -442,7 +442,7 @@ GET /t
 --- must_die
 --- error_log
 [emerg]
-invalid value "0" in "txval_velocity" directive, the count must be a number of at least 1
+invalid value "0" in "txval_velocity" directive, the count must be a number from 1 to 2147483647
 
 
 

@@ -1,8 +1,10 @@
 # What txval writes to Redis, byte for byte: key names ({prefix}v:{id},
 # {prefix}vel:{card_token}:{window}), the verdict record
-# "1;<reasons hex>;<score>;<fingerprint>" with its TTL (the zone's ttl),
+# "2;<reasons hex>;<score>;<fingerprint>" with its TTL (the zone's ttl),
 # velocity counters and their TTL; records read back (replays across two
-# nginx hosts that share Redis but not shm, conflicts, corrupt values);
+# nginx hosts that share Redis but not shm, conflicts, corrupt values,
+# records of the older format); the mark of a transaction being validated
+# ("p;<token>", SET NX GET) and the store that never overwrites a verdict;
 # binary safety (ids and tokens with : . - _ give exactly the expected keys,
 # protocol text in the body never reaches Redis, seen with MONITOR).
 #
@@ -13,6 +15,7 @@ use strict;
 use warnings;
 
 use lib 't/lib';
+use Digest::SHA qw(sha256_hex);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
@@ -77,9 +80,9 @@ sub v {
          . qq("source":"$source"}\n);
 }
 
-# FNV-1a 64 over the fields as the module hashes them (each with its NUL,
-# the amount as 8 little-endian bytes, currency 4 bytes, country 3 bytes),
-# in two 32-bit halves so that Perl's integers never overflow
+# the first 128 bits of a SHA-256 over "txval:1" and the fields as the
+# module hashes them: each after its length byte, the amount as 8
+# little-endian bytes
 
 sub fingerprint {
     my ($t) = @_;
@@ -91,26 +94,16 @@ sub fingerprint {
         $a = int($a / 256);
     }
 
-    my $bytes = join '',
-        "$t->{id}\0", $amount, "$t->{currency}\0", "$t->{merchant_id}\0",
-        "$t->{card_token}\0", ($t->{card_bin} // '') . "\0",
-        substr(($t->{country} // '') . "\0\0\0", 0, 3);
+    my $bytes = 'txval:1' . join '', map { chr(length $_) . $_ }
+        $t->{id}, $amount, $t->{currency}, $t->{merchant_id},
+        $t->{card_token}, $t->{card_bin} // '', $t->{country} // '';
 
-    my ($hi, $lo) = (0xcbf29ce4, 0x84222325);
-
-    for my $c (unpack 'C*', $bytes) {
-        $lo ^= $c;
-        my $l = $lo * 0x1b3;
-        my $h = $hi * 0x1b3 + $lo * 0x100 + int($l / 2**32);
-        ($hi, $lo) = ($h % 2**32, $l % 2**32);
-    }
-
-    return sprintf '%08x%08x', $hi, $lo;
+    return substr(sha256_hex($bytes), 0, 32);
 }
 
 sub record {
     my ($t, $reasons, $score) = @_;
-    return sprintf '1;%x;%d;%s', $reasons, $score, fingerprint($t);
+    return sprintf '2;%x;%d;%s', $reasons, $score, fingerprint($t);
 }
 
 sub post { my ($ng, $uri, $t) = @_; return $ng->post($uri, json($t)) }
@@ -176,7 +169,7 @@ $A->start(http => http_config($A->port, '5m'));
        'window = unix time / WINDOW' or diag "window $w, expected $w0/$w1";
 
     is $r->cmd(GET => "${P}v:tx.a-b_c:1"), record($t, 0, 0),
-       'verdict record: "1;0;0;<fingerprint>"';
+       'verdict record: "2;0;0;<fingerprint>"';
     my $ttl = settled_ttl("${P}v:tx.a-b_c:1");
     ok $ttl > 290 && $ttl <= 300, 'record TTL = the zone ttl (5m)'
         or diag "TTL $ttl";
@@ -293,21 +286,21 @@ $B->start(http => http_config($B->port, '2m'));
     my @corrupt = (
         [ 'garbage' ],
         [ '' ],
-        [ 'x' x 200 ],                                       # over 128 bytes
-        [ '1;0;0;', 'fp15' ],
-        [ '1;0;0;', 'fp', '0' ],                             # 17 digits
-        [ '2;0;0;', 'fp' ],                                  # version 2
-        [ '1;0;101;', 'fp' ],                                # score > 100
-        [ '1;400;0;', 'fp' ],                                # unknown reason
-        [ '1;00001;0;', 'fp' ],                              # 5 hex digits
-        [ '1;;0;', 'fp' ],
-        [ '1;0;;', 'fp' ],
-        [ '1;0;0;', 'FP' ],                                  # upper case
-        [ '1;0;0;', 'fp', "\n" ],
-        [ "1;0\0;0;", 'fp' ],
-        [ '1;g;0;', 'fp' ],
-        [ '1;0;-1;', 'fp' ],
-        [ '1;0;0', ],
+        [ '2;0;0;', 'fp31' ],
+        [ '2;0;0;', 'fp', '0' ],                             # 33 digits
+        [ '3;0;0;', 'fp' ],                                  # version 3
+        [ '2;0;101;', 'fp' ],                                # score > 100
+        [ '2;400;0;', 'fp' ],                                # unknown reason
+        [ '2;00001;0;', 'fp' ],                              # 5 hex digits
+        [ '2;;0;', 'fp' ],
+        [ '2;0;;', 'fp' ],
+        [ '2;0;0;', 'FP' ],                                  # upper case
+        [ '2;0;0;', 'fp', "\n" ],
+        [ "2;0\0;0;", 'fp' ],
+        [ '2;g;0;', 'fp' ],
+        [ '2;0;-1;', 'fp' ],
+        [ '2;0;0', ],
+        [ 'p;', 'fp31' ],                                    # a short mark
     );
 
     for my $c (@corrupt) {
@@ -315,8 +308,8 @@ $B->start(http => http_config($B->port, '2m'));
         my $t = txn(id => $id);
         my $fp = fingerprint($t);
         my $value = join '', map {
-            $_ eq 'fp' ? $fp : $_ eq 'fp15' ? substr($fp, 0, 15)
-          : $_ eq 'FP' ? 'ABCDEF0123456789' : $_
+            $_ eq 'fp' ? $fp : $_ eq 'fp31' ? substr($fp, 0, 31)
+          : $_ eq 'FP' ? uc $fp : $_
         } @$c;
 
         $r->cmd(SET => "${P}v:$id", $value);
@@ -332,6 +325,26 @@ $B->start(http => http_config($B->port, '2m'));
                 $log), scalar(@corrupt), 'one warn line per corrupt record';
     like $log, qr/\[warn\].*corrupt verdict/, 'at level warn';
 
+    # a value too long to be seen whole: recomputed, left alone
+    $r->cmd(SET => "${P}v:long1", 'x' x 200);
+    is outcome(post($A, '/t', txn(id => 'long1'))), '200 computed',
+       'a corrupt value of 200 bytes: recomputed';
+    sleep 0.1;
+    is $r->cmd(GET => "${P}v:long1"), 'x' x 200,
+       '... and not replaced: a request replaces only what it saw whole';
+
+    # a record of the older format (a 64-bit fingerprint, no longer
+    # trusted): a miss, never a match, without a log line; replaced
+    my $log1 = -s $A->error_log_path;
+    my $old = txn(id => 'old1');
+    $r->cmd(SET => "${P}v:old1", '1;300;90;0123456789abcdef');
+    is outcome(post($A, '/t', $old)), '200 computed',
+       'an older record (declined there) is a miss: recomputed, approved';
+    is settled_get("${P}v:old1", record($old, 0, 0)), record($old, 0, 0),
+       '... and replaced by a record of this format';
+    unlike $A->error_log_since($log1), qr/corrupt/,
+           '... without a warn line';
+
     # a key of another type: an error reply, a miss
     $r->cmd(RPUSH => "${P}v:list1", 'x');
     is outcome(post($A, '/t', txn(id => 'list1'))), '200 computed',
@@ -341,11 +354,12 @@ $B->start(http => http_config($B->port, '2m'));
        '... and replaced by the record';
 
     # a well-formed record with another fingerprint: a conflict
-    $r->cmd(SET => "${P}v:f1", '1;0;0;0123456789abcdef');
+    my $other = '2;0;0;0123456789abcdef0123456789abcdef';
+    $r->cmd(SET => "${P}v:f1", $other);
     is outcome(post($A, '/t', txn(id => 'f1'))), '409 idempotency_conflict',
        'record with another fingerprint: 409';
     sleep 0.1;
-    is $r->cmd(GET => "${P}v:f1"), '1;0;0;0123456789abcdef',
+    is $r->cmd(GET => "${P}v:f1"), $other,
        '... and the record is left alone';
 
     # a record written by someone else, with the right fingerprint: used
@@ -398,19 +412,26 @@ $B->start(http => http_config($B->port, '2m'));
            . 'space or * is refused';
     }
 
-    my @cmds = map { $_->{args} } $mon->commands(0.3);
+    my @cmds = map { $_->{args} } grep { !$_->{lua} } $mon->commands(0.3);
     my ($vel) = map { $_->[1] } grep { $_->[0] eq 'INCR' } @cmds;
     $vel //= '';
     ok $vel eq "${P}vel:tok_inj:$w0" || $vel eq "${P}vel:tok_inj:$w1",
        'counter key' or diag $vel;
 
     my $rec = record(txn(id => 'inj1', card_token => 'tok_inj'), 0, 0);
-    is_deeply \@cmds, [ [ 'GET', "${P}v:inj1" ], [ 'INCR', $vel ],
-                        [ 'EXPIRE', $vel, '60' ],
-                        [ 'SET', "${P}v:inj1", $rec, 'EX', '300' ] ],
-              'Redis saw exactly GET, INCR, EXPIRE, SET for the valid one, '
-              . 'nothing for the refused ones'
-        or diag explain [ map { $_->{raw} } @{ $mon->{raw} // [] } ];
+    my @seen = map { [ @$_ ] } @cmds;
+    # the mark's token and the store script are checked in section 5
+    $seen[0][2] = '<mark>' if @seen && $seen[0][0] eq 'SET';
+    @{ $seen[-1] }[1, 6] = ('<script>', '<mark>')
+        if @seen && $seen[-1][0] eq 'EVAL';
+    is_deeply \@seen, [ [ 'SET', "${P}v:inj1", '<mark>', 'NX', 'GET',
+                          'PX', '5000' ],
+                        [ 'INCR', $vel ], [ 'EXPIRE', $vel, '60' ],
+                        [ 'EVAL', '<script>', '1', "${P}v:inj1", $rec,
+                          '300', '<mark>' ] ],
+              'Redis saw exactly SET NX GET, INCR, EXPIRE, EVAL for the '
+              . 'valid one, nothing for the refused ones'
+        or diag explain $mon->{raw};
 
     is $r->cmd(GET => "${P}sentinel"), 'still here', 'nothing was flushed';
     ok !grep({ /FLUSHALL/i } @{ $mon->{raw} // [] }),

@@ -175,7 +175,7 @@ END {
     is outcome($ng->post('/t', tx('a1'))), '200 computed', 'AUTH+SELECT: computed';
     is outcome($ng->post('/t', tx('a1'))), '200 redis', 'then replayed from db 3';
 
-    like $r3->cmd(GET => 't220:v:a1') // '', qr/^1;0;0;[0-9a-f]{16}$/,
+    like $r3->cmd(GET => 't220:v:a1') // '', qr/^2;0;0;[0-9a-f]{32}$/,
          'the record is in db 3';
     is scalar(@{ $r3->cmd(KEYS => 't220:*') }), 2,
        'db 3 holds the record and the counter';

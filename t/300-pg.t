@@ -996,7 +996,7 @@ invalid parameter "idle=1s" in "txval_postgres" directive
 --- must_die
 --- error_log
 [emerg]
-invalid connection string in "txval_postgres" directive: invalid connection option "bogus"
+invalid connection string in "txval_postgres" directive: invalid connection option "..."
 
 
 

@@ -603,8 +603,11 @@ sub forwarded_ok {
                      [ $score ], "$name: X-Txval-Risk-Score");
     $ok &= is_deeply([ Txval::Echo::header($rec, 'X-Txval-Source') ],
                      [ $source ], "$name: X-Txval-Source");
+    $ok &= is_deeply([ Txval::Echo::header($rec, 'X-Txval-Degraded') ],
+                     [ $want{degraded} ? 'true' : () ],
+                     "$name: X-Txval-Degraded");
     $ok &= is(scalar(grep { $_->[0] =~ /^x-txval-/i } @{$rec->{headers}}),
-              3, "$name: no other X-Txval-* header");
+              $want{degraded} ? 4 : 3, "$name: no other X-Txval-* header");
     if (defined $rec->{content_length}) {
         $ok &= is($rec->{content_length}, length $rec->{body},
                   "$name: Content-Length matches the body");
@@ -957,7 +960,8 @@ for my $inst (qw(main plain)) {
     my $body = tx(id => $id);
     $echo->reset;
     $res = post($port{pgdown}, '/open', $body);
-    forwarded_ok('pgdown open: approved, degraded', $res, $body);
+    forwarded_ok('pgdown open: approved, degraded', $res, $body,
+                 degraded => 1);
 }
 
 
@@ -1427,8 +1431,12 @@ C
           '"txval_gate" directive is duplicate' ],
         [ "txval_gate;",
           '"txval_gate" directive is not allowed here' ],
-        [ "location = /a { txval_gate on; }",
+        [ "location = /a { txval_gate yes; }",
+          'invalid value "yes" in "txval_gate" directive, it must be "on" or "off"' ],
+        [ "location = /a { txval_gate on off; }",
           'invalid number of arguments in "txval_gate" directive' ],
+        [ "location = /a { txval_gate off; txval_gate on; }",
+          '"txval_gate" directive is duplicate' ],
     ) {
         my ($server, $msg) = @$case;
         ($rc, $out) = $nginx_t->($server);

@@ -229,12 +229,22 @@ run_tests();
     for my $c (@cmds) {
         my ($name, @args) = @{ $c->{args} };
         my $key = $args[0] // '';
-        my $ok = ($name eq 'GET' && @args == 1
-                  && $key =~ /\A\Q$prefix\Ev:tx_[a-z0-9_]+\z/)
-              || ($name eq 'SET' && @args == 4
-                  && $key =~ /\A\Q$prefix\Ev:tx_[a-z0-9_]+\z/
-                  && $args[1] =~ /\A1;[0-9a-f]+;\d+;[0-9a-f]{16}\z/
-                  && $args[2] eq 'EX' && $args[3] =~ /\A\d+\z/)
+        my $verdict = qr/\A\Q$prefix\Ev:tx_[a-z0-9_]+\z/;
+        my $record = qr/\A2;[0-9a-f]+;\d+;[0-9a-f]{32}\z/;
+        my $mark = qr/\Ap;[0-9a-f]{32}\z/;
+        my $ok = ($name eq 'SET' && @args == 6 && $key =~ $verdict
+                  && $args[1] =~ $mark && "@args[2 .. 5]" eq 'NX GET PX 5000')
+              || ($name eq 'EVAL' && @args == 6 && $args[1] eq '1'
+                  && $args[2] =~ $verdict && $args[3] =~ $record
+                  && $args[4] =~ /\A\d+\z/
+                  && ($args[5] =~ $mark || $args[5] =~ $record))
+              || ($name eq 'EVAL' && @args == 4 && $args[1] eq '1'
+                  && $args[2] =~ $verdict && $args[3] =~ $mark)
+              || ($c->{lua} && $name =~ /\A(TYPE|GET|DEL)\z/ && @args == 1
+                  && $key =~ $verdict)
+              || ($c->{lua} && $name eq 'SET' && @args == 4 && $key =~ $verdict
+                  && $args[1] =~ $record && $args[2] eq 'EX'
+                  && $args[3] =~ /\A\d+\z/)
               || ($name eq 'INCR' && @args == 1
                   && $key =~ /\A\Q$prefix\Evel:t_card_[a-z]+:\d+\z/)
               || ($name eq 'EXPIRE' && @args == 2
@@ -244,8 +254,9 @@ run_tests();
     }
 
     Test::More::is(join("\n", @bad), '',
-                   'Redis: every command is a GET, SET, INCR or EXPIRE of a'
-                   . ' well-formed key, no hostile text');
+                   'Redis: every command is a mark (SET NX GET), a store or '
+                   . 'release script (EVAL), INCR or EXPIRE of a well-formed '
+                   . 'key, no hostile text');
 }
 
 __DATA__

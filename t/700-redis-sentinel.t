@@ -135,12 +135,14 @@ sub ::check_failover {
 
     my @cmds = $Run{monitor}->commands(0.3);
     for my $id (@ids) {
+        # the verdict (the mark's SET NX is not one)
         my @set = grep { $_->{args}[0] =~ /^set$/i
-                         && $_->{args}[1] eq "${prefix}v:$id" } @cmds;
+                         && $_->{args}[1] eq "${prefix}v:$id"
+                         && ($_->{args}[2] // '') =~ /^2;/ } @cmds;
         Test::More::is scalar(@set), 1,
            "$name - the verdict of $id is written to the new master ($Run{new})";
         Test::More::like ::settled($Run{new}, "${prefix}v:$id") // '',
-             qr/^1;0;0;[0-9a-f]{16}$/, "$name - and is there";
+             qr/^2;0;0;[0-9a-f]{32}$/, "$name - and is there";
     }
     my @incr = grep { $_->{args}[0] =~ /^incr/i
                       && $_->{args}[1] =~ /^\Q${prefix}\Evel:tok_f:\d+$/ } @cmds;
@@ -186,9 +188,9 @@ Content-Type: application/json
 --- fleet_check
 my $m = $::Fleet->master_port;
 Test::More::is $m, 17110, $block->name . ' - the sentinels report 17110';
-Test::More::like ::settled($m, 't700.1:v:s1') // '', qr/^1;0;0;[0-9a-f]{16}$/,
+Test::More::like ::settled($m, 't700.1:v:s1') // '', qr/^2;0;0;[0-9a-f]{32}$/,
      $block->name . ' - the verdict is on the master';
-Test::More::like ::settled($m, 't700.1:v:s2') // '', qr/^1;0;0;[0-9a-f]{16}$/,
+Test::More::like ::settled($m, 't700.1:v:s2') // '', qr/^2;0;0;[0-9a-f]{32}$/,
      $block->name . ' - the second one too';
 # (the two requests may fall on either side of a minute: both windows)
 my $w = int(time / 60);
@@ -221,7 +223,7 @@ Content-Type: application/json
 [::v('d1', 'computed'), ::v('d1', 'redis')]
 --- fleet_check
 my $m = $::Fleet->master_port;
-Test::More::like ::settled($m, 't700.2:v:d1', 5) // '', qr/^1;0;0;[0-9a-f]{16}$/,
+Test::More::like ::settled($m, 't700.2:v:d1', 5) // '', qr/^2;0;0;[0-9a-f]{32}$/,
      $block->name . ' - the verdict is in db 5 of the master';
 my $r0 = Txval::Fleet::client($m);
 Test::More::is_deeply $r0->cmd(KEYS => 't700.2:*'), [], $block->name . ' - db 0 has none';
@@ -247,7 +249,7 @@ Content-Type: application/json
 [::v('k1', 'computed'), ::v('k1', 'redis'), ::v('k2', 'computed')]
 --- fleet_check
 Test::More::like ::settled($::Fleet->master_port, 't700.3:v:k2') // '',
-     qr/^1;0;0;[0-9a-f]{16}$/, $block->name . ' - the verdict is on the master';
+     qr/^2;0;0;[0-9a-f]{32}$/, $block->name . ' - the verdict is on the master';
 --- no_error_log
 [alert]
 [crit]

@@ -109,7 +109,7 @@ sub ::on_owner {
     return ref $v ? undef : $v;
 }
 
-our $RECORD = qr/^1;[0-9a-f]+;\d+;[0-9a-f]{16}$/;
+our $RECORD = qr/^2;[0-9a-f]+;\d+;[0-9a-f]{32}$/;
 
 # traffic on the block's nginx (new ids and cards, all needing Redis for
 # their velocity count) while $how->() changes the cluster and returns
@@ -185,8 +185,10 @@ sub ::check_sets {
     my ($block, $prefix, @ids) = @_;
     my @cmds = $Run{monitor}->commands(0.3);
     for my $id (@ids) {
+        # the verdict (the mark's SET NX is not one)
         my @set = grep { $_->{args}[0] =~ /^set$/i
-                         && $_->{args}[1] eq "${prefix}v:$id" } @cmds;
+                         && $_->{args}[1] eq "${prefix}v:$id"
+                         && ($_->{args}[2] // '') =~ /^2;/ } @cmds;
         Test::More::is(scalar(@set), 1, $block->name . " - the verdict of $id"
                        . " is written to $Run{watched}, its slot's new master");
     }

@@ -18,6 +18,9 @@
 
 static int  tests, failed;
 
+/* SHA-256 of "txval:1", then each field of tx_1 after its length byte */
+#define FP_TX1  "b71472bcd4bdc5ad2dfa41e5b076c539"
+
 
 static void
 ok(int cond, const char *name)
@@ -50,8 +53,20 @@ parse(const char *body, ngx_http_txval_txn_t *txn,
 
 
 static void
+hex16(const unsigned char *p, char *out)
+{
+    int  i;
+
+    for (i = 0; i < 16; i++) {
+        sprintf(out + 2 * i, "%02x", p[i]);
+    }
+}
+
+
+static void
 test_parse(void)
 {
+    char                          fp[33];
     ngx_http_txval_txn_t          a, b;
     ngx_http_txval_parse_error_t  err;
 
@@ -64,13 +79,30 @@ test_parse(void)
     ok(parse("{\"card_token\":\"t\",\"merchant_id\":\"m\",\"currency\":\"USD\","
              "\"amount\":1000.0,\"id\":\"tx_1\",\"x\":[1,{}]}", &b, &err)
        == NGX_HTTP_TXVAL_PARSE_OK, "parse: other order, unknown fields");
-    ok(a.fingerprint == b.fingerprint,
+    ok(memcmp(a.fingerprint, b.fingerprint, sizeof(a.fingerprint)) == 0,
        "fingerprint: same content, same fingerprint");
 
     parse("{\"id\":\"tx_1\",\"amount\":1000,\"currency\":\"USD\","
           "\"merchant_id\":\"m\",\"card_token\":\"t\",\"country\":\"US\"}",
           &b, &err);
-    ok(a.fingerprint != b.fingerprint, "fingerprint: an added field differs");
+    ok(memcmp(a.fingerprint, b.fingerprint, sizeof(a.fingerprint)) != 0,
+       "fingerprint: an added field differs");
+
+    /* fields cannot shift into each other: "m"+"tx" is not "mt"+"x" */
+
+    parse("{\"id\":\"tx_1\",\"amount\":1000,\"currency\":\"USD\","
+          "\"merchant_id\":\"m\",\"card_token\":\"tx\"}", &a, &err);
+    parse("{\"id\":\"tx_1\",\"amount\":1000,\"currency\":\"USD\","
+          "\"merchant_id\":\"mt\",\"card_token\":\"x\"}", &b, &err);
+    ok(memcmp(a.fingerprint, b.fingerprint, sizeof(a.fingerprint)) != 0,
+       "fingerprint: fields are length-prefixed");
+
+    /* the digest is a SHA-256 of the fields, the same on every host */
+
+    parse("{\"id\":\"tx_1\",\"amount\":1000,\"currency\":\"USD\","
+          "\"merchant_id\":\"m\",\"card_token\":\"t\"}", &a, &err);
+    hex16(a.fingerprint, fp);
+    is_str(fp, FP_TX1, "fingerprint: the first 128 bits of the SHA-256");
 
     parse("{\"id\":\"tx_1\",\"amount\":1000,\"currency\":\"USD\","
           "\"merchant_id\":\"mt\",\"card_token\":\"\"}", &b, &err);
@@ -201,24 +233,55 @@ test_output(void)
                                    &res, "computed", 0) == 0,
        "verdict body: too small a buffer gives 0");
 
-    rec.fingerprint = 0x0123456789abcdefULL;
+    memcpy(rec.fingerprint, "\x01\x23\x45\x67\x89\xab\xcd\xef"
+                            "\xfe\xdc\xba\x98\x76\x54\x32\x10", 16);
     rec.reasons = (uint16_t) res.reasons;
     rec.risk_score = 70;
     n = ngx_http_txval_record_encode((unsigned char *) buf, sizeof(buf), &rec);
     buf[n] = '\0';
-    is_str(buf, "1;240;70;0123456789abcdef", "record encoded");
+    is_str(buf, "2;240;70;0123456789abcdeffedcba9876543210", "record encoded");
     ok(ngx_http_txval_record_decode((unsigned char *) buf, n, &back)
-       && back.fingerprint == rec.fingerprint && back.reasons == rec.reasons
+       && memcmp(back.fingerprint, rec.fingerprint, 16) == 0
+       && back.reasons == rec.reasons
        && back.risk_score == 70, "record decodes to itself");
 
-    ok(!ngx_http_txval_record_decode((unsigned char *) "1;240;101;0123456789abcdef",
-                                     26, &back), "record: score above 100");
-    ok(!ngx_http_txval_record_decode((unsigned char *) "1;fffff;1;0123456789abcdef",
-                                     26, &back), "record: unknown reasons");
-    ok(!ngx_http_txval_record_decode((unsigned char *) "1;0;0;0123456789abcde",
-                                     21, &back), "record: short fingerprint");
-    ok(!ngx_http_txval_record_decode((unsigned char *) "garbage", 7, &back),
+#define REC(s)  (unsigned char *) s, sizeof(s) - 1
+    ok(!ngx_http_txval_record_decode(
+                     REC("2;240;101;0123456789abcdeffedcba9876543210"), &back),
+       "record: score above 100");
+    ok(!ngx_http_txval_record_decode(
+                     REC("2;fffff;1;0123456789abcdeffedcba9876543210"), &back),
+       "record: unknown reasons");
+    ok(!ngx_http_txval_record_decode(
+                     REC("2;0;0;0123456789abcdeffedcba987654321"), &back),
+       "record: short fingerprint");
+    ok(!ngx_http_txval_record_decode(
+                     REC("2;0;0;0123456789abcdeffedcba9876543210f"), &back),
+       "record: long fingerprint");
+    ok(!ngx_http_txval_record_decode(
+                     REC("2;0;0;0123456789abcdeffedcba987654321g"), &back),
+       "record: not hex");
+    ok(!ngx_http_txval_record_decode(REC("1;0;0;0123456789abcdef"), &back),
+       "record: the older format (64-bit fingerprint) is a miss");
+    ok(!ngx_http_txval_record_decode(REC("garbage"), &back),
        "record: garbage");
+#undef REC
+
+    {
+        uint64_t  token[2] = { 0x0102030405060708ULL, 0x1112131415161718ULL };
+
+        n = ngx_http_txval_pending_encode((unsigned char *) buf, sizeof(buf),
+                                          token);
+        buf[n] = '\0';
+        is_str(buf, "p;01020304050607081112131415161718", "mark encoded");
+        ok(ngx_http_txval_is_pending((unsigned char *) buf, n),
+           "mark recognised");
+        ok(!ngx_http_txval_record_decode((unsigned char *) buf, n, &back),
+           "a mark is not a verdict");
+        ok(!ngx_http_txval_is_pending(
+                  (unsigned char *) "2;0;0;0123456789abcdeffedcba9876543210",
+                  38), "a verdict is not a mark");
+    }
 }
 
 
@@ -299,7 +362,7 @@ static void
 test_peek(void)
 {
     size_t                i, n;
-    uint64_t              h;
+    uint64_t              h[2];
     unsigned char         key[16], in[64];
     const unsigned char  *id;
 
@@ -327,13 +390,16 @@ test_peek(void)
         in[i] = (unsigned char) i;
     }
 
-    /* the reference vectors of the SipHash paper's code */
-    h = ngx_http_txval_siphash(key, in, 0);
-    ok(h == 0x726fdb47dd0e0e31ULL, "siphash: the empty input");
-    h = ngx_http_txval_siphash(key, in, 15);
-    ok(h == 0xa129ca6149be45e5ULL, "siphash: 15 bytes");
-    h = ngx_http_txval_siphash(key, in, 63);
-    ok(h == 0x958a324ceb064572ULL, "siphash: 63 bytes");
+    /* the 128-bit reference vectors of the SipHash reference code */
+    ngx_http_txval_siphash128(key, in, 0, h);
+    ok(h[0] == 0xe6a825ba047f81a3ULL && h[1] == 0x930255c71472f66dULL,
+       "siphash128: the empty input");
+    ngx_http_txval_siphash128(key, in, 15, h);
+    ok(h[0] == 0x11a8b03399e99354ULL && h[1] == 0xd9c3cf970fec087eULL,
+       "siphash128: 15 bytes");
+    ngx_http_txval_siphash128(key, in, 63, h);
+    ok(h[0] == 0x4a83502f77d15051ULL && h[1] == 0x7cbd3f979a063e50ULL,
+       "siphash128: 63 bytes");
 }
 
 

@@ -319,8 +319,9 @@ sub commands {
         substr($self->{buf}, 0, $i + 2) = '';
 
         # +1700000000.123456 [0 127.0.0.1:41234] "GET" "key"
-        next unless $line =~ /^\+\d+\.\d+ \[(\d+) [^\]]*\] (.*)$/;
-        my ($db, $rest) = ($1, $2);
+        # +1700000000.123457 [0 lua] "GET" "key"   (run by a script)
+        next unless $line =~ /^\+\d+\.\d+ \[(\d+) ([^\]]*)\] (.*)$/;
+        my ($db, $from, $rest) = ($1, $2, $3);
 
         my @args;
         while ($rest =~ /\G"((?:[^"\\]|\\.)*)" ?/gc) {
@@ -328,7 +329,8 @@ sub commands {
         }
 
         push @{ $self->{raw} }, $line;
-        push @cmds, { db => $db, args => \@args, raw => $line };
+        push @cmds, { db => $db, args => \@args, raw => $line,
+                      lua => $from eq 'lua' };
     }
 
     return @cmds;
