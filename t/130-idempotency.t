@@ -1,0 +1,424 @@
+# One id, one verdict: a transaction still being validated is refused as
+# in progress (409 idempotency_in_progress, Retry-After: 1) when it comes
+# again, on the same worker, on another worker (the zone's mark) and on
+# another host that shares the Redis (the Redis mark, SET NX GET); the copy
+# is not counted toward velocity and never forwarded by a gate; the first
+# verdict stored in Redis is never overwritten by a host that finishes
+# later; marks are released when a request ends without a verdict (503, a
+# degraded verdict under fail-open) and expire when their holder is gone.
+# Also: fail-open is visible ($txval_degraded in the access log,
+# X-Txval-Degraded, txval_degraded_total{backend}).
+#
+# Postgres is slowed per query: the conninfo's search_path puts a view
+# t130_slow.merchants, which sleeps t130_slow.knob seconds, in front of
+# public.merchants (in the suite's Postgres; nothing else uses the
+# schema). The suite's Redis, with a prefix of this run's own.
+#
+# Needs the suite's Postgres (TEST_NGINX_PG_PORT, TEST_NGINX_PG_DIR) and
+# Redis (TEST_NGINX_REDIS_PORT), as make test starts them. nginx on
+# 1935-1938, the echo backend on 1939.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use IO::Socket::INET;
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(sleep time);
+use Txval::Echo;
+use Txval::Nginx;
+use Txval::Redis;
+
+my $repo = abs_path(dirname(__FILE__) . '/..');
+my $pg_port = $ENV{TEST_NGINX_PG_PORT} || 16432;
+my $pg_dir = $ENV{TEST_NGINX_PG_DIR} || "$repo/build/test-pg-$pg_port";
+my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 16390;
+my $P = "t130.$$." . int(time) . ':';
+
+my $redis = eval { Txval::Redis->client(port => $redis_port) }
+    or BAIL_OUT("no Redis on $redis_port (make test starts it)");
+
+sub as_postgres { return $> == 0 ? ('runuser', '-u', 'postgres', '--') : () }
+
+sub psql {
+    my ($sql) = @_;
+    my $pid = open(my $fh, '-|') // die "fork: $!\n";
+    if ($pid == 0) {
+        exec as_postgres(), 'psql', '-q', '-X', '-At', '-h', $pg_dir,
+             '-p', $pg_port, '-U', 'postgres', '-d', 'txval',
+             '-v', 'ON_ERROR_STOP=1', '-c', $sql
+            or POSIX::_exit(127);
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    $out =~ s/\s+\z//;
+    return $? == 0 ? $out : undef;
+}
+
+defined psql(<<'SQL') or BAIL_OUT('cannot create the t130_slow schema');
+SET client_min_messages = warning;
+CREATE SCHEMA IF NOT EXISTS t130_slow;
+CREATE TABLE IF NOT EXISTS t130_slow.knob (delay float8 NOT NULL);
+DELETE FROM t130_slow.knob;
+INSERT INTO t130_slow.knob VALUES (0);
+CREATE OR REPLACE FUNCTION t130_slow.merchants_slowly()
+    RETURNS SETOF public.merchants LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_sleep((SELECT delay FROM t130_slow.knob));
+    RETURN QUERY SELECT * FROM public.merchants;
+END
+$$;
+CREATE OR REPLACE VIEW t130_slow.merchants AS
+    SELECT * FROM t130_slow.merchants_slowly();
+GRANT USAGE ON SCHEMA t130_slow TO txval;
+GRANT SELECT ON ALL TABLES IN SCHEMA t130_slow TO txval;
+SQL
+
+sub knob { defined psql("UPDATE t130_slow.knob SET delay = $_[0]") or die "knob\n" }
+
+my $conninfo = "host=127.0.0.1 port=$pg_port dbname=txval user=txval"
+             . " password=txval options=-csearch_path=t130_slow,public";
+
+my $echo = Txval::Echo->start(port => 1939);
+
+sub http_config {
+    my (%o) = @_;
+    my $zone = $o{zone} // 'txval130';
+    my $timeout = $o{timeout} // '2s';
+    my $port = $o{port};
+    my $echo_port = $echo->port;
+    my $pg = $o{pg} // $conninfo;
+    my $z = $o{nozone} ? '' : "txval_cache_zone $zone:1m;";
+
+    return <<"HTTP";
+    $z
+    txval_redis 127.0.0.1:$redis_port prefix=$P timeout=1s;
+    txval_postgres "$pg" timeout=$timeout;
+
+    log_format decision '\$txval_id \$status \$txval_verdict '
+                        'degraded=[\$txval_degraded]';
+
+    server {
+        listen 127.0.0.1:$port;
+        server_name localhost;
+        access_log logs/decision.log decision;
+
+        location /t { txval; txval_velocity 100 60s; }
+        location /open { txval; txval_fail_mode open; }
+        location /pay {
+            txval_gate;
+            txval_fail_mode open;
+            proxy_pass http://127.0.0.1:$echo_port;
+        }
+        location = /metrics { txval_metrics; }
+    }
+HTTP
+}
+
+my $n = 0;
+
+sub tx {
+    my (%f) = (amount => 1000, currency => 'USD', merchant_id => 't_active',
+               card_token => 't_card_us', @_);
+    my @p;
+    for my $k (qw(id amount currency merchant_id card_token)) {
+        my $v = $k eq 'amount' ? $f{$k} : qq("$f{$k}");
+        push @p, qq("$k":$v);
+    }
+    return '{' . join(',', @p) . '}';
+}
+
+sub new_id { sprintf 'i%d_%d', $$, ++$n }
+
+# "<status> <source or error>"
+sub outcome {
+    my ($res) = @_;
+    return "$res->{status} $1" if $res->{body} =~ /"source":"(\w+)"/;
+    return "$res->{status} $1" if $res->{body} =~ /"error":"(\w+)"/;
+    return "$res->{status} $res->{body}";
+}
+
+# a request sent, its answer read later
+sub send_async {
+    my ($ng, $uri, $body) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ng->port, Proto => 'tcp')
+        or die "connect: $!\n";
+    $s->print("POST $uri HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+              . "Content-Type: application/json\r\n"
+              . "Content-Length: " . length($body) . "\r\n\r\n$body")
+        or die "send: $!\n";
+    return $s;
+}
+
+sub read_async {
+    my ($s) = @_;
+    my $raw = '';
+    local $SIG{ALRM} = sub { die "read timeout\n" };
+    alarm 10;
+    while (1) {
+        my $got = sysread $s, my $buf, 65536;
+        die "read: $!\n" unless defined $got;
+        last if $got == 0;
+        $raw .= $buf;
+    }
+    alarm 0;
+    close $s;
+    return Txval::Nginx::parse_response($raw);
+}
+
+# the value at a key once the fire-and-forget writes are in
+sub settled {
+    my ($key, $want) = @_;
+    my $deadline = time + 2;
+    my $v;
+    while (1) {
+        $v = $redis->cmd(GET => $key);
+        return $v if defined $want ? (defined $v && $v =~ $want) : !defined $v;
+        return $v if time > $deadline;
+        sleep 0.01;
+    }
+}
+
+my $RECORD = qr/^2;[0-9a-f]+;\d+;[0-9a-f]{32}$/;
+my $MARK = qr/^p;[0-9a-f]{32}$/;
+
+my $A = Txval::Nginx->new(name => 't130a', port => 1935);
+my $B = Txval::Nginx->new(name => 't130b', port => 1936);
+
+$A->start(http => http_config(port => 1935), workers => 2);
+
+END { knob(0) if defined $pg_dir }
+
+
+# --- 1. the same id, twice in flight, one worker or the other
+
+{
+    knob(0.5);
+    my $id = new_id();
+    my $first = send_async($A, '/t', tx(id => $id));
+    sleep 0.15;
+
+    like settled("${P}v:$id", $MARK) // '', $MARK,
+       'while the first is validated, Redis holds its mark, p;<32 hex>';
+    my $pttl = $redis->cmd(PTTL => "${P}v:$id");
+    ok $pttl > 4000 && $pttl <= 5000, 'the mark lives 5 s at most'
+        or diag "PTTL $pttl";
+
+    my $second = $A->post('/t', tx(id => $id));
+    is outcome($second), '409 idempotency_in_progress',
+       'the same id again meanwhile: 409 idempotency_in_progress';
+    is $second->{headers}{'retry-after'}, '1', 'with Retry-After: 1';
+    is $second->{body},
+       qq({"error":"idempotency_in_progress","id":"$id","detail":"a )
+       . qq(transaction with this id is being validated, retry later"}\n),
+       'the body names the id';
+
+    is outcome($A->post('/t', tx(id => $id, amount => 2000))),
+       '409 idempotency_in_progress',
+       'other content meanwhile: in progress too (the first may still fail)';
+
+    is outcome(read_async($first)), '200 computed', 'the first: computed';
+    knob(0);
+
+    like settled("${P}v:$id", $RECORD) // '', $RECORD,
+         'the verdict replaced the mark';
+    is outcome($A->post('/t', tx(id => $id))), '200 shm',
+       'afterwards: the verdict, replayed';
+    is outcome($A->post('/t', tx(id => $id, amount => 2000))),
+       '409 idempotency_conflict', 'other content afterwards: a conflict';
+}
+
+# six copies at once on two workers: one verdict, counted once
+
+{
+    knob(0.4);
+    my $id = new_id();
+    my @res = $A->post_parallel('/t', (tx(id => $id)) x 6);
+    knob(0);
+
+    my %seen;
+    $seen{ outcome($_) }++ for @res;
+    is_deeply \%seen, { '200 computed' => 1, '409 idempotency_in_progress' => 5 },
+              'six copies in flight at once: one computed, five in progress'
+        or diag explain \%seen;
+}
+
+{
+    # the velocity count: each id once
+    my $card = 'tok_once_' . $$;
+    knob(0.4);
+    my $id = new_id();
+    my $w0 = int(time / 60);
+    my @res = $A->post_parallel('/t', (tx(id => $id, card_token => $card)) x 4);
+    my $w1 = int(time / 60);
+    knob(0);
+    my $count = ($redis->cmd(GET => "${P}vel:$card:$w0") // 0)
+              + ($w1 != $w0 ? ($redis->cmd(GET => "${P}vel:$card:$w1") // 0) : 0);
+    is $count, 1, 'four copies in flight: the card counted once';
+    is outcome($A->post('/t', tx(id => $id, card_token => $card))),
+       '200 shm', 'and the replay afterwards counts nothing';
+    $count = ($redis->cmd(GET => "${P}vel:$card:$w0") // 0)
+           + ($w1 != $w0 ? ($redis->cmd(GET => "${P}vel:$card:$w1") // 0) : 0);
+    is $count, 1, '... still 1';
+}
+
+
+# --- 2. another host, sharing Redis but not shm
+
+$B->start(http => http_config(port => 1936, zone => 'txval130b'));
+
+{
+    knob(0.5);
+    my $id = new_id();
+    my $first = send_async($A, '/t', tx(id => $id));
+    sleep 0.15;
+
+    is outcome($B->post('/t', tx(id => $id))), '409 idempotency_in_progress',
+       'host B, while host A validates the id: in progress (Redis mark)';
+    is outcome(read_async($first)), '200 computed', 'host A: computed';
+    knob(0);
+    settled("${P}v:$id", $RECORD);
+    is outcome($B->post('/t', tx(id => $id))), '200 redis',
+       'host B afterwards: A\'s verdict, from Redis';
+}
+
+# the first verdict stored stays: a host that finishes later does not
+# overwrite it (here another host's verdict appears while A validates,
+# as when A's mark expired and the other one won)
+
+{
+    knob(0.5);
+    my $id = new_id();
+    my $first = send_async($A, '/t', tx(id => $id));
+    sleep 0.15;
+
+    like settled("${P}v:$id", $MARK) // '', $MARK, 'A holds the mark';
+
+    # another host's verdict of the same content: declined (velocity)
+    my $other = '2;100;20;' . fingerprint(id => $id);
+    $redis->cmd(SET => "${P}v:$id", $other, 'EX', 600);
+
+    is outcome(read_async($first)), '200 computed',
+       'A computes its own verdict (approved) and answers it';
+    knob(0);
+    sleep 0.2;
+    is $redis->cmd(GET => "${P}v:$id"), $other,
+       'but the verdict stored first stays in Redis: A did not overwrite it';
+    my $res = $B->post('/t', tx(id => $id));
+    is outcome($res), '402 redis', 'host B gives the stored verdict';
+    like $res->{body}, qr/"reasons":\["velocity_exceeded"\],"risk_score":20/,
+         '... with its reasons and score';
+}
+
+
+# --- 3. marks released: a 503, a degraded verdict; and expired
+
+{
+    my $C = Txval::Nginx->new(name => 't130c', port => 1937);
+    $C->start(http => http_config(port => 1937, zone => 'txval130c',
+                                  timeout => '200ms'));
+
+    knob(0.5);
+    my $id = new_id();
+    is outcome($C->post('/t', tx(id => $id))), '503 backend_unavailable',
+       'Postgres too slow, failing closed: 503';
+    is settled("${P}v:$id"), undef, 'the Redis mark is released';
+    knob(0);
+    sleep 0.6;      # the timed-out query's connection is gone
+    is outcome($C->post('/t', tx(id => $id))), '200 computed',
+       'the retry is validated (the zone\'s mark is released too)';
+
+    # fail-open: degraded, cached nowhere, marks released, visible
+    my $m0 = $C->metrics->{values};
+    knob(0.5);
+    my $d = new_id();
+    my $res = $C->post('/open', tx(id => $d));
+    is outcome($res), '200 computed', 'failing open: approved';
+    like $res->{body}, qr/"degraded":true/, 'degraded';
+    is settled("${P}v:$d"), undef, 'no verdict, no mark in Redis';
+    $res = $C->post('/open', tx(id => $d));
+    like $res->{body}, qr/"source":"computed".*"degraded":true/,
+         'the retry is computed again (cached nowhere), not in progress';
+
+    # the gate forwards a degraded approval with X-Txval-Degraded: true
+    $echo->reset;
+    my $g = new_id();
+    $res = $C->post('/pay', tx(id => $g), 'X-Txval-Degraded' => 'false');
+    knob(0);
+    is $res->{status}, 200, 'gate, failing open: forwarded';
+    my @reqs = $echo->requests;
+    is scalar(@reqs), 1, 'the upstream got it once';
+    is_deeply [ Txval::Echo::header($reqs[0], 'X-Txval-Degraded') ], [ 'true' ],
+              'with X-Txval-Degraded: true (the client\'s own dropped)';
+
+    my $m1 = $C->metrics->{values};
+    my $key = 'txval_degraded_total{backend="postgres"}';
+    is $m1->{$key} - ($m0->{$key} // 0), 3,
+       'txval_degraded_total{backend="postgres"} counted the three';
+    is $m1->{'txval_degraded_total{backend="redis"}'}, 0, 'redis: 0';
+
+    $C->stop;
+    open my $fh, '<', $C->root . '/logs/decision.log' or die;
+    my @lines = <$fh>;
+    close $fh;
+    is scalar(grep { /^\Q$d\E 200 approved degraded=\[1\]$/ } @lines), 2,
+       'the access log: $txval_degraded is 1 for the degraded verdicts';
+    ok scalar(grep { /^\Q$id\E 200 approved degraded=\[\]$/ } @lines),
+       '... and empty for a verdict with every rule';
+}
+
+{
+    # a mark whose holder went away (a host killed) expires
+    my $id = new_id();
+    $redis->cmd(SET => "${P}v:$id", 'p;' . ('ab' x 16), 'PX', 400);
+    is outcome($A->post('/t', tx(id => $id))), '409 idempotency_in_progress',
+       'another host\'s live mark: in progress';
+    sleep 0.5;
+    is outcome($A->post('/t', tx(id => $id))), '200 computed',
+       'once it expired: validated';
+}
+
+# --- 4. gate mode: the copy in flight is never forwarded
+
+{
+    knob(0.5);
+    $echo->reset;
+    my $id = new_id();
+    my $first = send_async($A, '/pay', tx(id => $id));
+    sleep 0.15;
+    my $res = $A->post('/pay', tx(id => $id));
+    is outcome($res), '409 idempotency_in_progress',
+       'gate: the copy in flight is answered 409 by txval';
+    is read_async($first)->{status}, 200, 'the first is forwarded';
+    knob(0);
+    is scalar($echo->requests), 1, 'the upstream got one request';
+}
+
+$A->stop;
+$B->stop;
+$echo->stop;
+
+for my $ng ($A, $B) {
+    unlike $ng->error_log, qr/\[(alert|crit|emerg)\]|exited on signal/,
+           "$ng->{name}: no alert, no crash";
+}
+
+done_testing;
+
+
+# the module's fingerprint of a transaction as tx() writes it
+sub fingerprint {
+    my (%f) = (amount => 1000, currency => 'USD', merchant_id => 't_active',
+               card_token => 't_card_us', @_);
+    require Digest::SHA;
+    my $amount = pack 'Q<', $f{amount};
+    my $bytes = 'txval:1' . join '', map { chr(length $_) . $_ }
+        $f{id}, $amount, $f{currency}, $f{merchant_id}, $f{card_token}, '',
+        '';
+    return substr(Digest::SHA::sha256_hex($bytes), 0, 32);
+}
