@@ -114,7 +114,8 @@ static const char *ngx_http_txval_pg_join(ngx_conf_t *cf,
     ngx_http_txval_pg_conf_t *pcf, ngx_uint_t first, size_t field);
 static char *ngx_http_txval_pg_strdup(ngx_conf_t *cf, const char *s);
 static ngx_uint_t ngx_http_txval_pg_is(ngx_str_t *s, const char *v);
-static char *ngx_http_txval_pg_unquote(char *msg);
+static const char *ngx_http_txval_pg_unquote(ngx_conf_t *cf,
+    const char *msg);
 
 
 static ngx_http_txval_pg_pool_t  ngx_http_txval_pg_pool;
@@ -1044,6 +1045,7 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                    *p;
     char                      *errmsg, *conninfo, *rv;
+    const char                *why;
     size_t                     len;
     ngx_int_t                  n;
     ngx_str_t                 *value, s;
@@ -1115,11 +1117,11 @@ ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
          * libpq's message may quote a part of the string, even the whole
          * URI with its password: only its words are kept
          */
+        why = errmsg ? ngx_http_txval_pg_unquote(cf, errmsg) : NULL;
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid connection string in \"%V\" directive: "
-                           "%s", &cmd->name,
-                           errmsg ? ngx_http_txval_pg_unquote(errmsg)
-                                  : "out of memory");
+                           "%s", &cmd->name, why ? why : "out of memory");
         if (errmsg) {
             PQfreemem(errmsg);
         }
@@ -1610,25 +1612,33 @@ ngx_http_txval_pg_is(ngx_str_t *s, const char *v)
 
 /*
  * A libpq message with what it quotes replaced by "...", and without its
- * newline, in place: libpq quotes the text it could not parse, which may
- * be a password.
+ * newline: libpq quotes the text it could not parse, which may be a
+ * password. NULL when out of memory.
  */
 
-static char *
-ngx_http_txval_pg_unquote(char *msg)
+static const char *
+ngx_http_txval_pg_unquote(ngx_conf_t *cf, const char *msg)
 {
-    char        *p, *q;
+    char        *out, *q;
+    const char  *p;
     ngx_uint_t   quoted;
+
+    /* at worst every byte is a quote, which takes 4 */
+    out = ngx_pnalloc(cf->pool, 4 * ngx_strlen(msg) + 2);
+    if (out == NULL) {
+        return NULL;
+    }
 
     quoted = 0;
 
-    for (p = msg, q = msg; *p; p++) {
+    for (p = msg, q = out; *p; p++) {
 
         if (*p == '"') {
-            if (!quoted) {
-                q = (char *) ngx_cpymem(q, "\"...", 4);
-            } else {
+            if (quoted) {
                 *q++ = '"';
+
+            } else {
+                q = (char *) ngx_cpymem(q, "\"...", 4);
             }
 
             quoted = !quoted;
@@ -1646,5 +1656,5 @@ ngx_http_txval_pg_unquote(char *msg)
 
     *q = '\0';
 
-    return msg;
+    return out;
 }
