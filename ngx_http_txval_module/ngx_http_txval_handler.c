@@ -14,6 +14,7 @@
 #include "ngx_http_txval_redis.h"
 #include "ngx_http_txval_pg.h"
 #include "ngx_http_txval_metrics.h"
+#include "ngx_http_txval_prometheus.h"
 
 
 typedef struct {
@@ -34,6 +35,7 @@ static uint64_t *ngx_http_txval_raw(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_token(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
+static uint64_t ngx_http_txval_ns(void);
 static void ngx_http_txval_validate(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_lookups(ngx_http_request_t *r,
@@ -84,6 +86,8 @@ static void ngx_http_txval_outcome(ngx_http_txval_ctx_t *ctx,
     ngx_http_txval_ctx_t *from);
 static void ngx_http_txval_wake(ngx_http_txval_ctx_t *ctx);
 static ngx_int_t ngx_http_txval_is_ours(ngx_table_elt_t *h);
+static ngx_uint_t ngx_http_txval_refusable(ngx_http_txval_ctx_t *ctx);
+static ngx_uint_t ngx_http_txval_dry_run(ngx_http_request_t *r);
 static ngx_int_t ngx_http_txval_upstream_headers(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static ngx_int_t ngx_http_txval_push_header(ngx_list_t *headers,
@@ -178,6 +182,7 @@ ngx_http_txval_start(ngx_http_request_t *r, ngx_uint_t gate,
 
     *pctx = ctx;
     ctx->gate = gate;
+    ctx->dry_run = ngx_http_txval_dry_run(r);
 
     (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
@@ -294,6 +299,7 @@ ngx_http_txval_follow_main(ngx_http_request_t *r)
     }
 
     ctx->gate = 1;
+    ctx->dry_run = ngx_http_txval_dry_run(r);
 
     if (mctx->done) {
         ngx_http_txval_outcome(ctx, mctx);
@@ -323,6 +329,9 @@ ngx_http_txval_outcome(ngx_http_txval_ctx_t *ctx, ngx_http_txval_ctx_t *from)
     ctx->source = from->source;
     ctx->elapsed_ns = from->elapsed_ns;
     ctx->parsed = from->parsed;
+    ctx->fields = from->fields;
+    ctx->body = from->body;
+    ctx->body_len = from->body_len;
     ctx->degraded = from->degraded;
     ctx->done = 1;
 }
@@ -358,8 +367,9 @@ ngx_http_txval_gate_verdict(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
                    "txval gate: error:%d reasons:%uD",
                    ctx->error, ctx->result.reasons);
 
-    if (ctx->error == NGX_HTTP_TXVAL_ERR_NONE && ctx->result.reasons == 0) {
-
+    if ((ctx->error == NGX_HTTP_TXVAL_ERR_NONE && ctx->result.reasons == 0)
+        || (ctx->dry_run && ngx_http_txval_refusable(ctx)))
+    {
         if (ngx_http_txval_upstream_headers(r, ctx) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -384,10 +394,10 @@ static ngx_int_t
 ngx_http_txval_upstream_headers(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx)
 {
-    u_char           *score;
+    u_char           *p;
     size_t            len;
     ngx_uint_t        i, rebuild;
-    const char       *source;
+    const char       *s;
     ngx_list_t        old, *list;
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h, *nh;
@@ -396,6 +406,9 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
     static ngx_str_t  score_key = ngx_string("X-Txval-Risk-Score");
     static ngx_str_t  source_key = ngx_string("X-Txval-Source");
     static ngx_str_t  degraded_key = ngx_string("X-Txval-Degraded");
+    static ngx_str_t  dry_run_key = ngx_string("X-Txval-Dry-Run");
+    static ngx_str_t  reasons_key = ngx_string("X-Txval-Reasons");
+    static ngx_str_t  error_key = ngx_string("X-Txval-Error");
 
     rebuild = (r != r->main);
     part = &r->headers_in.headers.part;
@@ -460,21 +473,56 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
         }
     }
 
-    score = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (score == NULL) {
+    /* the (would-be) verdict */
+
+    s = ngx_http_txval_verdict_name(ctx);
+
+    if (ngx_http_txval_push_header(list, &verdict_key, (u_char *) s,
+                                   ngx_strlen(s)) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
-    len = ngx_sprintf(score, "%uD", ctx->result.risk_score) - score;
-    source = ngx_http_txval_source_name(ctx->source);
+    if (ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
+        /* dry run: what would have been refused, and why */
+        s = ngx_http_txval_error_name(ctx->error);
 
-    if (ngx_http_txval_push_header(list, &verdict_key, (u_char *) "approved",
-                                   sizeof("approved") - 1) != NGX_OK
-        || ngx_http_txval_push_header(list, &score_key, score, len) != NGX_OK
-        || ngx_http_txval_push_header(list, &source_key, (u_char *) source,
-                                      ngx_strlen(source)) != NGX_OK)
-    {
-        return NGX_ERROR;
+        if (ngx_http_txval_push_header(list, &error_key, (u_char *) s,
+                                       ngx_strlen(s)) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else {
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_sprintf(p, "%uD", ctx->result.risk_score) - p;
+        s = ngx_http_txval_source_name(ctx->source);
+
+        if (ngx_http_txval_push_header(list, &score_key, p, len) != NGX_OK
+            || ngx_http_txval_push_header(list, &source_key, (u_char *) s,
+                                          ngx_strlen(s)) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->result.reasons && ctx->error == NGX_HTTP_TXVAL_ERR_NONE) {
+        p = ngx_pnalloc(r->pool, NGX_HTTP_TXVAL_BODY_MAX);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_http_txval_reasons_list(p, NGX_HTTP_TXVAL_BODY_MAX,
+                                          ctx->result.reasons, ',', 0);
+
+        if (ngx_http_txval_push_header(list, &reasons_key, p, len) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     if (ctx->degraded
@@ -484,7 +532,61 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    if (ctx->dry_run
+        && ngx_http_txval_push_header(list, &dry_run_key, (u_char *) "1", 1)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * What dry run lets through: a declined verdict, a conflict, a copy in
+ * progress, a backend failure. A malformed request (405, 415, 400) is
+ * refused all the same.
+ */
+
+static ngx_uint_t
+ngx_http_txval_refusable(ngx_http_txval_ctx_t *ctx)
+{
+    switch (ctx->error) {
+
+    case NGX_HTTP_TXVAL_ERR_NONE:
+        return ctx->result.reasons != 0;
+
+    case NGX_HTTP_TXVAL_ERR_CONFLICT:
+    case NGX_HTTP_TXVAL_ERR_IN_PROGRESS:
+    case NGX_HTTP_TXVAL_ERR_BACKEND:
+        return 1;
+
+    default:
+        return 0;
+    }
+}
+
+
+/* txval_dry_run: on, off, or a value that is not empty and not "0" */
+
+static ngx_uint_t
+ngx_http_txval_dry_run(ngx_http_request_t *r)
+{
+    ngx_str_t                   value;
+    ngx_http_txval_loc_conf_t  *tlcf;
+
+    tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
+
+    if (tlcf->dry_run_value == NULL) {
+        return tlcf->dry_run == 1;
+    }
+
+    if (ngx_http_complex_value(r, tlcf->dry_run_value, &value) != NGX_OK) {
+        return 0;
+    }
+
+    return value.len != 0 && !(value.len == 1 && value.data[0] == '0');
 }
 
 
@@ -632,6 +734,7 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
     {
     case NGX_HTTP_TXVAL_PARSE_OK:
         ctx->parsed = 1;
+        ctx->fields = 1;
         ngx_http_txval_validate(r, ctx);
         return;
 
@@ -735,6 +838,19 @@ ngx_http_txval_token(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
     ctx->token[0] = tmcf->nonce;
     ctx->token[1] = (uint64_t) ngx_pid << 32 | ++tmcf->seq;
+}
+
+
+/* a monotonic clock, in nanoseconds */
+
+static uint64_t
+ngx_http_txval_ns(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 
@@ -972,6 +1088,9 @@ ngx_http_txval_redis_claimed(ngx_http_txval_redis_op_t *op)
     r = ctx->request;
     c = r->connection;
 
+    ngx_http_txval_metrics_backend_duration(NGX_HTTP_TXVAL_M_REDIS,
+                                        ngx_http_txval_ns() - ctx->redis_at);
+
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "txval redis claim: status:%d nil:%d",
                    op->status, op->nil);
@@ -1135,6 +1254,9 @@ ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op)
     ctx->redis_op = NULL;
     r = ctx->request;
     c = r->connection;
+
+    ngx_http_txval_metrics_backend_duration(NGX_HTTP_TXVAL_M_REDIS,
+                                        ngx_http_txval_ns() - ctx->redis_at);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "txval redis velocity: status:%d count:%L",
@@ -1338,6 +1460,7 @@ ngx_http_txval_redis_start(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     op->done = done;
     op->data = ctx;
     ctx->redis_op = op;
+    ctx->redis_at = ngx_http_txval_ns();
 
     return op;
 }
@@ -1375,6 +1498,7 @@ ngx_http_txval_pg_lookup(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     }
 
     ctx->pg_op = op;
+    ctx->pg_at = ngx_http_txval_ns();
 
     return NGX_OK;
 }
@@ -1391,6 +1515,9 @@ ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op)
     ctx->pg_op = NULL;
     r = ctx->request;
     c = r->connection;
+
+    ngx_http_txval_metrics_backend_duration(NGX_HTTP_TXVAL_M_POSTGRES,
+                                            ngx_http_txval_ns() - ctx->pg_at);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "txval postgres lookup: status:%d", op->status);
@@ -1614,7 +1741,9 @@ static ngx_int_t
 ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
     size_t                        len;
+    unsigned                      flags;
     ngx_int_t                     rc;
+    ngx_uint_t                    dry_run;
     ngx_buf_t                    *b;
     ngx_chain_t                   out;
     const char                   *verdict, *field, *id, *detail;
@@ -1626,20 +1755,33 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    dry_run = ctx->dry_run && ngx_http_txval_refusable(ctx);
+    flags = ctx->dry_run ? NGX_HTTP_TXVAL_OUT_DRY_RUN : 0;
+
+    if (ctx->dry_run
+        && (ngx_http_txval_add_header(r, "X-Txval-Dry-Run", "1") != NGX_OK))
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     if (ctx->error == NGX_HTTP_TXVAL_ERR_NONE) {
         tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
+
+        if (ctx->degraded) {
+            flags |= NGX_HTTP_TXVAL_OUT_DEGRADED;
+        }
 
         len = ngx_http_txval_verdict_json(b->pos, NGX_HTTP_TXVAL_BODY_MAX,
                                           ctx->txn.id, ctx->txn.id_len,
                                           &ctx->result,
                                           ngx_http_txval_source_name(
                                                                 ctx->source),
-                                          ctx->degraded);
+                                          flags);
 
         verdict = ngx_http_txval_verdict_name(ctx);
 
-        r->headers_out.status = ctx->result.reasons ? tlcf->decline_status
-                                                    : NGX_HTTP_OK;
+        r->headers_out.status = (ctx->result.reasons && !dry_run)
+                                ? tlcf->decline_status : NGX_HTTP_OK;
 
         if (ngx_http_txval_add_header(r, "X-Txval-Verdict", verdict)
                != NGX_OK
@@ -1683,7 +1825,9 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
             /* fall through */
 
         case NGX_HTTP_TXVAL_ERR_BACKEND:
-            if (ngx_http_txval_add_header(r, "Retry-After", "1") != NGX_OK) {
+            if (!dry_run
+                && ngx_http_txval_add_header(r, "Retry-After", "1") != NGX_OK)
+            {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
             break;
@@ -1695,13 +1839,23 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         /* one line, at info level; never a value from the body */
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
-                      "txval: refused: %s%s%s", e->name,
+                      "txval: %s: %s%s%s",
+                      dry_run ? "dry run, would refuse" : "refused", e->name,
                       field ? " field " : "", field ? field : "");
 
         len = ngx_http_txval_error_json(b->pos, NGX_HTTP_TXVAL_BODY_MAX,
-                                        e->name, field, id, detail);
+                                        e->name, field, id, detail,
+                                        dry_run ? NGX_HTTP_TXVAL_OUT_DRY_RUN
+                                                : 0);
 
-        r->headers_out.status = e->status;
+        r->headers_out.status = dry_run ? NGX_HTTP_OK : e->status;
+
+        if (dry_run
+            && ngx_http_txval_add_header(r, "X-Txval-Verdict", "error")
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     b->last = b->pos + len;

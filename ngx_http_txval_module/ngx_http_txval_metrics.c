@@ -26,8 +26,14 @@ typedef struct {
     ngx_atomic_t                backend[NGX_HTTP_TXVAL_BACKENDS]
                                        [NGX_HTTP_TXVAL_RESULTS];
     ngx_atomic_t                degraded[NGX_HTTP_TXVAL_BACKENDS];
+    ngx_atomic_t                errors[NGX_HTTP_TXVAL_ERRORS];
+    ngx_atomic_t                dry_run[NGX_HTTP_TXVAL_VERDICTS];
     ngx_atomic_t                duration[NGX_HTTP_TXVAL_BUCKETS + 1];
     ngx_atomic_t                duration_sum_ns;
+    ngx_atomic_t                backend_duration[NGX_HTTP_TXVAL_BACKENDS]
+                                        [NGX_HTTP_TXVAL_BUCKETS + 1];
+    ngx_atomic_t                backend_duration_sum_ns
+                                        [NGX_HTTP_TXVAL_BACKENDS];
     ngx_atomic_t                pools[NGX_MAX_PROCESSES]
                                      [NGX_HTTP_TXVAL_BACKENDS]
                                      [NGX_HTTP_TXVAL_POOL_STATES];
@@ -107,6 +113,7 @@ ngx_http_txval_metrics_request(ngx_http_txval_ctx_t *ctx)
 
     if (ctx->error != NGX_HTTP_TXVAL_ERR_NONE) {
         verdict = 2;
+        (void) ngx_atomic_fetch_add(&m->errors[ctx->error - 1], 1);
 
     } else if (ctx->result.reasons) {
         verdict = 1;
@@ -125,6 +132,26 @@ ngx_http_txval_metrics_request(ngx_http_txval_ctx_t *ctx)
     (void) ngx_atomic_fetch_add(
                      &m->duration[ngx_http_txval_bucket(ctx->elapsed_ns)], 1);
     (void) ngx_atomic_fetch_add(&m->duration_sum_ns, ctx->elapsed_ns);
+
+    if (ctx->dry_run) {
+        (void) ngx_atomic_fetch_add(&m->dry_run[verdict], 1);
+    }
+}
+
+
+void
+ngx_http_txval_metrics_backend_duration(ngx_uint_t backend, uint64_t ns)
+{
+    ngx_http_txval_metrics_sh_t  *m = ngx_http_txval_metrics_sh;
+
+    if (m == NULL) {
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(
+                     &m->backend_duration[backend][ngx_http_txval_bucket(ns)],
+                     1);
+    (void) ngx_atomic_fetch_add(&m->backend_duration_sum_ns[backend], ns);
 }
 
 
@@ -259,14 +286,30 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
 
     for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
         s.degraded[i] = m->degraded[i];
+
+        for (j = 0; j <= NGX_HTTP_TXVAL_BUCKETS; j++) {
+            s.backend_duration[i].buckets[j] = m->backend_duration[i][j];
+        }
+
+        s.backend_duration[i].sum_ns = m->backend_duration_sum_ns[i];
+    }
+
+    for (i = 0; i < NGX_HTTP_TXVAL_ERRORS; i++) {
+        s.errors[i] = m->errors[i];
+    }
+
+    for (i = 0; i < NGX_HTTP_TXVAL_VERDICTS; i++) {
+        s.dry_run[i] = m->dry_run[i];
     }
 
     for (i = 0; i <= NGX_HTTP_TXVAL_BUCKETS; i++) {
-        s.duration[i] = m->duration[i];
-        s.duration_count += s.duration[i];
+        s.duration.buckets[i] = m->duration[i];
     }
 
-    s.duration_sum_ns = m->duration_sum_ns;
+    s.duration.sum_ns = m->duration_sum_ns;
+
+    s.version = NGX_HTTP_TXVAL_VERSION;
+    s.nginx = NGINX_VERSION;
 
     ccf = (ngx_core_conf_t *) ngx_get_conf(ngx_cycle->conf_ctx,
                                            ngx_core_module);

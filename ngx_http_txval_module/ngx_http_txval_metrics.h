@@ -30,6 +30,9 @@ char *ngx_http_txval_metrics_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_txval_metrics_init_process(void);
 void ngx_http_txval_metrics_request(ngx_http_txval_ctx_t *ctx);
 void ngx_http_txval_metrics_redis_lookup(ngx_uint_t result);
+/* the round trip of a Redis command batch or a Postgres query */
+void ngx_http_txval_metrics_backend_duration(ngx_uint_t backend,
+    uint64_t ns);
 /* a rule skipped under fail-open: its backend failed */
 void ngx_http_txval_metrics_degraded(ngx_uint_t backend);
 /* result: ngx_http_txval_redis_status_e or ngx_http_txval_pg_status_e */

@@ -28,6 +28,10 @@ static char *ngx_http_txval_bounded_num(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_txval_velocity(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_txval_dry_run(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_txval_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_txval_init_process(ngx_cycle_t *cycle);
 static void ngx_http_txval_exit_process(ngx_cycle_t *cycle);
 static ngx_int_t ngx_http_txval_parse_amount(ngx_conf_t *cf,
@@ -74,6 +78,20 @@ static ngx_command_t  ngx_http_txval_commands[] = {
     { ngx_string("txval_metrics"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_http_txval_metrics_directive,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_txval_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_dry_run"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_txval_dry_run,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -239,6 +257,7 @@ ngx_http_txval_create_loc_conf(ngx_conf_t *cf)
      */
 
     tlcf->gate = NGX_CONF_UNSET;
+    tlcf->dry_run = NGX_CONF_UNSET;
     tlcf->limits = NGX_CONF_UNSET_PTR;
     tlcf->risk_threshold = NGX_CONF_UNSET_UINT;
     tlcf->decline_status = NGX_CONF_UNSET_UINT;
@@ -274,6 +293,15 @@ ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->mode == NGX_HTTP_TXVAL_OFF && clcf->noname) {
         conf->mode = prev->mode;
+    }
+
+    if (conf->dry_run == NGX_CONF_UNSET && conf->dry_run_value == NULL) {
+        conf->dry_run = prev->dry_run;
+        conf->dry_run_value = prev->dry_run_value;
+    }
+
+    if (conf->dry_run == NGX_CONF_UNSET) {
+        conf->dry_run = 0;
     }
 
     /* a level that sets txval_amount_limit replaces the inherited list */
@@ -313,6 +341,20 @@ ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     conf->policy.risk_threshold = conf->risk_threshold;
+
+    /*
+     * readiness (txval_status): the backends that a location failing
+     * closed needs; a Redis cache lookup alone is never a 503
+     */
+
+    if ((conf->mode == NGX_HTTP_TXVAL_VERDICT || conf->gate == 1)
+        && conf->fail_mode == NGX_HTTP_TXVAL_FAIL_CLOSED)
+    {
+        tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_txval_module);
+
+        tmcf->closed_pg |= (tmcf->pg != NULL);
+        tmcf->closed_redis |= (conf->velocity_count > 0);
+    }
 
     return NGX_CONF_OK;
 }
@@ -436,6 +478,72 @@ ngx_http_txval_velocity(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     tlcf->velocity_count = count;
     tlcf->velocity_window = window;
+
+    return NGX_CONF_OK;
+}
+
+
+/* txval_dry_run on | off | $variable; */
+
+static char *
+ngx_http_txval_dry_run(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_txval_loc_conf_t *tlcf = conf;
+
+    ngx_str_t                         *value;
+    ngx_http_compile_complex_value_t   ccv;
+
+    if (tlcf->dry_run != NGX_CONF_UNSET || tlcf->dry_run_value) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        tlcf->dry_run = 1;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        tlcf->dry_run = 0;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_http_script_variables_count(&value[1]) == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be \"on\", \"off\" or a value with "
+                           "variables", &value[1], &cmd->name);
+        return NGX_CONF_ERROR;
+    }
+
+    tlcf->dry_run_value = ngx_palloc(cf->pool,
+                                     sizeof(ngx_http_complex_value_t));
+    if (tlcf->dry_run_value == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+
+    ccv.cf = cf;
+    ccv.value = &value[1];
+    ccv.complex_value = tlcf->dry_run_value;
+
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_txval_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_txval_status_handler;
 
     return NGX_CONF_OK;
 }

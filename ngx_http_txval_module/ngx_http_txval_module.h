@@ -18,6 +18,9 @@
 #include "ngx_http_txval_output.h"
 
 
+#define NGX_HTTP_TXVAL_VERSION      "0.1.0"    /* packaging/VERSION */
+
+
 #define NGX_HTTP_TXVAL_OFF          0
 #define NGX_HTTP_TXVAL_VERDICT      1
 
@@ -74,6 +77,10 @@ typedef struct {
     ngx_http_txval_redis_conf_t  *redis;        /* txval_redis */
     ngx_http_txval_pg_conf_t   *pg;             /* txval_postgres */
 
+    /* what the locations failing closed need (txval_status) */
+    unsigned                    closed_pg:1;
+    unsigned                    closed_redis:1;
+
     /* this worker's: the tokens that name a request's marks */
     uint64_t                    nonce;          /* random, per worker */
     uint32_t                    seq;
@@ -83,6 +90,8 @@ typedef struct {
 typedef struct {
     ngx_uint_t                  mode;           /* "txval": VERDICT */
     ngx_flag_t                  gate;           /* txval_gate, inherited */
+    ngx_flag_t                  dry_run;        /* txval_dry_run on|off */
+    ngx_http_complex_value_t   *dry_run_value;  /* ... or a variable */
     ngx_array_t                *limits;         /* ngx_http_txval_limit_t */
     ngx_uint_t                  risk_threshold;
     ngx_uint_t                  decline_status;
@@ -114,6 +123,8 @@ struct ngx_http_txval_ctx_s {
     ngx_http_txval_pg_op_t     *pg_op;          /* in flight */
     ngx_uint_t                  pending;        /* lookups in flight */
     time_t                      velocity_at;    /* its window, counted */
+    uint64_t                    redis_at;       /* sent, ns (monotonic) */
+    uint64_t                    pg_at;
     u_char                     *body;           /* in one piece */
     size_t                      body_len;
     uint64_t                    raw[2];         /* the body's keyed hash */
@@ -126,13 +137,15 @@ struct ngx_http_txval_ctx_s {
     ngx_http_txval_ctx_t       *next;
 
     unsigned                    hashed:1;       /* raw is known */
-    unsigned                    parsed:1;
+    unsigned                    parsed:1;       /* id known */
+    unsigned                    fields:1;       /* every field known */
     unsigned                    cleanup_set:1;
     unsigned                    gate:1;
     unsigned                    waiting:1;
     unsigned                    done:1;
     unsigned                    degraded:1;
     unsigned                    failed:1;
+    unsigned                    dry_run:1;      /* refuses nothing */
     unsigned                    marked:1;       /* holds a mark in shm */
     unsigned                    claimed:1;      /* may hold one in Redis */
 };
@@ -148,6 +161,9 @@ ngx_int_t ngx_http_txval_gate_handler(ngx_http_request_t *r);
 /* ngx_http_txval_body.c */
 ngx_int_t ngx_http_txval_body_bytes(ngx_http_request_t *r, u_char **data,
     size_t *len);
+
+/* ngx_http_txval_status.c */
+ngx_int_t ngx_http_txval_status_handler(ngx_http_request_t *r);
 
 /* ngx_http_txval_module.c */
 void ngx_http_txval_random(ngx_log_t *log, u_char *buf, size_t len);

@@ -25,6 +25,7 @@ static void ngx_http_txval_put_uint(ngx_http_txval_out_t *o, uint64_t n);
 static void ngx_http_txval_put_hex(ngx_http_txval_out_t *o, uint64_t n);
 static void ngx_http_txval_put_bytes(ngx_http_txval_out_t *o,
     const unsigned char *p, size_t len);
+static void ngx_http_txval_flags(ngx_http_txval_out_t *o, unsigned flags);
 static int ngx_http_txval_hex(int c);
 static size_t ngx_http_txval_done(ngx_http_txval_out_t *o,
     unsigned char *start);
@@ -33,7 +34,7 @@ static size_t ngx_http_txval_done(ngx_http_txval_out_t *o,
 size_t
 ngx_http_txval_verdict_json(unsigned char *buf, size_t size, const char *id,
     size_t id_len, const ngx_http_txval_result_t *result, const char *source,
-    int degraded)
+    unsigned flags)
 {
     size_t                n;
     ngx_http_txval_out_t  o;
@@ -58,7 +59,8 @@ ngx_http_txval_verdict_json(unsigned char *buf, size_t size, const char *id,
     ngx_http_txval_put_uint(&o, result->risk_score);
     ngx_http_txval_puts(&o, ",\"source\":\"");
     ngx_http_txval_puts(&o, source);
-    ngx_http_txval_puts(&o, degraded ? "\",\"degraded\":true}\n" : "\"}\n");
+    ngx_http_txval_puts(&o, "\"");
+    ngx_http_txval_flags(&o, flags);
 
     return ngx_http_txval_done(&o, buf);
 }
@@ -66,7 +68,7 @@ ngx_http_txval_verdict_json(unsigned char *buf, size_t size, const char *id,
 
 size_t
 ngx_http_txval_error_json(unsigned char *buf, size_t size, const char *error,
-    const char *field, const char *id, const char *detail)
+    const char *field, const char *id, const char *detail, unsigned flags)
 {
     ngx_http_txval_out_t  o;
 
@@ -89,9 +91,27 @@ ngx_http_txval_error_json(unsigned char *buf, size_t size, const char *error,
 
     ngx_http_txval_puts(&o, "\",\"detail\":\"");
     ngx_http_txval_puts(&o, detail);
-    ngx_http_txval_puts(&o, "\"}\n");
+    ngx_http_txval_puts(&o, "\"");
+    ngx_http_txval_flags(&o, flags);
 
     return ngx_http_txval_done(&o, buf);
+}
+
+
+/* the body's end: ,"degraded":true ,"dry_run":true } and a newline */
+
+static void
+ngx_http_txval_flags(ngx_http_txval_out_t *o, unsigned flags)
+{
+    if (flags & NGX_HTTP_TXVAL_OUT_DEGRADED) {
+        ngx_http_txval_puts(o, ",\"degraded\":true");
+    }
+
+    if (flags & NGX_HTTP_TXVAL_OUT_DRY_RUN) {
+        ngx_http_txval_puts(o, ",\"dry_run\":true");
+    }
+
+    ngx_http_txval_puts(o, "}\n");
 }
 
 

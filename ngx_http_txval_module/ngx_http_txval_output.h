@@ -18,17 +18,23 @@
 #define NGX_HTTP_TXVAL_BODY_MAX  512
 
 
+/* what a body adds at its end: "degraded":true, "dry_run":true */
+#define NGX_HTTP_TXVAL_OUT_DEGRADED  1
+#define NGX_HTTP_TXVAL_OUT_DRY_RUN   2
+
+
 size_t ngx_http_txval_verdict_json(unsigned char *buf, size_t size,
     const char *id, size_t id_len, const ngx_http_txval_result_t *result,
-    const char *source, int degraded);
+    const char *source, unsigned flags);
 
 /*
- * {"error":"<error>"[,"field":"<field>"][,"id":"<id>"],"detail":"<detail>"}
+ * {"error":"<error>"[,"field":"<field>"][,"id":"<id>"],"detail":"<detail>"
+ * [,"dry_run":true]}
  * field, id may be NULL; none of the strings may need JSON escaping.
  */
 size_t ngx_http_txval_error_json(unsigned char *buf, size_t size,
     const char *error, const char *field, const char *id,
-    const char *detail);
+    const char *detail, unsigned flags);
 
 /*
  * A verdict as the caches keep it: "2;<reasons hex>;<score>;<fingerprint

@@ -24,6 +24,9 @@ static void ngx_http_txval_text(ngx_http_txval_text_t *t, const char *fmt,
     ...) __attribute__((format(printf, 2, 3)));
 static void ngx_http_txval_help(ngx_http_txval_text_t *t, const char *name,
     const char *type, const char *help);
+static void ngx_http_txval_histogram(ngx_http_txval_text_t *t,
+    const char *name, const char *label,
+    const ngx_http_txval_histogram_t *h);
 
 
 const uint64_t  ngx_http_txval_bucket_ns[NGX_HTTP_TXVAL_BUCKETS] = {
@@ -62,6 +65,23 @@ static const char  *ngx_http_txval_state_names[] = {
     "busy", "idle", "connecting"
 };
 
+static const char  *ngx_http_txval_error_names[NGX_HTTP_TXVAL_ERRORS] = {
+    "method_not_allowed", "unsupported_media_type", "invalid_json",
+    "invalid_field", "pan_not_accepted", "idempotency_conflict",
+    "idempotency_in_progress", "backend_unavailable"
+};
+
+
+const char *
+ngx_http_txval_error_name(unsigned error)
+{
+    if (error == 0 || error > NGX_HTTP_TXVAL_ERRORS) {
+        return "";
+    }
+
+    return ngx_http_txval_error_names[error - 1];
+}
+
 
 unsigned
 ngx_http_txval_bucket(uint64_t ns)
@@ -83,7 +103,6 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
     const ngx_http_txval_snapshot_t *s)
 {
     unsigned               i, j;
-    uint64_t               cumulative;
     ngx_http_txval_text_t  t;
 
     t.pos = buf;
@@ -144,28 +163,39 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
                             (unsigned long long) s->degraded[i]);
     }
 
-    ngx_http_txval_help(&t, "txval_request_duration_seconds", "histogram",
-                        "Time spent validating a request.");
+    ngx_http_txval_help(&t, "txval_errors_total", "counter",
+                        "Error responses by error code.");
 
-    cumulative = 0;
-
-    for (i = 0; i < NGX_HTTP_TXVAL_BUCKETS; i++) {
-        cumulative += s->duration[i];
-        ngx_http_txval_text(&t, "txval_request_duration_seconds_bucket"
-                            "{le=\"%s\"} %llu\n", ngx_http_txval_bucket_le[i],
-                            (unsigned long long) cumulative);
+    for (i = 0; i < NGX_HTTP_TXVAL_ERRORS; i++) {
+        ngx_http_txval_text(&t, "txval_errors_total{error=\"%s\"} %llu\n",
+                            ngx_http_txval_error_names[i],
+                            (unsigned long long) s->errors[i]);
     }
 
-    cumulative += s->duration[NGX_HTTP_TXVAL_BUCKETS];
+    ngx_http_txval_help(&t, "txval_dry_run_total", "counter",
+                        "Requests validated in dry run, by the outcome "
+                        "they would have had.");
 
-    ngx_http_txval_text(&t, "txval_request_duration_seconds_bucket"
-                        "{le=\"+Inf\"} %llu\n",
-                        (unsigned long long) cumulative);
-    ngx_http_txval_text(&t, "txval_request_duration_seconds_sum %llu.%09llu\n",
-                        (unsigned long long) (s->duration_sum_ns / 1000000000),
-                        (unsigned long long) (s->duration_sum_ns % 1000000000));
-    ngx_http_txval_text(&t, "txval_request_duration_seconds_count %llu\n",
-                        (unsigned long long) cumulative);
+    for (i = 0; i < NGX_HTTP_TXVAL_VERDICTS; i++) {
+        ngx_http_txval_text(&t, "txval_dry_run_total{verdict=\"%s\"} %llu\n",
+                            ngx_http_txval_verdict_names[i],
+                            (unsigned long long) s->dry_run[i]);
+    }
+
+    ngx_http_txval_help(&t, "txval_request_duration_seconds", "histogram",
+                        "Time spent validating a request.");
+    ngx_http_txval_histogram(&t, "txval_request_duration_seconds", NULL,
+                             &s->duration);
+
+    ngx_http_txval_help(&t, "txval_backend_duration_seconds", "histogram",
+                        "Round trip of a Redis command batch or a Postgres "
+                        "query, by backend.");
+
+    for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
+        ngx_http_txval_histogram(&t, "txval_backend_duration_seconds",
+                                 ngx_http_txval_backend_names[i],
+                                 &s->backend_duration[i]);
+    }
 
     ngx_http_txval_help(&t, "txval_cache_entries", "gauge",
                         "Verdicts in the shared-memory cache.");
@@ -200,7 +230,58 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
         }
     }
 
+    ngx_http_txval_help(&t, "txval_build_info", "gauge",
+                        "The txval and nginx versions, as a label.");
+    ngx_http_txval_text(&t, "txval_build_info{version=\"%s\",nginx=\"%s\"} 1\n",
+                        s->version ? s->version : "",
+                        s->nginx ? s->nginx : "");
+
     return t.overflow ? 0 : (size_t) (t.pos - buf);
+}
+
+
+/* the _bucket, _sum and _count series of a histogram, with a backend */
+
+static void
+ngx_http_txval_histogram(ngx_http_txval_text_t *t, const char *name,
+    const char *backend, const ngx_http_txval_histogram_t *h)
+{
+    unsigned  i;
+    uint64_t  cumulative;
+    char      label[64];
+
+    if (backend) {
+        snprintf(label, sizeof(label), "backend=\"%s\",", backend);
+
+    } else {
+        label[0] = '\0';
+    }
+
+    cumulative = 0;
+
+    for (i = 0; i < NGX_HTTP_TXVAL_BUCKETS; i++) {
+        cumulative += h->buckets[i];
+        ngx_http_txval_text(t, "%s_bucket{%sle=\"%s\"} %llu\n", name, label,
+                            ngx_http_txval_bucket_le[i],
+                            (unsigned long long) cumulative);
+    }
+
+    cumulative += h->buckets[NGX_HTTP_TXVAL_BUCKETS];
+
+    ngx_http_txval_text(t, "%s_bucket{%sle=\"+Inf\"} %llu\n", name, label,
+                        (unsigned long long) cumulative);
+
+    /* the label without its comma, in braces, or nothing */
+
+    if (backend) {
+        snprintf(label, sizeof(label), "{backend=\"%s\"}", backend);
+    }
+
+    ngx_http_txval_text(t, "%s_sum%s %llu.%09llu\n", name, label,
+                        (unsigned long long) (h->sum_ns / 1000000000),
+                        (unsigned long long) (h->sum_ns % 1000000000));
+    ngx_http_txval_text(t, "%s_count%s %llu\n", name, label,
+                        (unsigned long long) cumulative);
 }
 
 

@@ -22,6 +22,14 @@
 #define NGX_HTTP_TXVAL_RESULTS       3      /* ok, error, timeout */
 #define NGX_HTTP_TXVAL_POOL_STATES   3      /* busy, idle, connecting */
 #define NGX_HTTP_TXVAL_BUCKETS       13     /* 100us .. 1s, then +Inf */
+#define NGX_HTTP_TXVAL_ERRORS        8      /* the error codes, SPEC's order */
+
+
+/* a histogram: per bucket, not cumulative; the last one is above 1 s */
+typedef struct {
+    uint64_t   buckets[NGX_HTTP_TXVAL_BUCKETS + 1];
+    uint64_t   sum_ns;
+} ngx_http_txval_histogram_t;
 
 
 typedef struct {
@@ -30,11 +38,14 @@ typedef struct {
     uint64_t   lookups[NGX_HTTP_TXVAL_LAYERS][NGX_HTTP_TXVAL_LOOKUPS];
     uint64_t   backend[NGX_HTTP_TXVAL_BACKENDS][NGX_HTTP_TXVAL_RESULTS];
     uint64_t   degraded[NGX_HTTP_TXVAL_BACKENDS];
+    uint64_t   errors[NGX_HTTP_TXVAL_ERRORS];
+    uint64_t   dry_run[NGX_HTTP_TXVAL_VERDICTS];
 
-    /* per bucket, not cumulative; the last one is above 1 s */
-    uint64_t   duration[NGX_HTTP_TXVAL_BUCKETS + 1];
-    uint64_t   duration_count;
-    uint64_t   duration_sum_ns;
+    ngx_http_txval_histogram_t  duration;
+    ngx_http_txval_histogram_t  backend_duration[NGX_HTTP_TXVAL_BACKENDS];
+
+    const char                 *version;        /* txval_build_info */
+    const char                 *nginx;
 
     unsigned   cache:1;             /* a cache zone is configured */
     uint64_t   cache_entries;
@@ -51,6 +62,9 @@ extern const uint64_t  ngx_http_txval_bucket_ns[NGX_HTTP_TXVAL_BUCKETS];
 
 /* the bucket of a duration */
 unsigned ngx_http_txval_bucket(uint64_t ns);
+
+/* the name of an error code, 1 .. NGX_HTTP_TXVAL_ERRORS (0: none) */
+const char *ngx_http_txval_error_name(unsigned error);
 
 /* writes the exposition; returns its length, 0 if size was too small */
 size_t ngx_http_txval_prometheus(unsigned char *buf, size_t size,

@@ -6,10 +6,12 @@
 
 
 #include "ngx_http_txval_module.h"
+#include "ngx_http_txval_prometheus.h"
 
 
 static ngx_int_t ngx_http_txval_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_uint_t ngx_http_txval_fields(ngx_http_txval_ctx_t *ctx);
 
 
 typedef enum {
@@ -19,7 +21,12 @@ typedef enum {
     NGX_HTTP_TXVAL_VAR_SOURCE,
     NGX_HTTP_TXVAL_VAR_ID,
     NGX_HTTP_TXVAL_VAR_TIME,
-    NGX_HTTP_TXVAL_VAR_DEGRADED
+    NGX_HTTP_TXVAL_VAR_DEGRADED,
+    NGX_HTTP_TXVAL_VAR_ERROR,
+    NGX_HTTP_TXVAL_VAR_DRY_RUN,
+    NGX_HTTP_TXVAL_VAR_MERCHANT_ID,
+    NGX_HTTP_TXVAL_VAR_CURRENCY,
+    NGX_HTTP_TXVAL_VAR_AMOUNT
 } ngx_http_txval_var_e;
 
 
@@ -45,6 +52,21 @@ static ngx_http_variable_t  ngx_http_txval_vars[] = {
 
     { ngx_string("txval_degraded"), NULL, ngx_http_txval_variable,
       NGX_HTTP_TXVAL_VAR_DEGRADED, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("txval_error"), NULL, ngx_http_txval_variable,
+      NGX_HTTP_TXVAL_VAR_ERROR, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("txval_dry_run"), NULL, ngx_http_txval_variable,
+      NGX_HTTP_TXVAL_VAR_DRY_RUN, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("txval_merchant_id"), NULL, ngx_http_txval_variable,
+      NGX_HTTP_TXVAL_VAR_MERCHANT_ID, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("txval_currency"), NULL, ngx_http_txval_variable,
+      NGX_HTTP_TXVAL_VAR_CURRENCY, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("txval_amount"), NULL, ngx_http_txval_variable,
+      NGX_HTTP_TXVAL_VAR_AMOUNT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -162,6 +184,36 @@ ngx_http_txval_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         s = ctx->degraded ? "1" : "";
         break;
 
+    case NGX_HTTP_TXVAL_VAR_ERROR:
+        s = ngx_http_txval_error_name(ctx->error);
+        break;
+
+    case NGX_HTTP_TXVAL_VAR_DRY_RUN:
+        s = ctx->dry_run ? "1" : "";
+        break;
+
+    case NGX_HTTP_TXVAL_VAR_MERCHANT_ID:
+        s = ngx_http_txval_fields(ctx) ? ctx->txn.merchant_id : "";
+        break;
+
+    case NGX_HTTP_TXVAL_VAR_CURRENCY:
+        s = ngx_http_txval_fields(ctx) ? ctx->txn.currency : "";
+        break;
+
+    case NGX_HTTP_TXVAL_VAR_AMOUNT:
+        if (!ngx_http_txval_fields(ctx)) {
+            s = "";
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        len = ngx_sprintf(p, "%L", (int64_t) ctx->txn.amount) - p;
+        break;
+
     default: /* NGX_HTTP_TXVAL_VAR_TIME */
         p = ngx_pnalloc(r->pool, NGX_INT64_LEN + 4);
         if (p == NULL) {
@@ -186,4 +238,35 @@ ngx_http_txval_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     v->not_found = 0;
 
     return NGX_OK;
+}
+
+
+/*
+ * The transaction's fields, for the decision log: known when the body was
+ * parsed; a replay of the very same bytes, answered without parsing, is
+ * parsed here, when a log asks for them.
+ */
+
+static ngx_uint_t
+ngx_http_txval_fields(ngx_http_txval_ctx_t *ctx)
+{
+    ngx_http_txval_parse_error_t  err;
+
+    if (ctx->fields) {
+        return 1;
+    }
+
+    if (!ctx->parsed || ctx->body == NULL) {
+        return 0;
+    }
+
+    if (ngx_http_txval_txn_parse(ctx->body, ctx->body_len, &ctx->txn, &err)
+        != NGX_HTTP_TXVAL_PARSE_OK)
+    {
+        return 0;
+    }
+
+    ctx->fields = 1;
+
+    return 1;
 }

@@ -488,7 +488,12 @@ is_deeply \%pool_r, { map { $_ => 0 } keys %pool_r },
                      'txval_backend_requests_total{backend="postgres",result="ok"}',
                      'txval_cache_entries',
                      'txval_request_duration_seconds_count',
-                     'txval_request_duration_seconds_bucket{le="+Inf"}';
+                     'txval_request_duration_seconds_bucket{le="+Inf"}',
+                     # the round trips waited for: the lookup's claim, the
+                     # Postgres query (the verdict's store is not waited for)
+                     map { ("txval_backend_duration_seconds_count{backend=\"$_\"}",
+                            "txval_backend_duration_seconds_bucket{backend=\"$_\",le=\"+Inf\"}") }
+                         qw(redis postgres);
     $after{'txval_backend_requests_total{backend="redis",result="ok"}'} += 2;
 
     my $a = scrape_settled($ng,
@@ -496,7 +501,7 @@ is_deeply \%pool_r, { map { $_ => 0 } keys %pool_r },
         $after{'txval_backend_requests_total{backend="redis",result="ok"}'});
 
     # (a new entry may take a new slab page: bytes_used is not compared)
-    my @names = grep { !/duration_seconds_(sum|bucket\{le="(?!\+Inf))|bytes_used/ }
+    my @names = grep { !/duration_seconds_(sum|bucket\{(backend="\w+",)?le="(?!\+Inf))|bytes_used/ }
                 keys %after;
     is_deeply values_of($a, sort @names), { map { $_ => $after{$_} } @names },
               'the new workers count on from the old counts'

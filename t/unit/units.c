@@ -215,7 +215,7 @@ test_output(void)
     char                     buf[NGX_HTTP_TXVAL_BODY_MAX + 1];
     size_t                   n;
     ngx_http_txval_record_t  rec, back;
-    ngx_http_txval_result_t  res;
+    ngx_http_txval_result_t  res, none;
 
     res.reasons = (1u << NGX_HTTP_TXVAL_CARD_BLOCKED)
                   | (1u << NGX_HTTP_TXVAL_RISK_TOO_HIGH);
@@ -232,6 +232,30 @@ test_output(void)
     ok(ngx_http_txval_verdict_json((unsigned char *) buf, 20, "tx_1", 4,
                                    &res, "computed", 0) == 0,
        "verdict body: too small a buffer gives 0");
+
+    none.reasons = 0;
+    none.risk_score = 0;
+    n = ngx_http_txval_verdict_json((unsigned char *) buf, sizeof(buf) - 1,
+                                    "tx_2", 4, &none, "shm",
+                                    NGX_HTTP_TXVAL_OUT_DEGRADED
+                                    | NGX_HTTP_TXVAL_OUT_DRY_RUN);
+    buf[n] = '\0';
+    is_str(buf, "{\"id\":\"tx_2\",\"verdict\":\"approved\",\"reasons\":[],"
+                "\"risk_score\":0,\"source\":\"shm\",\"degraded\":true,"
+                "\"dry_run\":true}\n", "verdict body: degraded, dry run");
+
+    n = ngx_http_txval_error_json((unsigned char *) buf, sizeof(buf) - 1,
+                                  "backend_unavailable", NULL, NULL, "retry",
+                                  NGX_HTTP_TXVAL_OUT_DRY_RUN);
+    buf[n] = '\0';
+    is_str(buf, "{\"error\":\"backend_unavailable\",\"detail\":\"retry\","
+                "\"dry_run\":true}\n", "error body: dry run");
+
+    n = ngx_http_txval_error_json((unsigned char *) buf, sizeof(buf) - 1,
+                                  "invalid_field", "amount", NULL, "bad", 0);
+    buf[n] = '\0';
+    is_str(buf, "{\"error\":\"invalid_field\",\"field\":\"amount\","
+                "\"detail\":\"bad\"}\n", "error body");
 
     memcpy(rec.fingerprint, "\x01\x23\x45\x67\x89\xab\xcd\xef"
                             "\xfe\xdc\xba\x98\x76\x54\x32\x10", 16);
@@ -294,9 +318,15 @@ test_prometheus(void)
 
     memset(&s, 0, sizeof(s));
     s.requests[0] = 5;
-    s.duration[0] = 2;
-    s.duration[3] = 3;
-    s.duration_sum_ns = 1500000;
+    s.duration.buckets[0] = 2;
+    s.duration.buckets[3] = 3;
+    s.duration.sum_ns = 1500000;
+    s.backend_duration[1].buckets[1] = 4;
+    s.backend_duration[1].sum_ns = 800000;
+    s.errors[6] = 7;
+    s.dry_run[1] = 2;
+    s.version = "1.2.3";
+    s.nginx = "1.22.1";
 
     buf = malloc(NGX_HTTP_TXVAL_PROMETHEUS_MAX + 1);
     n = ngx_http_txval_prometheus((unsigned char *) buf,
@@ -311,6 +341,22 @@ test_prometheus(void)
        "prometheus: sum in seconds");
     ok(strstr(buf, "# TYPE txval_pool_connections gauge\n") != NULL,
        "prometheus: TYPE lines");
+    ok(strstr(buf, "txval_backend_duration_seconds_bucket{backend=\"postgres\","
+                   "le=\"0.00025\"} 4\n") != NULL
+       && strstr(buf, "txval_backend_duration_seconds_sum{backend=\"postgres\"}"
+                      " 0.000800000\n") != NULL
+       && strstr(buf, "txval_backend_duration_seconds_count{backend=\"redis\"}"
+                      " 0\n") != NULL,
+       "prometheus: a histogram per backend");
+    ok(strstr(buf, "txval_errors_total{error=\"idempotency_in_progress\"} 7\n")
+       != NULL, "prometheus: errors by code");
+    ok(strstr(buf, "txval_dry_run_total{verdict=\"declined\"} 2\n") != NULL,
+       "prometheus: dry run by verdict");
+    ok(strstr(buf, "txval_build_info{version=\"1.2.3\",nginx=\"1.22.1\"} 1\n")
+       != NULL, "prometheus: build info");
+    ok(strcmp(ngx_http_txval_error_name(8), "backend_unavailable") == 0
+       && ngx_http_txval_error_name(0)[0] == '\0',
+       "prometheus: error names");
     ok(ngx_http_txval_prometheus((unsigned char *) buf, 100, &s) == 0,
        "prometheus: too small a buffer gives 0");
     ok(ngx_http_txval_bucket(100000) == 0 && ngx_http_txval_bucket(100001) == 1
