@@ -59,7 +59,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     }
 
+    /* every counter at its largest, the longest versions it may carry */
     memset(&snap, 0xff, sizeof(snap));
+    snap.version = "999.999.999";
+    snap.nginx = "999.999.999";
 
     if (ngx_http_txval_prometheus(text, sizeof(text), &snap) == 0) {
         __builtin_trap();

@@ -30,7 +30,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     }
 
-    (void) ngx_http_txval_siphash(key, data, size);
+    {
+        uint64_t  raw[2];
+
+        ngx_http_txval_siphash128(key, data, size, raw);
+    }
 
     if (ngx_http_txval_txn_parse(data, size, &txn, &err)
         == NGX_HTTP_TXVAL_PARSE_OK)
