@@ -10,6 +10,10 @@
 #   make run                  nginx with the example config on :8080
 #   make bench                benchmarks (bench/), bench/RESULTS.md
 #   make bench-callgrind      instructions per request on the hot paths
+#   make bench-ab             A/B of two builds in one run (bench/ab.sh):
+#                             AB_A=rev (default HEAD~1) against AB_B=rev
+#                             (default this tree's build); AB_ROUNDS,
+#                             AB_SECONDS, AB_SCENARIOS, AB_CALLGRIND=1
 #   make faults               backends killed, stalled, restarted, 10 reloads,
 #                             a worker killed in the shm lock, under load
 #   make soak                 2M mixed requests; worker RSS, fds, connections
@@ -62,7 +66,7 @@ ifneq ($(SANITIZE),)
                --with-ld-opt="$(SAN_FLAGS)"
 endif
 
-.PHONY: all deps test asan valgrind run bench bench-callgrind fuzz faults soak unit clean deb lint
+.PHONY: all deps test asan valgrind run bench bench-callgrind bench-ab fuzz faults soak unit clean deb lint
 
 all: $(MODULE)
 
@@ -115,6 +119,18 @@ lint:
 bench-callgrind: $(MODULE)
 	@$(DEPS) build run bench valgrind
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/callgrind.sh
+
+# for Debian's nginx only: the revisions are built with their own make
+ifneq ($(filter bench-ab,$(MAKECMDGOALS)),)
+  ifneq ($(NGINX_SRC)$(SANITIZE),)
+    $(error bench-ab compares builds for Debian's nginx: no NGINX_SRC or SANITIZE)
+  endif
+endif
+
+bench-ab: $(MODULE)
+	@$(DEPS) build run load $(if $(filter 1,$(AB_CALLGRIND)),valgrind)
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) NGINX_SRC="$(NGINX_SRC)" \
+	    SANITIZE="$(SANITIZE)" AB_A="$(AB_A)" AB_B="$(AB_B)" bench/ab.sh
 
 faults: $(MODULE)
 	@$(DEPS) build test run load

@@ -23,6 +23,11 @@
 #   CALLGRIND_WARMUP=1                  seconds of warm-up (whole seconds)
 #   CALLGRIND_BACKENDS=0                txval with a zone only (no Redis, no
 #                                       Lua)
+#   CALLGRIND_LUA=0                     txval's paths only (no Lua gate)
+#   CALLGRIND_DIR=build/callgrind       where the configurations and
+#                                       callgrind's output go (emptied first)
+#   TXVAL_MODULE=path.so                the module (default: make's build)
+#   BENCH_PORT=18490                    nginx's port (+1 upstream, +2 Redis)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,9 +36,10 @@ nginx=${NGINX_BIN:-/usr/sbin/nginx}
 secs=${1:-5}
 port=${BENCH_PORT:-18490}
 redis_port=$((port + 2))
-dir=$top/build/callgrind
+dir=${CALLGRIND_DIR:-$top/build/callgrind}
 modules=/usr/lib/nginx/modules
 backends=${CALLGRIND_BACKENDS:-1}
+lua=${CALLGRIND_LUA:-1}
 top_n=${CALLGRIND_TOP:-12}
 warmup=${CALLGRIND_WARMUP:-1}
 
@@ -46,6 +52,8 @@ cleanup() {
     txval_redis_stop "$dir/redis"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # shellcheck source=scripts/services.sh
 . "$top/scripts/services.sh"
@@ -96,7 +104,7 @@ if [ "$backends" = 1 ] && command -v redis-server > /dev/null; then
     txval_velocity 100000000 60s;" "        location = /v { txval; }
         location = /g { txval_gate; $gate }"
     configs+=(redis)
-    if [ -f "$modules/ngx_http_lua_module.so" ]; then
+    if [ "$lua" = 1 ] && [ -f "$modules/ngx_http_lua_module.so" ]; then
         mkdir -p "$dir/lua"
         ln -sfn "$top/bench/lua" "$dir/lua/lua"
         conf lua "load_module $modules/ndk_http_module.so;
