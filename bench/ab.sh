@@ -197,6 +197,13 @@ wrk_pid=""
 cg_pid=""
 instances=(a_full a_redis b_full b_redis)
 
+alive() {
+    # $1 pid: running (a zombie, exited but not reaped yet, is not)
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2> /dev/null | cut -d" " -f1)
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
 stop_all() {
     local i m
     [ -n "$wrk_pid" ] && kill "$wrk_pid" 2> /dev/null
@@ -209,7 +216,7 @@ stop_all() {
         m=$(cat "$run/$i/logs/nginx.pid")
         "$nginx" -p "$run/$i/" -c conf/nginx.conf -s stop 2> /dev/null
         for _ in $(seq 50); do
-            kill -0 "$m" 2> /dev/null || break
+            alive "$m" || break
             sleep 0.1
         done
     done
