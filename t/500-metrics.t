@@ -136,6 +136,10 @@ sub computed {
          $uri eq '/v' ? 3 : 2);
     bump('txval_backend_requests_total{backend="postgres",result="ok"}');
     bump('txval_cache_entries');
+    # the round trips waited for: the claim (and velocity), the query
+    bump('txval_backend_duration_seconds_count{backend="redis"}',
+         $uri eq '/v' ? 2 : 1);
+    bump('txval_backend_duration_seconds_count{backend="postgres"}');
     return $res;
 }
 
@@ -212,6 +216,7 @@ for my $i (1 .. 4) {
                                  country => 'US'));
     check_response('conflict ok1', $res, 409, 'idempotency_conflict');
     bump('txval_requests_total{verdict="error"}');
+    bump('txval_errors_total{error="idempotency_conflict"}');
     bump('txval_cache_lookups_total{layer="shm",result="conflict"}');
 }
 
@@ -234,6 +239,7 @@ for my $i (1 .. 4) {
         my ($name, $res, $status, $error) = @$_;
         check_response($name, $res, $status, $error);
         bump('txval_requests_total{verdict="error"}');
+        bump(qq(txval_errors_total{error="$error"}));
     }
 }
 
@@ -251,6 +257,8 @@ for my $i (1 .. 4) {
         bump('txval_backend_requests_total{backend="redis",result="ok"}', 2);
         bump('txval_backend_requests_total{backend="postgres",result="ok"}');
         bump('txval_cache_entries');
+        bump('txval_backend_duration_seconds_count{backend="redis"}');
+        bump('txval_backend_duration_seconds_count{backend="postgres"}');
     }
 }
 
@@ -305,6 +313,10 @@ my %types = (
     txval_cache_bytes_total        => 'gauge',
     txval_cache_evictions_total    => 'counter',
     txval_pool_connections         => 'gauge',
+    txval_errors_total             => 'counter',
+    txval_dry_run_total            => 'counter',
+    txval_backend_duration_seconds => 'histogram',
+    txval_build_info               => 'gauge',
 );
 
 for my $name (sort keys %types) {
@@ -330,6 +342,14 @@ my @want_series = (
        txval_cache_evictions_total),
     (map { my $b = $_; map { qq(txval_pool_connections{backend="$b",state="$_"}) }
            qw(busy idle connecting) } qw(redis postgres)),
+    (map { qq(txval_errors_total{error="$_"}) }
+         qw(method_not_allowed unsupported_media_type invalid_json
+            invalid_field pan_not_accepted idempotency_conflict
+            idempotency_in_progress backend_unavailable)),
+    (map { qq(txval_dry_run_total{verdict="$_"}) } qw(approved declined error)),
+    (map { (qq(txval_backend_duration_seconds_count{backend="$_"}),
+            qq(txval_backend_duration_seconds_sum{backend="$_"})) }
+         qw(redis postgres)),
 );
 
 my @missing = grep { !exists $m->{values}{$_} } @want_series;
@@ -395,6 +415,13 @@ sub check_histogram {
 check_histogram($m, 'after the traffic');
 is $m->{values}{txval_request_duration_seconds_count}, $total,
    "histogram _count is every request made ($total)";
+
+{
+    my $e = 0;
+    $e += $m->{values}{$_} for grep { /^txval_errors_total\{/ } @want_series;
+    is $e, $expect{'txval_requests_total{verdict="error"}'},
+       "txval_errors_total adds up to the error answers ($e)";
+}
 
 
 # --- pool gauges at rest: no busy or connecting connection, an idle one
