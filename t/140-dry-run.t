@@ -66,6 +66,7 @@ my $closed_port = do {
 my $pg = "host=127.0.0.1 port=$PG_PORT dbname=txval user=txval "
        . "password=txval";
 my $pg_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '10s' : '1s';
+my $redis_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '5s' : '1s';
 
 
 # ---------------------------------------------------------------------------
@@ -142,13 +143,13 @@ sub hold_mark {
 # nginx
 # ---------------------------------------------------------------------------
 
-my $A = Txval::Nginx->new(name => 't140a', port => 1941);
-my $B = Txval::Nginx->new(name => 't140b', port => 1943);
+my $A = Txval::Nginx->new(name => 't140a', port => 1941, valgrind => 1);
+my $B = Txval::Nginx->new(name => 't140b', port => 1943, valgrind => 1);
 my $S = 1942;      # A's second server: txval_dry_run at server level
 
 $A->start(workers => 2, http => <<"HTTP");
     txval_cache_zone t140:1m;
-    txval_redis 127.0.0.1:$REDIS_PORT prefix=$P timeout=1s;
+    txval_redis 127.0.0.1:$REDIS_PORT prefix=$P timeout=$redis_timeout;
     txval_postgres "$pg" timeout=$pg_timeout;
     txval_amount_limit EUR 1 100000;
 
@@ -669,6 +670,8 @@ $B->stop;
 for my $ng ($A, $B) {
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
+    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
+        if $ng->valgrind;
 }
 
 done_testing;

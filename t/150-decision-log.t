@@ -68,7 +68,7 @@ $locations
 HTTP
 }
 
-my $A = Txval::Nginx->new(name => 't150a', port => 1944);
+my $A = Txval::Nginx->new(name => 't150a', port => 1944, valgrind => 1);
 $A->start(http => conf(1944, "host=127.0.0.1 port=$PG_PORT dbname=txval "
                              . "user=txval password=txval", <<'L'));
         location = /t      { txval; }
@@ -76,7 +76,7 @@ $A->start(http => conf(1944, "host=127.0.0.1 port=$PG_PORT dbname=txval "
         location = /other  { return 204; }
 L
 
-my $B = Txval::Nginx->new(name => 't150b', port => 1945);
+my $B = Txval::Nginx->new(name => 't150b', port => 1945, valgrind => 1);
 $B->start(http => conf(1945, "host=127.0.0.1 port=$closed_port dbname=txval "
                              . "user=txval password=txval", <<'L'));
         location = /closed { txval; }
@@ -238,6 +238,8 @@ for my $ng ($A, $B) {
 
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
+    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
+        if $ng->valgrind;
 }
 
 done_testing;

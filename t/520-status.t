@@ -102,6 +102,7 @@ my $pg_via_proxy = "host=127.0.0.1 port=$PROXY_PORT dbname=txval "
 my $pg_closed = "host=127.0.0.1 port=$closed dbname=txval user=txval "
               . "password=txval";
 my $pg_timeout = $VALGRIND ? '10s' : '1s';
+my $rt = $VALGRIND ? '5s' : '1s';      # Redis, where it is up
 
 sub conf {
     my ($port, $backends, $locations) = @_;
@@ -123,9 +124,10 @@ HTTP
 my %ng;
 
 # both required: a fail-closed location with velocity
-$ng{closed} = Txval::Nginx->new(name => 't520closed', port => 1955);
+$ng{closed} = Txval::Nginx->new(name => 't520closed', port => 1955,
+                             valgrind => 1);
 $ng{closed}->start(http => conf(1955, <<"B", <<'L'));
-    txval_redis 127.0.0.1:$REDIS_PORT connect_timeout=1s timeout=1s;
+    txval_redis 127.0.0.1:$REDIS_PORT connect_timeout=$rt timeout=$rt;
     txval_postgres "$pg_via_proxy" timeout=$pg_timeout;
 B
         location = /t { txval; txval_velocity 5 60s; }
@@ -133,9 +135,10 @@ B
 L
 
 # fail-open only: nothing required
-$ng{open} = Txval::Nginx->new(name => 't520open', port => 1956);
+$ng{open} = Txval::Nginx->new(name => 't520open', port => 1956,
+                             valgrind => 1);
 $ng{open}->start(http => conf(1956, <<"B", <<'L'));
-    txval_redis 127.0.0.1:$REDIS_PORT;
+    txval_redis 127.0.0.1:$REDIS_PORT connect_timeout=$rt timeout=$rt;
     txval_postgres "$pg_closed" timeout=200ms;
 B
         location = /t { txval; txval_fail_mode open; txval_velocity 5 60s; }
@@ -147,10 +150,11 @@ B
 L
 
 # fail-closed without velocity: Postgres required, Redis (a cache) not
-$ng{pg} = Txval::Nginx->new(name => 't520pg', port => 1957);
+$ng{pg} = Txval::Nginx->new(name => 't520pg', port => 1957,
+                             valgrind => 1);
 $ng{pg}->start(http => conf(1957, <<"B", <<'L'));
     txval_cache_zone t520pg:1m;
-    txval_redis 127.0.0.1:$REDIS_PORT;
+    txval_redis 127.0.0.1:$REDIS_PORT connect_timeout=$rt timeout=$rt;
     txval_postgres "$pg_closed" timeout=200ms;
 B
         location = /t { txval; }
@@ -159,7 +163,8 @@ L
 
 # both stalled, 100ms timeouts
 my ($sr, $sp) = ($stalled_redis->sockport, $stalled_pg->sockport);
-$ng{stalled} = Txval::Nginx->new(name => 't520stalled', port => 1958);
+$ng{stalled} = Txval::Nginx->new(name => 't520stalled', port => 1958,
+                             valgrind => 1);
 $ng{stalled}->start(http => conf(1958, <<"B", <<'L'));
     txval_redis 127.0.0.1:$sr connect_timeout=100ms timeout=100ms;
     txval_postgres "host=127.0.0.1 port=$sp dbname=txval user=txval password=txval" timeout=100ms;
@@ -172,7 +177,8 @@ B
 L
 
 # no backend at all
-$ng{none} = Txval::Nginx->new(name => 't520none', port => 1954);
+$ng{none} = Txval::Nginx->new(name => 't520none', port => 1954,
+                             valgrind => 1);
 $ng{none}->start(http => conf(1954, '', <<'L'));
         location = /t { txval; }
 L
@@ -341,6 +347,8 @@ for my $name (sort keys %ng) {
     $ng{$name}->stop;
     unlike $ng{$name}->error_log, qr/\[(alert|crit|emerg)\]/,
            "$name: no alert in the error log";
+    is $ng{$name}->valgrind_report, '', "$name: valgrind: clean"
+        if $ng{$name}->valgrind;
 }
 
 done_testing;

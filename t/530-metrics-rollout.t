@@ -51,6 +51,7 @@ for ([ Redis => $REDIS_PORT ], [ Postgres => $PG_PORT ]) {
 
 my $redis = Txval::Redis->client(port => $REDIS_PORT);
 my $pg_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '10s' : '1s';
+my $redis_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '5s' : '1s';
 
 my $closed_port = do {
     my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
@@ -61,10 +62,10 @@ my $closed_port = do {
     $p;
 };
 
-my $M = Txval::Nginx->new(name => 't530m', port => 1946);
+my $M = Txval::Nginx->new(name => 't530m', port => 1946, valgrind => 1);
 $M->start(workers => 2, http => <<"HTTP");
     txval_cache_zone t530:1m;
-    txval_redis 127.0.0.1:$REDIS_PORT prefix=$P timeout=1s;
+    txval_redis 127.0.0.1:$REDIS_PORT prefix=$P timeout=$redis_timeout;
     txval_postgres "host=127.0.0.1 port=$PG_PORT dbname=txval user=txval password=txval" timeout=$pg_timeout;
     txval_amount_limit USD 1 1000000;
 
@@ -82,7 +83,7 @@ $M->start(workers => 2, http => <<"HTTP");
     }
 HTTP
 
-my $F = Txval::Nginx->new(name => 't530f', port => 1947);
+my $F = Txval::Nginx->new(name => 't530f', port => 1947, valgrind => 1);
 $F->start(workers => 1, http => <<"HTTP");
     txval_postgres "host=127.0.0.1 port=$closed_port dbname=txval user=txval password=txval" timeout=200ms;
 
@@ -344,6 +345,8 @@ $F->stop;
 for my $ng ($M, $F) {
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
+    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
+        if $ng->valgrind;
 }
 
 done_testing;

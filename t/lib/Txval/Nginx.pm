@@ -16,6 +16,22 @@ package Txval::Nginx;
 #
 #   TEST_NGINX_BINARY        nginx (default /usr/sbin/nginx)
 #   TEST_NGINX_TXVAL_MODULE  the module (default build/ngx_http_txval_module.so)
+#
+# Under make valgrind (TEST_NGINX_USE_VALGRIND), an instance made with
+# valgrind => 1 runs under memcheck, master and workers (a log per process
+# in logs/valgrind.<pid>.log); after stop, $ng->valgrind_report is what
+# memcheck found (errors, definite and indirect leaks), '' when clean:
+#
+#   my $ng = Txval::Nginx->new(name => 'x', port => 1990, valgrind => 1);
+#   ...
+#   $ng->stop;
+#   is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
+#
+# Suppressed: TEST_NGINX_VALGRIND_SUPPRESS (t/valgrind.supp), and stock
+# nginx's own worker start-up allocations, which it never frees (stacks
+# from ngx_alloc through frames of the nginx binary only, up to
+# ngx_spawn_process and ngx_master_process_cycle: a frame in the module
+# keeps a leak visible).
 
 use strict;
 use warnings;
@@ -51,7 +67,11 @@ sub new {
         module  => $ENV{TEST_NGINX_TXVAL_MODULE}
                    // "$repo/build/ngx_http_txval_module.so",
         timeout => $args{timeout} // 10,
+        valgrind => ($args{valgrind} && $ENV{TEST_NGINX_USE_VALGRIND}) ? 1 : 0,
     }, $class;
+
+    # memcheck starts and stops nginx far more slowly
+    $self->{timeout} = 60 if $self->{valgrind} && !defined $args{timeout};
 
     $self->{root} = "$repo/t/servroot_$self->{name}";
 
@@ -59,7 +79,8 @@ sub new {
 }
 
 
-sub port   { $_[0]{port} }
+sub port     { $_[0]{port} }
+sub valgrind { $_[0]{valgrind} }
 sub root   { $_[0]{root} }
 sub master { $_[0]{pid} }
 
@@ -126,12 +147,16 @@ sub start {
 
     my $log_offset = -s "$root/logs/error.log" // 0;
 
+    my @cmd = ($self->{binary}, '-p', "$root/", '-c', 'conf/nginx.conf',
+               '-e', 'logs/error.log');
+
+    unshift @cmd, $self->valgrind_cmd if $self->{valgrind};
+
     my $pid = fork // die "fork: $!\n";
 
     if ($pid == 0) {
-        exec $self->{binary}, '-p', "$root/", '-c', 'conf/nginx.conf',
-             '-e', 'logs/error.log'
-            or do { warn "exec $self->{binary}: $!\n"; POSIX::_exit(127) };
+        exec @cmd
+            or do { warn "exec $cmd[0]: $!\n"; POSIX::_exit(127) };
     }
 
     $self->{pid} = $pid;
@@ -193,6 +218,71 @@ sub stop {
     delete $self->{pid};
 
     return 1;
+}
+
+
+# memcheck's command line (valgrind => 1 under TEST_NGINX_USE_VALGRIND)
+
+sub valgrind_cmd {
+    my ($self) = @_;
+
+    my $root = $self->{root};
+    my $bin = abs_path($self->{binary}) // $self->{binary};
+    my $supp = "$root/nginx-core.supp";
+
+    # stock nginx's worker start-up allocations: ngx_alloc (or
+    # ngx_memalign), then only frames of the nginx binary (some without a
+    # symbol), up to ngx_spawn_process
+    open my $fh, '>', $supp or die "$supp: $!\n";
+    my $n = 0;
+    for my $alloc ([ 'malloc', 'ngx_alloc' ],
+                   [ 'malloc', 'ngx_alloc', 'ngx_calloc' ],
+                   [ 'posix_memalign', 'ngx_memalign' ])
+    {
+        for my $named ('', 'ngx_set_environment') {
+            for my $k (1 .. 5) {
+                $n++;
+                print $fh "{\n   txval-nginx-worker-init-$n\n"
+                    . "   Memcheck:Leak\n"
+                    . "   match-leak-kinds: definite,indirect\n"
+                    . join('', map { "   fun:$_\n" } @$alloc)
+                    . ($named ? "   fun:$named\n" : '')
+                    . "   obj:$bin\n" x $k
+                    . "   fun:ngx_spawn_process\n   obj:$bin\n"
+                    . "   fun:ngx_master_process_cycle\n   fun:main\n}\n";
+            }
+        }
+    }
+    close $fh;
+
+    my @supp = ($supp, grep { length }
+                       split /[:\s]+/, $ENV{TEST_NGINX_VALGRIND_SUPPRESS} // '');
+
+    return ('valgrind', '-q', '--tool=memcheck', '--leak-check=full',
+            '--show-leak-kinds=definite,indirect',
+            '--errors-for-leak-kinds=definite,indirect',
+            '--num-callers=50', "--log-file=$root/logs/valgrind.%p.log",
+            map { "--suppressions=$_" } @supp);
+}
+
+
+# what memcheck reported, all processes together ('' when clean, or when
+# not under valgrind); read it after stop
+
+sub valgrind_report {
+    my ($self) = @_;
+
+    my $text = '';
+
+    for my $file (sort glob "$self->{root}/logs/valgrind.*.log") {
+        open my $fh, '<', $file or next;
+        local $/;
+        my $t = <$fh> // '';
+        close $fh;
+        $text .= "$file:\n$t" if $t =~ /\S/;
+    }
+
+    return $text;
 }
 
 
