@@ -1,5 +1,6 @@
 # The decision log: an access_log with "log_format ... escape=json" and the
-# $txval_* variables is one JSON object per request, the transaction's
+# $txval_* variables (the README's txval_decisions format, as written
+# there) is one JSON object per request, the transaction's
 # id, merchant, currency and amount with its verdict, reasons, score,
 # source, error, degraded and dry-run flags and the time spent. Shown
 # with the exact lines for: approved, declined, a replay of the very same
@@ -41,14 +42,17 @@ my $closed_port = do {
     $p;
 };
 
+# the README's decision log, as written there
 my $format = <<'FMT';
-    log_format decision escape=json
-        '{"id":"$txval_id","verdict":"$txval_verdict",'
+    log_format txval_decisions escape=json
+        '{"time":"$time_iso8601","request_id":"$request_id",'
+        '"client":"$remote_addr","status":$status,'
+        '"id":"$txval_id","verdict":"$txval_verdict",'
         '"reasons":"$txval_reasons","risk_score":"$txval_risk_score",'
         '"source":"$txval_source","error":"$txval_error",'
         '"degraded":"$txval_degraded","dry_run":"$txval_dry_run",'
-        '"merchant_id":"$txval_merchant_id","currency":"$txval_currency",'
-        '"amount":"$txval_amount","time":"$txval_time","status":"$status"}';
+        '"merchant":"$txval_merchant_id","currency":"$txval_currency",'
+        '"amount":"$txval_amount","validation_ms":"$txval_time"}';
 FMT
 
 sub conf {
@@ -61,7 +65,7 @@ $format
     server {
         listen 127.0.0.1:$port;
         server_name localhost;
-        access_log logs/decision.log decision;
+        access_log logs/decision.log txval_decisions;
 
 $locations
     }
@@ -99,11 +103,17 @@ sub expect {
     my %line = (id => '', verdict => '', reasons => '', risk_score => '',
                 source => '', error => '', degraded => '', dry_run => '',
                 merchant_id => '', currency => '', amount => '',
-                time => 'T', status => '', %f);
-    push @sent, [ $ng, '{' . join(',', map { qq("$_":"$line{$_}") }
-                                  qw(id verdict reasons risk_score source
-                                     error degraded dry_run merchant_id
-                                     currency amount time status)) . '}' ];
+                time => 'T', %f);
+    my $status = delete $line{status};
+    $line{merchant} = delete $line{merchant_id};
+    $line{validation_ms} = delete $line{time};
+    push @sent, [ $ng, '{"time":"T","request_id":"R","client":"127.0.0.1",'
+                       . qq("status":$status,)
+                       . join(',', map { qq("$_":"$line{$_}") }
+                                   qw(id verdict reasons risk_score source
+                                      error degraded dry_run merchant
+                                      currency amount validation_ms))
+                       . '}' ];
 }
 
 sub post {
@@ -215,14 +225,19 @@ for my $ng ($A, $B) {
     chomp @lines;
 
     my @want = map { $_->[1] } grep { $_->[0] == $ng } @sent;
-    my (@got, @bad);
+    my (@got, @bad, %request_ids);
 
     for my $line (@lines) {
         push @bad, $line unless eval { JSON::PP->new->decode($line); 1 };
+        (my $l = $line) =~ s/^\{"time":"\d{4}-\d\d-\d\dT[\d:]{8}[-+]\d\d:\d\d"/{"time":"T"/;
+        $request_ids{$1}++ if $l =~ s/"request_id":"([0-9a-f]{32})"/"request_id":"R"/;
         # $txval_time: milliseconds, three decimals
-        (my $l = $line) =~ s/"time":"\d+\.\d{3}"/"time":"T"/;
+        $l =~ s/"validation_ms":"\d+\.\d{3}"/"validation_ms":"T"/;
         push @got, $l;
     }
+
+    is scalar(keys %request_ids), scalar(@lines),
+       $ng->root . ': a request id of its own on every line';
 
     is_deeply \@bad, [], $ng->root . ': every line is JSON';
     is_deeply \@got, \@want, $ng->root . ': the decision log, line by line'
