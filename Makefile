@@ -10,6 +10,8 @@
 #   make run                  nginx with the example config on :8080
 #   make bench                benchmarks (bench/), bench/RESULTS.md
 #   make bench-callgrind      instructions per request on the hot paths
+#   make bench-digest         the native cost of the content fingerprint
+#                             and the body hash (bench/digest.sh)
 #   make bench-ab             A/B of two builds in one run (bench/ab.sh):
 #                             AB_A=rev (default HEAD~1) against AB_B=rev
 #                             (default this tree's build); AB_ROUNDS,
@@ -66,7 +68,7 @@ ifneq ($(SANITIZE),)
                --with-ld-opt="$(SAN_FLAGS)"
 endif
 
-.PHONY: all deps test asan valgrind run bench bench-callgrind bench-ab fuzz faults soak unit clean deb lint
+.PHONY: all deps test asan valgrind run bench bench-callgrind bench-digest bench-ab fuzz faults soak unit clean deb lint
 
 all: $(MODULE)
 
@@ -115,6 +117,10 @@ deb: $(MODULE)
 lint:
 	@$(DEPS) lint
 	@scripts/lint.sh
+
+bench-digest:
+	@$(DEPS) build
+	@bench/digest.sh
 
 bench-callgrind: $(MODULE)
 	@$(DEPS) build run bench valgrind

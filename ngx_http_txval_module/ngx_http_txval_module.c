@@ -348,8 +348,11 @@ ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
      */
 
     if ((conf->mode == NGX_HTTP_TXVAL_VERDICT || conf->gate == 1)
-        && conf->fail_mode == NGX_HTTP_TXVAL_FAIL_CLOSED)
+        && conf->fail_mode == NGX_HTTP_TXVAL_FAIL_CLOSED
+        && !(conf->dry_run == 1 && conf->dry_run_value == NULL))
     {
+        /* (a location always in dry run refuses nothing: not counted) */
+
         tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_txval_module);
 
         tmcf->closed_pg |= (tmcf->pg != NULL);

@@ -76,8 +76,8 @@ static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
     size_t min, size_t max, unsigned char alphabet);
 static int ngx_http_txval_amount(const cJSON *item, int64_t *amount);
 static int ngx_http_txval_amount_text(const unsigned char *buf, size_t len);
-static void ngx_http_txval_digest_field(SHA256_CTX *sha, const void *data,
-    size_t len);
+static unsigned char *ngx_http_txval_digest_field(unsigned char *p,
+    const void *data, size_t len);
 
 
 /*
@@ -344,43 +344,53 @@ ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn,
     unsigned char *fp)
 {
     int            i;
-    uint8_t        amount[8];
+    unsigned char  buf[7 + 7 + 8 + NGX_HTTP_TXVAL_ID_MAX + 3
+                       + NGX_HTTP_TXVAL_MERCHANT_MAX
+                       + NGX_HTTP_TXVAL_TOKEN_MAX + NGX_HTTP_TXVAL_BIN_MAX
+                       + 2];
+    unsigned char  md[SHA256_DIGEST_LENGTH], *p;
     SHA256_CTX     sha;
-    unsigned char  md[SHA256_DIGEST_LENGTH];
 
+    /*
+     * a version, then each field after its length (fields cannot shift
+     * into each other), the amount as 8 little-endian bytes; hashed in one
+     * call
+     */
+
+    p = (unsigned char *) memcpy(buf, "txval:1", 7) + 7;
+
+    p = ngx_http_txval_digest_field(p, txn->id, txn->id_len);
+
+    *p++ = 8;
     for (i = 0; i < 8; i++) {
-        amount[i] = (uint8_t) ((uint64_t) txn->amount >> (i * 8));
+        *p++ = (unsigned char) ((uint64_t) txn->amount >> (i * 8));
     }
 
-    /* a version, then each field after its length: fields cannot shift */
+    p = ngx_http_txval_digest_field(p, txn->currency, 3);
+    p = ngx_http_txval_digest_field(p, txn->merchant_id,
+                                    txn->merchant_id_len);
+    p = ngx_http_txval_digest_field(p, txn->card_token,
+                                    txn->card_token_len);
+    p = ngx_http_txval_digest_field(p, txn->card_bin, txn->card_bin_len);
+    p = ngx_http_txval_digest_field(p, txn->country, strlen(txn->country));
+
+    /* not SHA256(): in OpenSSL 3 it looks the digest up on every call */
 
     SHA256_Init(&sha);
-    SHA256_Update(&sha, "txval:1", 7);
-    ngx_http_txval_digest_field(&sha, txn->id, txn->id_len);
-    ngx_http_txval_digest_field(&sha, amount, sizeof(amount));
-    ngx_http_txval_digest_field(&sha, txn->currency, 3);
-    ngx_http_txval_digest_field(&sha, txn->merchant_id,
-                                txn->merchant_id_len);
-    ngx_http_txval_digest_field(&sha, txn->card_token, txn->card_token_len);
-    ngx_http_txval_digest_field(&sha, txn->card_bin, txn->card_bin_len);
-    ngx_http_txval_digest_field(&sha, txn->country, strlen(txn->country));
+    SHA256_Update(&sha, buf, p - buf);
     SHA256_Final(md, &sha);
 
     memcpy(fp, md, NGX_HTTP_TXVAL_DIGEST_LEN);
 }
 
 
-static void
-ngx_http_txval_digest_field(SHA256_CTX *sha, const void *data, size_t len)
+static unsigned char *
+ngx_http_txval_digest_field(unsigned char *p, const void *data, size_t len)
 {
-    unsigned char  n;
-
     /* every field is at most 128 bytes long */
+    *p++ = (unsigned char) len;
 
-    n = (unsigned char) len;
-
-    SHA256_Update(sha, &n, 1);
-    SHA256_Update(sha, data, len);
+    return (unsigned char *) memcpy(p, data, len) + len;
 }
 
 
