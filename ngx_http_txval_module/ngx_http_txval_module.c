@@ -203,8 +203,9 @@ ngx_http_txval_preconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_txval_postconfiguration(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt         *h;
+    ngx_http_core_main_conf_t   *cmcf;
+    ngx_http_txval_main_conf_t  *tmcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -214,6 +215,14 @@ ngx_http_txval_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_http_txval_gate_handler;
+
+    tmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_txval_module);
+
+    if (tmcf->redis
+        && ngx_http_txval_redis_postconf(cf, tmcf->redis) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     return ngx_http_txval_metrics_zone(cf);
 }

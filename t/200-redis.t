@@ -315,7 +315,7 @@ Content-Type: application/json
 ::post('/t', id => 'd5')
 --- error_code: 503
 --- error_log
-txval: redis 127.0.0.1:1: connect failed: Connection refused
+txval: redis 127.0.0.1:1: connect failed
 txval: refused: backend_unavailable
 --- no_error_log
 [alert]
@@ -470,7 +470,7 @@ GET /t
 --- must_die
 --- error_log
 [emerg]
-invalid parameter "foo=1" in "txval_redis" directive
+unknown parameter "foo=" in "txval_redis" directive
 
 
 
