@@ -7,10 +7,10 @@
  * Cluster.
  *
  * Files: ngx_http_txval_redis_pool.c (this interface, the pool, routing),
- * _redis_conn.c (a connection: connect, TLS, batching, replies),
- * _redis_sentinel.c, _redis_cluster.c (the two topologies), _redis_dns.c
- * (run-time resolving), _redis_conf.c (the directive); their shared
- * types in ngx_http_txval_redis_int.h.
+ * _redis_conn.c (a connection: connect, batching, replies), _redis_tls.c
+ * (its TLS), _redis_sentinel.c, _redis_cluster.c (the two topologies),
+ * _redis_dns.c (run-time resolving), _redis_conf.c (the directive);
+ * their shared types in ngx_http_txval_redis_int.h.
  */
 
 

@@ -4,7 +4,8 @@
  *
  * Connected with ngx_event_connect_peer (non-blocking, numeric addresses
  * only), driven by nginx's read and write events and one timer, wrapped
- * in ngx_ssl when tls=on, like an upstream's. hiredis is only the codec:
+ * in ngx_ssl when tls=on (ngx_http_txval_redis_tls.c), like an
+ * upstream's. hiredis is only the codec:
  * commands come formatted (redisFormatCommandArgv), replies are read with
  * a redisReader.
  *
@@ -34,17 +35,9 @@
 #include "ngx_http_txval_redis_int.h"
 
 
-static void ngx_http_txval_redis_read_handler(ngx_event_t *ev);
-static void ngx_http_txval_redis_write_handler(ngx_event_t *ev);
 static void ngx_http_txval_redis_timer(ngx_event_t *ev);
 static void ngx_http_txval_redis_connected(ngx_http_txval_redis_conn_t *rc);
 static ngx_int_t ngx_http_txval_redis_test_connect(ngx_connection_t *c);
-#if (NGX_SSL)
-static void ngx_http_txval_redis_handshaked(ngx_connection_t *c);
-static void ngx_http_txval_redis_save_session(ngx_connection_t *c);
-static ngx_int_t ngx_http_txval_redis_verify(ngx_http_txval_redis_conn_t *rc);
-#endif
-static void ngx_http_txval_redis_ready(ngx_http_txval_redis_conn_t *rc);
 static void ngx_http_txval_redis_send_out(ngx_http_txval_redis_conn_t *rc);
 static void ngx_http_txval_redis_recv_in(ngx_http_txval_redis_conn_t *rc);
 static void ngx_http_txval_redis_deliver(ngx_http_txval_redis_conn_t *rc,
@@ -52,7 +45,6 @@ static void ngx_http_txval_redis_deliver(ngx_http_txval_redis_conn_t *rc,
 static ngx_int_t ngx_http_txval_redis_append(ngx_http_txval_redis_conn_t *rc,
     size_t len);
 static ngx_int_t ngx_http_txval_redis_setup(ngx_http_txval_redis_conn_t *rc);
-static void ngx_http_txval_redis_unwind(ngx_http_txval_redis_conn_t *rc);
 static void ngx_http_txval_redis_free(ngx_http_txval_redis_conn_t *rc);
 
 
@@ -338,7 +330,7 @@ ngx_http_txval_redis_write_op(ngx_http_txval_redis_conn_t *rc,
 }
 
 
-static void
+void
 ngx_http_txval_redis_write_handler(ngx_event_t *ev)
 {
     ngx_connection_t             *c = ev->data;
@@ -364,7 +356,7 @@ ngx_http_txval_redis_write_handler(ngx_event_t *ev)
 }
 
 
-static void
+void
 ngx_http_txval_redis_read_handler(ngx_event_t *ev)
 {
     ngx_connection_t             *c = ev->data;
@@ -393,7 +385,7 @@ ngx_http_txval_redis_read_handler(ngx_event_t *ev)
 
 /* a handler returns: a connection it closed is freed now */
 
-static void
+void
 ngx_http_txval_redis_unwind(ngx_http_txval_redis_conn_t *rc)
 {
     if (--rc->handling == 0 && rc->state == NGX_HTTP_TXVAL_REDIS_CLOSED) {
@@ -433,11 +425,6 @@ ngx_http_txval_redis_connected(ngx_http_txval_redis_conn_t *rc)
 {
     ngx_connection_t             *c = rc->c;
     ngx_http_txval_redis_node_t  *node = rc->node;
-#if (NGX_SSL)
-    ngx_int_t                     rv;
-    ngx_str_t                    *name;
-    ngx_http_txval_redis_conf_t  *rcf = node->pool->conf;
-#endif
 
     if (ngx_http_txval_redis_test_connect(c) != NGX_OK) {
         ngx_http_txval_redis_close(rc, NGX_HTTP_TXVAL_REDIS_CLOSE_FAILED
@@ -445,198 +432,16 @@ ngx_http_txval_redis_connected(ngx_http_txval_redis_conn_t *rc)
         return;
     }
 
-#if (NGX_SSL)
-
-    if (rcf->tls) {
-        if (ngx_ssl_create_connection(rcf->ssl, c, NGX_SSL_CLIENT)
-            != NGX_OK)
-        {
-            ngx_http_txval_redis_close(rc, NGX_HTTP_TXVAL_REDIS_CLOSE_FAILED);
-            return;
-        }
-
-        name = rcf->tls_name.len ? &rcf->tls_name
-               : (node->addr ? &node->addr->name : NULL);
-
-        if (name && name->len
-            && !ngx_http_txval_redis_numeric(name->data, name->len))
-        {
-            /* SNI: a host name, never an address (RFC 6066) */
-            if (SSL_set_tlsext_host_name(c->ssl->connection,
-                                         (char *) name->data)
-                == 0)
-            {
-                ngx_ssl_error(NGX_LOG_ERR, c->log, 0,
-                              "SSL_set_tlsext_host_name(\"%V\") failed",
-                              name);
-                ngx_http_txval_redis_close(rc,
-                                           NGX_HTTP_TXVAL_REDIS_CLOSE_FAILED);
-                return;
-            }
-        }
-
-        if (node->session
-            && ngx_ssl_set_session(c, node->session) != NGX_OK)
-        {
-            ngx_http_txval_redis_close(rc, NGX_HTTP_TXVAL_REDIS_CLOSE_FAILED);
-            return;
-        }
-
-        c->ssl->save_session = ngx_http_txval_redis_save_session;
-
-        rc->state = NGX_HTTP_TXVAL_REDIS_HANDSHAKE;
-
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                       "txval: redis %V TLS handshake, session:%p",
-                       &node->text, node->session);
-
-        rv = ngx_ssl_handshake(c);
-
-        if (rv == NGX_AGAIN) {
-            c->ssl->handler = ngx_http_txval_redis_handshaked;
-            return;
-        }
-
-        ngx_http_txval_redis_handshaked(c);
+    if (node->pool->conf->tls) {
+        ngx_http_txval_redis_tls_start(rc);
         return;
     }
-
-#endif
 
     ngx_http_txval_redis_ready(rc);
 }
 
 
-#if (NGX_SSL)
-
-static void
-ngx_http_txval_redis_handshaked(ngx_connection_t *c)
-{
-    ngx_http_txval_redis_conn_t  *rc = c->data;
-    ngx_http_txval_redis_node_t  *node = rc->node;
-
-    rc->handling++;
-
-    if (!c->ssl->handshaked) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "txval: redis %V: TLS handshake failed", &node->text);
-        ngx_http_txval_redis_close(rc, NGX_HTTP_TXVAL_REDIS_CLOSE_FAILED
-                                       |NGX_HTTP_TXVAL_REDIS_CLOSE_BACKOFF);
-        goto done;
-    }
-
-    if (ngx_http_txval_redis_verify(rc) != NGX_OK) {
-        ngx_http_txval_redis_close(rc, NGX_HTTP_TXVAL_REDIS_CLOSE_FAILED
-                                       |NGX_HTTP_TXVAL_REDIS_CLOSE_BACKOFF);
-        goto done;
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "txval: redis %V TLS handshake done, reused:%d",
-                   &node->text, SSL_session_reused(c->ssl->connection));
-
-    c->read->handler = ngx_http_txval_redis_read_handler;
-    c->write->handler = ngx_http_txval_redis_write_handler;
-
-    ngx_http_txval_redis_ready(rc);
-
-done:
-
-    ngx_http_txval_redis_unwind(rc);
-}
-
-
-/* the chain to tls_trusted_certificate, and the name; fail closed */
-
-static ngx_int_t
-ngx_http_txval_redis_verify(ngx_http_txval_redis_conn_t *rc)
-{
-    long                          err;
-    X509                         *cert;
-    ngx_str_t                     name;
-    ngx_int_t                     rv;
-    ngx_connection_t             *c = rc->c;
-    ngx_http_txval_redis_node_t  *node = rc->node;
-    ngx_http_txval_redis_conf_t  *rcf = node->pool->conf;
-
-    if (!rcf->tls_verify) {
-        return NGX_OK;
-    }
-
-    err = SSL_get_verify_result(c->ssl->connection);
-
-    if (err != X509_V_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "txval: redis %V: TLS certificate verify error: "
-                      "(%l:%s)", &node->text, err,
-                      X509_verify_cert_error_string(err));
-        return NGX_ERROR;
-    }
-
-    if (rcf->tls_name.len) {
-        name = rcf->tls_name;
-
-    } else if (node->addr) {
-        name = node->addr->name;
-
-    } else {
-        /* a node Sentinel or the Cluster named: by its address */
-        name.data = node->host;
-        name.len = ngx_strlen(node->host);
-    }
-
-    if (ngx_http_txval_redis_numeric(name.data, name.len)) {
-        cert = SSL_get_peer_certificate(c->ssl->connection);
-        rv = (cert && X509_check_ip_asc(cert, (char *) name.data, 0) == 1)
-             ? NGX_OK : NGX_ERROR;
-        if (cert) {
-            X509_free(cert);
-        }
-
-    } else {
-        rv = ngx_ssl_check_host(c, &name);
-    }
-
-    if (rv != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "txval: redis %V: TLS certificate does not match "
-                      "\"%V\"", &node->text, &name);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-/* a new session (TLS 1.3: after the handshake): the node's next connect */
-
-static void
-ngx_http_txval_redis_save_session(ngx_connection_t *c)
-{
-    ngx_ssl_session_t            *session;
-    ngx_http_txval_redis_conn_t  *rc = c->data;
-    ngx_http_txval_redis_node_t  *node = rc->node;
-
-    session = ngx_ssl_get_session(c);
-    if (session == NULL) {
-        return;
-    }
-
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "txval: redis %V TLS session saved: %p",
-                   &node->text, session);
-
-    if (node->session) {
-        ngx_ssl_free_session(node->session);
-    }
-
-    node->session = session;
-}
-
-#endif
-
-
-static void
+void
 ngx_http_txval_redis_ready(ngx_http_txval_redis_conn_t *rc)
 {
     ngx_connection_t             *c = rc->c;

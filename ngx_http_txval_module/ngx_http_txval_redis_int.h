@@ -203,6 +203,13 @@ void ngx_http_txval_redis_close(ngx_http_txval_redis_conn_t *rc,
     ngx_uint_t how);
 void ngx_http_txval_redis_arm(ngx_http_txval_redis_conn_t *rc);
 void ngx_http_txval_redis_idle(ngx_http_txval_redis_conn_t *rc);
+void ngx_http_txval_redis_ready(ngx_http_txval_redis_conn_t *rc);
+void ngx_http_txval_redis_unwind(ngx_http_txval_redis_conn_t *rc);
+void ngx_http_txval_redis_read_handler(ngx_event_t *ev);
+void ngx_http_txval_redis_write_handler(ngx_event_t *ev);
+
+/* ngx_http_txval_redis_tls.c */
+void ngx_http_txval_redis_tls_start(ngx_http_txval_redis_conn_t *rc);
 
 /* ngx_http_txval_redis_dns.c */
 ngx_int_t ngx_http_txval_redis_dns_init(ngx_http_txval_redis_pool_t *pool,

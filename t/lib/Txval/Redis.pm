@@ -16,6 +16,12 @@ package Txval::Redis;
 #   $r->cmd(qw(GET nope x));          # { error => "ERR ..." }
 #   $r->info('clients')->{connected_clients}
 #
+#   my $certs = Txval::Redis::tls_certs("$dir");   # made with openssl now:
+#   # {ca, ca_key, other_ca, server_crt, server_key, client_crt, client_key}
+#   # (the server's: CN redis.test; SAN localhost, redis.test, 127.0.0.1)
+#   Txval::Redis->start_server(port => 16395, tls_port => 16396,
+#                              certs => $certs, tls_auth_clients => 'no');
+#
 #   my $mon = Txval::Redis->monitor(port => 16391);
 #   ... traffic ...
 #   my @cmds = $mon->commands(0.2);   # { db, args => ["GET", "key"], raw }
@@ -59,6 +65,16 @@ sub start_server {
         args => $args{args} // [],
         password => $args{password},
     }, $class;
+
+    if (my $c = $args{certs}) {
+        # TLS on tls_port, plain on port (for the test's own client)
+        push @{ $self->{args} },
+            'tls-port' => $args{tls_port},
+            'tls-cert-file' => $c->{server_crt},
+            'tls-key-file' => $c->{server_key},
+            'tls-ca-cert-file' => $c->{ca},
+            'tls-auth-clients' => $args{tls_auth_clients} // 'no';
+    }
 
     $self->{dir} = "$repo/t/servroot_redis_$self->{name}";
     remove_tree($self->{dir});
@@ -123,6 +139,60 @@ sub _spawn {
     }
 
     die "redis-server on $self->{port} did not start\n";
+}
+
+
+# a CA, another CA, a server and a client certificate, made now (EC keys:
+# fast); returns their paths
+
+sub tls_certs {
+    my ($dir) = @_;
+
+    make_path($dir);
+
+    my $ossl = sub {
+        my @cmd = ('openssl', @_);
+        open my $save, '>&', \*STDERR;
+        open STDERR, '>', "$dir/openssl.log";
+        my $rc = system @cmd;
+        open STDERR, '>&', $save;
+        die "openssl @_[0 .. 1] failed, see $dir/openssl.log\n" if $rc;
+    };
+
+    my $key = sub {
+        $ossl->('genpkey', '-algorithm', 'EC', '-pkeyopt',
+                'ec_paramgen_curve:P-256', '-out', "$dir/$_[0].key");
+    };
+
+    for my $ca (qw(ca other_ca)) {
+        $key->($ca);
+        $ossl->('req', '-x509', '-new', '-key', "$dir/$ca.key", '-days', '2',
+                '-subj', "/CN=txval test $ca", '-out', "$dir/$ca.crt");
+    }
+
+    my %san = (server => 'subjectAltName=DNS:localhost,DNS:redis.test,'
+                         . 'IP:127.0.0.1',
+               client => 'extendedKeyUsage=clientAuth');
+    my %cn = (server => 'redis.test', client => 'txval client');
+
+    for my $who (qw(server client)) {
+        $key->($who);
+        $ossl->('req', '-new', '-key', "$dir/$who.key",
+                '-subj', "/CN=$cn{$who}", '-out', "$dir/$who.csr");
+        open my $fh, '>', "$dir/$who.ext" or die "$dir/$who.ext: $!\n";
+        print $fh "$san{$who}\n";
+        close $fh;
+        $ossl->('x509', '-req', '-in', "$dir/$who.csr", '-CA', "$dir/ca.crt",
+                '-CAkey', "$dir/ca.key", '-CAcreateserial', '-days', '2',
+                '-extfile', "$dir/$who.ext", '-out', "$dir/$who.crt");
+    }
+
+    return {
+        ca => "$dir/ca.crt", ca_key => "$dir/ca.key",
+        other_ca => "$dir/other_ca.crt",
+        server_crt => "$dir/server.crt", server_key => "$dir/server.key",
+        client_crt => "$dir/client.crt", client_key => "$dir/client.key",
+    };
 }
 
 
