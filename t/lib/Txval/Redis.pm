@@ -5,10 +5,12 @@ package Txval::Redis;
 # small binary-safe RESP client, and MONITOR.
 #
 #   my $srv = Txval::Redis->start_server(port => 16391, name => 'auth',
-#                                        args => [requirepass => 'pw']);
+#                                        args => [requirepass => 'pw'],
+#                                        bind => '127.0.0.1');
 #   $srv->kill9; $srv->restart; $srv->stop;
 #
-#   my $r = Txval::Redis->client(port => 16391, password => 'pw', db => 3);
+#   my $r = Txval::Redis->client(port => 16391, password => 'pw', db => 3,
+#                                host => '127.0.0.1');
 #   $r->cmd(qw(SET k v));             # "OK"
 #   $r->cmd(GET => 'k');              # "v", undef for nil
 #   $r->cmd(qw(INCR n));              # 1
@@ -61,6 +63,7 @@ sub start_server {
 
     my $self = bless {
         port => $args{port} // die("start_server: no port\n"),
+        bind => $args{bind} // '127.0.0.1',
         name => $args{name} // "redis$args{port}",
         args => $args{args} // [],
         password => $args{password},
@@ -105,7 +108,7 @@ sub _spawn {
     if ($pid == 0) {
         open STDOUT, '>>', "$self->{dir}/redis.log";
         open STDERR, '>&', \*STDOUT;
-        exec 'redis-server', '--bind', '127.0.0.1', '--port', $self->{port},
+        exec 'redis-server', '--bind', $self->{bind}, '--port', $self->{port},
              '--dir', $self->{dir}, '--save', '', '--appendonly', 'no',
              '--daemonize', 'no', @extra
             or POSIX::_exit(127);
@@ -125,7 +128,7 @@ sub _spawn {
                 . `tail -5 $self->{dir}/redis.log`;
         }
 
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+        my $s = IO::Socket::INET->new(PeerAddr => $self->{bind},
                                       PeerPort => $self->{port},
                                       Proto => 'tcp');
         if ($s) {
@@ -229,7 +232,7 @@ sub stop {
 sub client {
     my ($class, %args) = @_;
 
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+    my $s = IO::Socket::INET->new(PeerAddr => $args{host} // '127.0.0.1',
                                   PeerPort => $args{port},
                                   Proto => 'tcp',
                                   Timeout => 5)
