@@ -104,6 +104,20 @@ if [ "$backends" = 1 ] && command -v redis-server > /dev/null; then
     txval_velocity 100000000 60s;" "        location = /v { txval; }
         location = /g { txval_gate; $gate }"
     configs+=(redis)
+    if [ "${CALLGRIND_REDIS_TLS:-1}" = 1 ] && command -v openssl > /dev/null
+    then
+        # the same over TLS (a TLS port on the same Redis)
+        txval_tls_certs "$dir/tls"
+        txval_redis_stop "$dir/redis"
+        # shellcheck disable=SC2046
+        txval_redis_start "$redis_port" "$dir/redis" \
+            $(txval_tls_redis_args "$dir/tls" $((port + 3)))
+        conf redistls "load_module $module;" "    txval_redis 127.0.0.1:$((port + 3)) tls=on tls_trusted_certificate=$dir/tls/ca.crt prefix=cgt: timeout=1s;
+    txval_amount_limit USD 100 500000;
+    txval_velocity 100000000 60s;" "        location = /v { txval; }
+        location = /g { txval_gate; $gate }"
+        configs+=(redistls)
+    fi
     if [ "$lua" = 1 ] && [ -f "$modules/ngx_http_lua_module.so" ]; then
         mkdir -p "$dir/lua"
         ln -sfn "$top/bench/lua" "$dir/lua/lua"
@@ -191,6 +205,10 @@ if [[ " ${configs[*]} " == *" redis "* ]]; then
     report "txval Redis hit (no zone)" redis /v replay /v
     report "txval gate Redis hit (no zone)" redis /g replay /v
     report "txval Redis-only miss" redis /v unique
+fi
+if [[ " ${configs[*]} " == *" redistls "* ]]; then
+    report "txval Redis hit, TLS (no zone)" redistls /v replay /v
+    report "txval Redis-only miss, TLS" redistls /v unique
 fi
 if [[ " ${configs[*]} " == *" lua "* ]]; then
     report "Lua gate replay (shm hit)" lua /g replay /g

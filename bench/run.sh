@@ -41,6 +41,10 @@
 #   BENCH_CALLGRIND=0 (skip callgrind)  BENCH_PORT=18480 (uses +0..+9)
 #   BENCH_OUT=file.md BENCH_PNG=file.png BENCH_CSV=file.csv
 #   BENCH_IMPLS="txval lua" BENCH_SCENARIOS="replay invalid" (subsets)
+#   BENCH_REDIS_TLS=1   txval (txval, gate) talks to Redis over TLS
+#                       (tls=on, a verified certificate made here; the
+#                       others stay on plain TCP); writes RESULTS-tls.md,
+#                       results-tls.png, results-tls.csv unless BENCH_OUT...
 #
 # Writes bench/RESULTS.md, bench/results.png and bench/results.csv.
 set -euo pipefail
@@ -63,10 +67,14 @@ port_p=$((base + 6))         # nginx in front of the Go service
 up_a=$((base + 7))           # the trivial upstreams of the gates
 up_b=$((base + 8))
 up_l=$((base + 9))
+redis_tls=${BENCH_REDIS_TLS:-0}
+redis_tls_port=$((base + 10))
 dir=$top/build/bench
-out=${BENCH_OUT:-$top/bench/RESULTS.md}
-png=${BENCH_PNG:-$top/bench/results.png}
-csv=${BENCH_CSV:-$top/bench/results.csv}
+tls_sfx=""
+[ "$redis_tls" = 1 ] && tls_sfx=-tls
+out=${BENCH_OUT:-$top/bench/RESULTS$tls_sfx.md}
+png=${BENCH_PNG:-$top/bench/results$tls_sfx.png}
+csv=${BENCH_CSV:-$top/bench/results$tls_sfx.csv}
 modules=/usr/lib/nginx/modules
 conninfo="host=127.0.0.1 port=$pg_port dbname=txval user=txval password=txval"
 run_id=$(date +%s)
@@ -89,7 +97,17 @@ mkdir -p "$dir/cells"
 echo "bench: building the Go service (offline, Debian's Go sources)"
 "$top/bench/go/build.sh" "$dir/txval-go"
 
-txval_redis_start "$redis_port" "$dir/redis"
+if [ "$redis_tls" = 1 ]; then
+    txval_tls_certs "$dir/tls"
+    # shellcheck disable=SC2046
+    txval_redis_start "$redis_port" "$dir/redis" \
+        $(txval_tls_redis_args "$dir/tls" "$redis_tls_port")
+    txval_redis_addr="127.0.0.1:$redis_tls_port tls=on tls_trusted_certificate=$dir/tls/ca.crt"
+    echo "bench: txval talks to Redis over TLS (port $redis_tls_port)"
+else
+    txval_redis_start "$redis_port" "$dir/redis"
+    txval_redis_addr="127.0.0.1:$redis_port"
+fi
 txval_pg_start "$pg_port" "$dir/pg"
 
 go_pid=""
@@ -144,7 +162,7 @@ EOC
 
 proxy='proxy_http_version 1.1; proxy_set_header Connection "";'
 
-txval_common="    txval_redis 127.0.0.1:$redis_port prefix=tx:;
+txval_common="    txval_redis $txval_redis_addr prefix=tx:;
     txval_amount_limit USD 100 500000;
     txval_velocity 100000000 60s;"
 

@@ -723,7 +723,11 @@ ngx_http_txval_redis_node(ngx_http_txval_redis_pool_t *pool, u_char *host,
     node->max = pool->conf->pool;
     ngx_queue_init(&node->conns);
 
-    ngx_memcpy(node->host, host, len);
+    if (len) {
+        /* (none: a name not resolved yet) */
+        ngx_memcpy(node->host, host, len);
+    }
+
     node->host[len] = '\0';
 
     node->text.data = node->text_data;

@@ -24,6 +24,32 @@ txval_redis_start() {
     return 1
 }
 
+# a CA and a server certificate (127.0.0.1, localhost) for a TLS Redis:
+# DIR/ca.crt, DIR/server.crt, DIR/server.key
+txval_tls_certs() {
+    local dir=$1
+    mkdir -p "$dir"
+    [ -s "$dir/server.crt" ] && return 0
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$dir/ca.key" -out "$dir/ca.crt" -days 30 \
+        -subj "/CN=txval bench CA" 2> /dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$dir/server.key" -out "$dir/server.csr" \
+        -subj "/CN=localhost" 2> /dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > "$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.crt" \
+        -CAkey "$dir/ca.key" -CAcreateserial -days 30 \
+        -extfile "$dir/server.ext" -out "$dir/server.crt" 2> /dev/null
+}
+
+# the redis-server arguments of a TLS port with those certificates
+txval_tls_redis_args() {
+    local dir=$1 port=$2
+    echo "--tls-port $port --tls-cert-file $dir/server.crt" \
+         "--tls-key-file $dir/server.key --tls-ca-cert-file $dir/ca.crt" \
+         "--tls-auth-clients no"
+}
+
 txval_redis_stop() {
     local dir=$1 pid
     [ -f "$dir/redis.pid" ] || return 0
