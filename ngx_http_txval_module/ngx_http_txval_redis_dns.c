@@ -156,6 +156,7 @@ ngx_http_txval_redis_dns_start(ngx_http_txval_redis_pool_t *pool,
     ctx->handler = ngx_http_txval_redis_dns_done;
     ctx->data = node;
     ctx->timeout = pool->resolver_timeout;
+    ctx->cancelable = 1;    /* a graceful exit does not wait for it */
 
     node->resolving = ctx;
 

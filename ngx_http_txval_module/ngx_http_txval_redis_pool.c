@@ -247,7 +247,8 @@ ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
     op->status = NGX_HTTP_TXVAL_REDIS_ERROR;
 
     if (pool == NULL || ncmds == 0 || ncmds > NGX_HTTP_TXVAL_REDIS_CMDS_MAX
-        || (op->key == NULL && argc[0] < 2))
+        || (rcf->mode == NGX_HTTP_TXVAL_REDIS_CLUSTER && op->key == NULL
+            && argc[0] < 2))
     {
         return NGX_ERROR;
     }
