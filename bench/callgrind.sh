@@ -12,7 +12,9 @@
 #     hit), gate replay (to a `return 200` upstream in the same nginx), a
 #     malformed-JSON request
 #   txval without a zone, with Redis (started here):  Redis hit, gate
-#     Redis hit, Redis-only miss (GET, INCR+EXPIRE, SET)
+#     Redis hit, Redis-only miss (GET, INCR+EXPIRE, SET); the Redis hit
+#     and miss again over TLS (tls=on to a TLS port of the same Redis;
+#     CALLGRIND_REDIS_TLS=0 skips them)
 #   the Lua gate of make bench (bench/lua/), same Redis:  replay (shm
 #     hit), Redis hit, Redis-only miss, malformed JSON
 # then the functions that cost most on the replay and Redis-hit paths
