@@ -36,8 +36,12 @@ sub tx {
 }
 
 # velocity on: Redis serves a rule, so a Redis failure is a 503
+# under valgrind a TLS handshake takes far longer than the defaults allow
+my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 'connect_timeout=3s timeout=3s ' : '';
+
 sub http_block {
     my ($redis, %o) = @_;
+    $redis =~ s/^(txval_redis \S+ )/$1$slow/;
     my $loc = $o{locations} // '';
     return <<"HTTP";
     $redis

@@ -44,8 +44,12 @@ sub tx {
          . qq("merchant_id":"m_1","card_token":"tok750_$n"});
 }
 
+# under valgrind a TLS handshake takes far longer than the defaults allow
+my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 'connect_timeout=3s timeout=3s ' : '';
+
 sub http_block {
     my ($redis) = @_;
+    $redis =~ s/^(txval_redis \S+ )/$1$slow/;
     return <<"HTTP";
     $redis
     server {
