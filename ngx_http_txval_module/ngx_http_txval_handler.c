@@ -1428,6 +1428,12 @@ ngx_http_txval_redis_tell(ngx_http_request_t *r, int argc, const char **argv,
         return;
     }
 
+    if (argc > 3 && argvlen[0] == 4 && ngx_strncmp(argv[0], "EVAL", 4) == 0) {
+        /* EVAL script 1 key ...: Redis Cluster routes by the key */
+        op->key = (u_char *) argv[3];
+        op->key_len = argvlen[3];
+    }
+
     if (ngx_http_txval_redis_send(tmcf->redis, op, 1, &argc, &argv, &argvlen)
         != NGX_OK)
     {
