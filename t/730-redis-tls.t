@@ -71,7 +71,8 @@ my $srv = Txval::Redis->start_server(port => $plain, name => '730tls',
                                      tls_port => $tlsp, certs => $certs);
 my $r = Txval::Redis->client(port => $plain);
 
-my $ng = Txval::Nginx->new(name => '730', port => 1980);
+my $ng = Txval::Nginx->new(name => '730', port => 1980,
+                         valgrind => 1);
 
 my $trusted = "tls=on tls_trusted_certificate=$certs->{ca}";
 

@@ -77,7 +77,8 @@ sub wait_for {
     die "750: $what: not within $secs s\n";
 }
 
-my $ng = Txval::Nginx->new(name => '750', port => 1982);
+my $ng = Txval::Nginx->new(name => '750', port => 1982,
+                         valgrind => 1);
 
 
 # --- Sentinel over TLS
