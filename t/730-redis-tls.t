@@ -74,6 +74,12 @@ my $r = Txval::Redis->client(port => $plain);
 my $ng = Txval::Nginx->new(name => '730', port => 1980,
                          valgrind => 1);
 
+# stopped; under make valgrind, memcheck's report of it must be empty
+sub stop_ng {
+    $ng->stop;
+    is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
+}
+
 my $trusted = "tls=on tls_trusted_certificate=$certs->{ca}";
 
 
@@ -93,7 +99,7 @@ for my $case (["by address (IP SAN)", ''],
        "TLS verified $what: the velocity count is in Redis";
     unlike $ng->error_log, qr/\[(error|alert|crit)\]/,
            "TLS verified $what: no error";
-    $ng->stop;
+    stop_ng();
 }
 
 
@@ -113,7 +119,7 @@ for my $case (['a wrong CA', "tls=on tls_trusted_certificate=$certs->{other_ca}"
     is outcome($res), '503 backend_unavailable', "$what: 503";
     like $ng->error_log, $line, "$what: the error log says why";
     is velocity_keys($r, 't730b:'), 0, "$what: nothing reached Redis";
-    $ng->stop;
+    stop_ng();
 }
 
 # tls_verify=off: the wrong CA is let through (on purpose)
@@ -121,7 +127,7 @@ $ng->start(http => http_block("txval_redis 127.0.0.1:$tlsp tls=on "
                               . "tls_verify=off prefix=t730c:;"));
 is outcome($ng->post('/t', tx('c'))), '200 computed',
    'tls_verify=off: no chain, no name checked';
-$ng->stop;
+stop_ng();
 
 
 # --- mutual TLS
@@ -138,7 +144,7 @@ is outcome($ng->post('/t', tx('d'))), '503 backend_unavailable',
    'mutual TLS required, no client certificate: 503';
 like $ng->error_log, qr/\[error\].*txval: redis 127\.0\.0\.1:$tlsp: (TLS handshake failed|connection lost)/,
      'mutual TLS required, no client certificate: logged';
-$ng->stop;
+stop_ng();
 
 $ng->start(http => http_block(
     "txval_redis 127.0.0.1:$tlsp $trusted "
@@ -147,7 +153,7 @@ $ng->start(http => http_block(
 is outcome($ng->post('/t', tx('d'))), '200 computed',
    'mutual TLS: the client certificate is taken';
 is velocity_keys($r, 't730d:'), 1, 'mutual TLS: counted in Redis';
-$ng->stop;
+stop_ng();
 
 
 # --- sessions reused across reconnects (idle connections closed between)
@@ -169,7 +175,7 @@ for (1 .. 3) {
     is scalar(@hs), 3, 'three connections, three handshakes';
     is "@hs", '0 1 1', 'the 2nd and 3rd reuse the session';
 }
-$ng->stop;
+stop_ng();
 
 
 # --- ACL users, password_file, a wrong password
@@ -193,7 +199,7 @@ for my $case (['user= password=', "user=txv730 password=$PW"],
     is outcome($ng->post('/t', tx('f'))), '200 computed', "ACL $what: 200";
     is velocity_keys($r, 't730f:'), $before + 1, "ACL $what: counted";
     unlike $ng->error_log, qr/\Q$PW\E/, "ACL $what: the password not logged";
-    $ng->stop;
+    stop_ng();
 }
 
 open $fh, '>', $pwfile or die;
@@ -211,7 +217,7 @@ like $ng->error_log,
      qr/\[error\].*txval: redis 127\.0\.0\.1:$tlsp: connection setup refused: WRONGPASS/,
      'a wrong password: logged';
 unlike $ng->error_log, qr/\Q$PW\E/, 'a wrong password: not logged';
-$ng->stop;
+stop_ng();
 
 
 # --- a mistyped secret stays secret: nginx -t and the error log
@@ -260,6 +266,6 @@ for my $round (1 .. 3) {
 
 unlike $ng->error_log, qr/\[(alert|crit)\]|worker process \d+ exited/,
        'no worker died';
-$ng->stop;
+stop_ng();
 
 done_testing;

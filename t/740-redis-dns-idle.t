@@ -59,6 +59,12 @@ sub others {
 my $ng = Txval::Nginx->new(name => '740', port => 1981,
                          valgrind => 1);
 
+# stopped; under make valgrind, memcheck's report of it must be empty
+sub stop_ng {
+    $ng->stop;
+    is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
+}
+
 
 # --- idle connections: until idle_timeout, not before, and then soon
 
@@ -102,7 +108,7 @@ for my $case ([0.1, '100ms', 0.6], [1, '1s', 1.6]) {
                "idle_timeout=$text, try $try: gone soon after";
     }
 
-    $ng->stop;
+    stop_ng();
 }
 
 $srv->stop;
@@ -186,7 +192,7 @@ is scalar(grep { $_ eq '200 computed' } @all), 10, 'and stays so';
 cmp_ok $dns->questions, '>', 1, 'the resolver was asked again';
 unlike $ng->error_log, qr/\[(alert|crit)\]/, 'no alert';
 
-$ng->stop;
+stop_ng();
 $dns->stop;
 
 done_testing;

@@ -80,6 +80,12 @@ sub wait_for {
 my $ng = Txval::Nginx->new(name => '750', port => 1982,
                          valgrind => 1);
 
+# stopped; under make valgrind, memcheck's report of it must be empty
+sub stop_ng {
+    $ng->stop;
+    is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
+}
+
 
 # --- Sentinel over TLS
 
@@ -143,7 +149,7 @@ is scalar @{ $rm->cmd(KEYS => 't750s:vel:*') }, 1,
 like $ng->error_log, qr/txval: redis: master "m750" is 127\.0\.0\.1:17221/,
      'the master named, at its TLS port';
 unlike $ng->error_log, qr/\[(error|alert|crit)\]/, 'no error';
-$ng->stop;
+stop_ng();
 
 $ng->start(http => http_block(
     "txval_redis sentinel=127.0.0.1:17226 master=m750 $tls "
@@ -155,7 +161,7 @@ like $ng->error_log,
      qr/\[error\].*txval: redis 127\.0\.0\.1:17226: connection setup refused: WRONGPASS/,
      'a wrong sentinel password: the sentinel refused, logged';
 unlike $ng->error_log, qr/\Q$SPW\E/, 'the password is not';
-$ng->stop;
+stop_ng();
 
 
 # --- Cluster over TLS
@@ -249,6 +255,6 @@ is scalar @{ $rc[1]->cmd(KEYS => "t750:vel:$tags[3]:*") }, 1,
 is scalar @{ $rc[0]->cmd(KEYS => "t750:vel:$tags[3]:*") }, 0,
    'a moved slot: none on master 0';
 unlike $ng->error_log, qr/\[(alert|crit)\]|TLS/, 'no TLS error';
-$ng->stop;
+stop_ng();
 
 done_testing;
