@@ -11,8 +11,12 @@
  * closed needs is down (the node should be drained), else 200; a backend
  * that only fail-open locations need shows as down in the body only.
  *
- *   {"status":"ready","worker":1234,"backends":{"redis":{"state":"up"},
+ *   {"status":"ready","worker":1234,"backends":{"redis":{"state":"up",
+ *    "nodes":[{"address":"10.0.0.5:6379","state":"up"}]},
  *    "postgres":{"state":"down","error":"timeout","required":true}}}
+ *
+ * Redis' nodes (a server, the sentinels and their master, a cluster's
+ * masters) are listed with what this worker knows of them.
  */
 
 
@@ -22,6 +26,8 @@
 
 
 #define NGX_HTTP_TXVAL_STATUS_BODY_MAX  512
+#define NGX_HTTP_TXVAL_STATUS_NODES     64      /* listed at most */
+#define NGX_HTTP_TXVAL_STATUS_NODE_MAX  (NGX_SOCKADDR_STRLEN + 64)
 
 
 typedef enum {
@@ -52,6 +58,8 @@ static ngx_int_t ngx_http_txval_status_send(ngx_http_request_t *r,
     ngx_http_txval_status_ctx_t *ctx);
 static u_char *ngx_http_txval_status_backend(u_char *p, const char *name,
     ngx_http_txval_probe_e state, ngx_uint_t required, ngx_uint_t comma);
+static u_char *ngx_http_txval_status_nodes(u_char *p,
+    ngx_http_txval_redis_node_state_t *nodes, ngx_uint_t n);
 static void ngx_http_txval_status_abandon(void *data);
 
 
@@ -265,10 +273,11 @@ static ngx_int_t
 ngx_http_txval_status_send(ngx_http_request_t *r,
     ngx_http_txval_status_ctx_t *ctx)
 {
-    u_char                      *p;
-    ngx_int_t                    rc;
-    ngx_buf_t                   *b;
-    ngx_uint_t                   ready;
+    u_char                             *p;
+    ngx_int_t                           rc;
+    ngx_buf_t                          *b;
+    ngx_uint_t                          ready, n;
+    ngx_http_txval_redis_node_state_t  *nodes;
     ngx_chain_t                  out;
     ngx_table_elt_t             *h;
     ngx_http_txval_main_conf_t  *tmcf;
@@ -282,7 +291,21 @@ ngx_http_txval_status_send(ngx_http_request_t *r,
                    "txval status: redis:%d pg:%d ready:%ui",
                    ctx->redis, ctx->pg, ready);
 
-    b = ngx_create_temp_buf(r->pool, NGX_HTTP_TXVAL_STATUS_BODY_MAX);
+    n = 0;
+    nodes = NULL;
+
+    if (ctx->redis != NGX_HTTP_TXVAL_PROBE_NONE) {
+        nodes = ngx_palloc(r->pool, NGX_HTTP_TXVAL_STATUS_NODES
+                              * sizeof(ngx_http_txval_redis_node_state_t));
+        if (nodes == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        n = ngx_http_txval_redis_nodes(nodes, NGX_HTTP_TXVAL_STATUS_NODES);
+    }
+
+    b = ngx_create_temp_buf(r->pool, NGX_HTTP_TXVAL_STATUS_BODY_MAX
+                                     + n * NGX_HTTP_TXVAL_STATUS_NODE_MAX);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -291,6 +314,12 @@ ngx_http_txval_status_send(ngx_http_request_t *r,
                     "\"backends\":{", ready ? "ready" : "not_ready", ngx_pid);
     p = ngx_http_txval_status_backend(p, "redis", ctx->redis,
                                       tmcf->closed_redis, 0);
+
+    if (n) {
+        /* into the redis object, before its closing brace */
+        p = ngx_http_txval_status_nodes(p - 1, nodes, n);
+    }
+
     p = ngx_http_txval_status_backend(p, "postgres", ctx->pg,
                                       tmcf->closed_pg,
                                       ctx->redis != NGX_HTTP_TXVAL_PROBE_NONE);
@@ -358,6 +387,31 @@ ngx_http_txval_status_backend(u_char *p, const char *name,
     *p++ = '}';
 
     return p;
+}
+
+
+/* ,"nodes":[{"address":"…","state":"up"[,"sentinel":true]},…]} */
+
+static u_char *
+ngx_http_txval_status_nodes(u_char *p,
+    ngx_http_txval_redis_node_state_t *nodes, ngx_uint_t n)
+{
+    size_t      len;
+    ngx_uint_t  i;
+
+    p = ngx_cpymem(p, ",\"nodes\":[", 10);
+
+    for (i = 0; i < n; i++) {
+        /* an address is printable and has no quote: no escaping */
+        len = ngx_min(nodes[i].text.len, NGX_SOCKADDR_STRLEN);
+
+        p = ngx_sprintf(p, "%s{\"address\":\"%*s\",\"state\":\"%s\"%s}",
+                        i ? "," : "", len, nodes[i].text.data,
+                        nodes[i].up ? "up" : "down",
+                        nodes[i].sentinel ? ",\"sentinel\":true" : "");
+    }
+
+    return ngx_cpymem(p, "]}", 2);
 }
 
 

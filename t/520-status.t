@@ -163,6 +163,11 @@ L
 
 # both stalled, 100ms timeouts
 my ($sr, $sp) = ($stalled_redis->sockport, $stalled_pg->sockport);
+
+# the Redis node each instance lists
+my %redis_node = ((map { ("t520$_" => "127.0.0.1:$REDIS_PORT") }
+                       qw(closed open pg)),
+                  t520stalled => "127.0.0.1:$sr");
 $ng{stalled} = Txval::Nginx->new(name => 't520stalled', port => 1958,
                              valgrind => 1);
 $ng{stalled}->start(http => conf(1958, <<"B", <<'L'));
@@ -185,6 +190,8 @@ L
 
 
 # the expected body
+# (Redis' node as the worker knows it: up when its last connect succeeded,
+# which a server that accepts and never answers does)
 sub body {
     my ($ng, $ready, @backends) = @_;
     my ($worker) = $ng->workers;
@@ -194,6 +201,12 @@ sub body {
         my $t = qq("$name":{"state":"$s");
         for (@more) {
             $t .= $_ eq 'required' ? ',"required":true' : qq(,"error":"$_");
+        }
+        if ($name eq 'redis') {
+            my $node = $s eq 'up' || grep({ $_ eq 'timeout' } @more)
+                       ? 'up' : 'down';
+            $t .= qq(,"nodes":[{"address":"$redis_node{$ng->{name}}",)
+                . qq("state":"$node"}]);
         }
         push @b, "$t}";
     }
@@ -337,7 +350,7 @@ $redis->restart;
     $res = $ng->request(GET => '/status');
     $took = time - $t0;
     is $res->{status}, 503, 'stalled, again: 503';
-    like $res->{body}, qr/^\{"status":"not_ready","worker":\d+,"backends":\{"redis":\{"state":"down","error":"timeout","required":true\},"postgres":\{"state":"down","error":"(error|timeout)","required":true\}\}\}\n\z/,
+    like $res->{body}, qr/^\{"status":"not_ready","worker":\d+,"backends":\{"redis":\{"state":"down","error":"timeout","required":true,"nodes":\[\{"address":"127\.0\.0\.1:$sr","state":"up"\}\]\},"postgres":\{"state":"down","error":"(error|timeout)","required":true\}\}\}\n\z/,
          'stalled, again: both down';
     ok $took < $limit, sprintf("stalled, again: answered in %.3f s", $took);
 }
