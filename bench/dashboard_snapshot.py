@@ -32,6 +32,10 @@ spec = importlib.util.spec_from_file_location(
 cm = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(cm)
 
+# Grafana's classic palette, as far as it goes
+COLORS = ["#7eb26d", "#eab839", "#6ed0e0", "#ef843c", "#e24d42", "#1f78c1",
+          "#ba43a9", "#705da0", "#508642", "#cca300", "#447ebc", "#c15c17"]
+
 UNITS = {                   # Grafana unit: (scale, axis label)
     "reqps": (1, "req/s"),
     "ops": (1, "/s"),
@@ -174,11 +178,11 @@ def main(argv):
     gp.append("set multiplot layout %d,%d title %s font \",13\" "
               "margins 0.035,0.965,%.3f,%.3f spacing 0.05,%.3f"
               % (rows, cols, gp_str(title), 40.0 / height,
-                 1 - (head + 20.0) / height, 70.0 / height))
+                 1 - (head + 20.0) / height, 85.0 / height))
     gp.append("set xrange [0:%g]" % span)
     gp.append("set grid lc rgb '#dddddd'")
-    gp.append("set key top left font ',8' samplen 1.5 spacing 0.9 opaque "
-              "box lc rgb '#cccccc'")
+    gp.append("set key top left vertical maxrows 5 font ',8' samplen 1.5 "
+              "spacing 0.9 opaque box lc rgb '#cccccc'")
     gp.append("set style fill transparent solid 0.25 noborder")
     gp.append("set border lc rgb '#777777'")
 
@@ -239,8 +243,8 @@ def main(argv):
             gp.append("set y2label %s" % gp_str(
                 UNITS.get(r_unit, (1, r_unit))[1] or on_right[0][1]))
         if not series:
-            why = ("no data: %s not exposed by this build yet"
-                   % ", ".join(sorted(missing)) if missing else "no data")
+            why = ("no data:\n%s\nnot exposed by this build yet"
+                   % "\n".join(sorted(missing)) if missing else "no data")
             gp.append("set label 1 %s at graph 0.5, graph 0.5 center "
                       "tc rgb '#888888'" % gp_str(why))
             gp.append("set yrange [0:1]")
@@ -252,8 +256,9 @@ def main(argv):
                       % gp_str("not exposed yet: " + ", ".join(sorted(missing))))
         plots = []
         for n, (path, name, on_right) in enumerate(series):
-            plots.append("%s using 1:2 with lines lw 1.6 lc %d title %s%s"
-                         % (gp_str(path), n + 1, gp_str(name),
+            plots.append("%s using 1:2 with lines lw 1.6 lc rgb '%s' title %s%s"
+                         % (gp_str(path), COLORS[n % len(COLORS)],
+                            gp_str(name),
                             " axes x1y2" if on_right else ""))
         gp.append("plot " + ", \\\n     ".join(plots))
     gp.append("unset multiplot")

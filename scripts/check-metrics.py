@@ -125,8 +125,9 @@ def source_metrics(path):
             macros[toks[k + 2][1]] = toks[k + 3][1]
         k += 1
     expanded = []
-    for t in toks:
-        if t[0] == "i" and t[1] in macros:
+    for k, t in enumerate(toks):
+        if (t[0] == "i" and t[1] in macros
+                and (k == 0 or toks[k - 1] != ("i", "define"))):
             t = ("s", macros[t[1]])
         if t[0] == "s" and expanded and expanded[-1][0] == "s":
             expanded[-1] = ("s", expanded[-1][1] + t[1])
