@@ -24,8 +24,12 @@
 #                             (FUZZ_SECONDS each, default 60)
 #   make deb                  build/libnginx-mod-http-txval_<version>_<arch>.deb
 #                             for Debian's nginx (scripts/deb.sh)
-#   make lint                 shellcheck, the compose file and the Dockerfile
-#                             (scripts/lint.sh)
+#   make lint                 shellcheck, the compose file and the Dockerfile,
+#                             Prometheus config and rules, the dashboard's
+#                             metric names (scripts/lint.sh)
+#   make dashboard-snapshot   docs/dashboard.png: the Grafana dashboard's
+#                             queries over a local run, plotted by gnuplot
+#                             (bench/dashboard-snapshot.sh; in unshare -n)
 
 SHELL       := /bin/bash
 TOP         := $(CURDIR)
@@ -68,7 +72,7 @@ ifneq ($(SANITIZE),)
                --with-ld-opt="$(SAN_FLAGS)"
 endif
 
-.PHONY: all deps test asan valgrind run bench bench-callgrind bench-digest bench-ab fuzz faults soak unit clean deb lint
+.PHONY: all deps test asan valgrind run bench bench-callgrind bench-digest bench-ab fuzz faults soak unit clean deb lint dashboard-snapshot
 
 all: $(MODULE)
 
@@ -121,6 +125,10 @@ lint:
 bench-digest:
 	@$(DEPS) build
 	@bench/digest.sh
+
+dashboard-snapshot: $(MODULE)
+	@$(DEPS) build run dashboard
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) bench/dashboard-snapshot.sh
 
 bench-callgrind: $(MODULE)
 	@$(DEPS) build run bench valgrind

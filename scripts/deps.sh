@@ -4,10 +4,11 @@
 # Used by make (build, test, run, bench) and by docker/Dockerfile.
 #
 #   scripts/deps.sh [build] [test] [run] [load] [bench] [asan] [valgrind]
-#                   [lint] [deb] [fuzz]
+#                   [lint] [deb] [fuzz] [dashboard]
 #
 # load: what drives traffic (faults, soak); bench: that and the Lua gate
-# and the Go service txval is compared with.
+# and the Go service txval is compared with; lint: promtool (prometheus)
+# too; dashboard: Prometheus and gnuplot for make dashboard-snapshot.
 #
 # With no argument: build + test.
 
@@ -27,9 +28,10 @@ pkgs_bench="wrk procps gdb gnuplot-nox libnginx-mod-http-ndk
             golang-github-gomodule-redigo-dev golang-github-jackc-pgx-v4-dev"
 pkgs_asan="libasan8"
 pkgs_valgrind="valgrind"
-pkgs_lint="shellcheck yamllint python3-yaml"
+pkgs_lint="shellcheck yamllint python3-yaml prometheus"
 pkgs_deb="dpkg-dev"
 pkgs_fuzz="clang libclang-rt-14-dev libcjson-dev"
+pkgs_dashboard="prometheus gnuplot-nox curl procps python3"
 
 want=""
 [ $# -eq 0 ] && set -- build test

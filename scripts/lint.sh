@@ -8,9 +8,20 @@
 #   go vet       bench/go (the Go service of make bench), when Debian's Go
 #                and its sources are installed (scripts/deps.sh bench);
 #                skipped otherwise
-#   yamllint     docker/compose.yaml; then python3-yaml loads it and checks
-#                its structure (services, health checks, init directory,
-#                build context, the files it mounts)
+#   yamllint     docker/compose.yaml and the Prometheus and Grafana files;
+#                then python3-yaml loads the compose file and checks its
+#                structure (services, health checks, init directory, build
+#                context, the files it mounts, Prometheus and Grafana wired
+#                to nginx and to each other)
+#   promtool     check config docker/prometheus/prometheus.yml, check rules
+#                docker/prometheus/txval-rules.yml, test rules
+#                txval-rules.test.yml (every alert fires on its case)
+#   metrics      scripts/check-metrics.py: the dashboard is valid JSON, and
+#                every metric its queries and the alert rules name is one
+#                the module writes (names read from
+#                ngx_http_txval_prometheus.c) or one listed in
+#                docker/expected-metrics.txt; the dashboard's queries
+#                parse (promtool check rules on them)
 #   Dockerfile   hadolint when it is installed (Debian 12 has none), else a
 #                structural check: stages, pinned base images, COPY sources
 #                that exist, apt-get hygiene, exec-form CMD and HEALTHCHECK
@@ -89,14 +100,17 @@ fi
 # --- the compose file
 
 compose=docker/compose.yaml
+yamls=("$compose" docker/prometheus/*.yml docker/grafana/provisioning/*/*.yml)
 
 if need yamllint; then
-    if yamllint -s -d '{extends: default, rules: {document-start: disable,
-                       line-length: {max: 100}}}' "$compose"; then
-        pass "yamllint $compose"
-    else
-        fail "yamllint $compose"
-    fi
+    for f in "${yamls[@]}"; do
+        if yamllint -s -d '{extends: default, rules: {document-start: disable,
+                           line-length: {max: 100}}}' "$f"; then
+            pass "yamllint $f"
+        else
+            fail "yamllint $f"
+        fi
+    done
 fi
 
 # Debian's python3 (python3-yaml), not one earlier on PATH
@@ -105,7 +119,9 @@ python3=/usr/bin/python3
 
 if need "$python3"; then
     if "$python3" - "$compose" <<'PY'
+import glob
 import os
+import re
 import sys
 
 try:
@@ -176,6 +192,99 @@ if "host=postgres port=5432 dbname=%s user=%s password=%s" % (
         env.get("POSTGRES_PASSWORD")) not in conf:
     err("nginx.conf: txval_postgres does not match the postgres service")
 
+# Prometheus: its config mounted where the command reads it, scraping
+# nginx's metrics port
+prom = services.get("prometheus", {})
+for name in ("prometheus", "grafana"):
+    if name not in services:
+        err("no service %r" % name)
+
+def mounts(svc):
+    out = {}
+    for v in svc.get("volumes", []):
+        if isinstance(v, str) and v.startswith("."):
+            parts = v.split(":")
+            out[parts[1]] = os.path.normpath(os.path.join(base, parts[0]))
+    return out
+
+def host_path(svc, target):
+    """The host file a container path comes from, through a bind mount."""
+    for dst, src in sorted(mounts(svc).items(), key=lambda kv: -len(kv[0])):
+        if target == dst or target.startswith(dst.rstrip("/") + "/"):
+            return os.path.join(src, os.path.relpath(target, dst))
+    return None
+
+if prom:
+    cfg = [a.split("=", 1)[1] for a in prom.get("command", [])
+           if isinstance(a, str) and a.startswith("--config.file=")]
+    if not cfg:
+        err("prometheus: no --config.file in its command")
+    else:
+        host = host_path(prom, cfg[0])
+        if not host or not os.path.isfile(host):
+            err("prometheus: %s is not mounted from the repository" % cfg[0])
+        else:
+            pcfg = yaml.safe_load(open(host)) or {}
+            targets = [t for sc in pcfg.get("scrape_configs") or []
+                       for st in sc.get("static_configs") or []
+                       for t in st.get("targets") or []]
+            jobs = [sc.get("job_name") for sc in pcfg.get("scrape_configs") or []]
+            if "txval" not in jobs:
+                err("%s: no job_name txval (the dashboard and TxvalDown "
+                    "select job=\"txval\")" % host)
+            # the port and location of txval_metrics in nginx.conf: the
+            # last listen and location before it
+            at = conf.find("txval_metrics;")
+            port = re.findall(r"listen\s+(?:\S+:)?(\d+)\b", conf[:at])
+            loc = re.findall(r"location\s+=?\s*(/\S*)\s*\{", conf[:at])
+            if at < 0 or not port or not loc:
+                err("nginx.conf: no txval_metrics location found")
+            elif "nginx:%s" % port[-1] not in targets:
+                err("%s: does not scrape nginx:%s (nginx.conf's txval_metrics "
+                    "port), targets %r" % (host, port[-1], targets))
+            elif any(sc.get("metrics_path", "/metrics") != loc[-1]
+                     for sc in pcfg.get("scrape_configs") or []
+                     if sc.get("job_name") == "txval"):
+                err("%s: metrics_path is not %s" % (host, loc[-1]))
+            for rf in pcfg.get("rule_files") or []:
+                if not os.path.isfile(os.path.join(os.path.dirname(host), rf)):
+                    err("%s: rule file %s does not exist" % (host, rf))
+
+# Grafana: provisioning and dashboards mounted, the data source is the
+# prometheus service, the dashboard provider reads the mounted dashboards
+graf = services.get("grafana", {})
+if graf:
+    prov = host_path(graf, "/etc/grafana/provisioning")
+    if not prov or not os.path.isdir(prov):
+        err("grafana: /etc/grafana/provisioning is not mounted from the "
+            "repository")
+    else:
+        urls = []
+        for f in sorted(glob.glob(os.path.join(prov, "datasources", "*.yml"))):
+            for ds in (yaml.safe_load(open(f)) or {}).get("datasources") or []:
+                urls.append(ds.get("url"))
+        if "http://prometheus:9090" not in urls:
+            err("grafana: no data source at http://prometheus:9090 (%r)" % urls)
+        paths = []
+        for f in sorted(glob.glob(os.path.join(prov, "dashboards", "*.yml"))):
+            for p in (yaml.safe_load(open(f)) or {}).get("providers") or []:
+                paths.append((p.get("options") or {}).get("path"))
+        if not paths:
+            err("grafana: no dashboard provider")
+        for p in paths:
+            host = host_path(graf, p or "")
+            if not host or not glob.glob(os.path.join(host, "*.json")):
+                err("grafana: dashboard path %s holds no mounted dashboard" % p)
+    home = (graf.get("environment") or {}).get(
+        "GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    if home and not os.path.isfile(host_path(graf, home) or ""):
+        err("grafana: home dashboard %s is not mounted" % home)
+    cond = ((graf.get("depends_on") or {}).get("prometheus") or {}).get(
+        "condition")
+    if cond != "service_healthy":
+        err("grafana: should wait for prometheus to be healthy, condition %r"
+            % cond)
+
 for e in errors:
     print("  %s: %s" % (path, e), file=sys.stderr)
 sys.exit(1 if errors else 0)
@@ -184,6 +293,44 @@ PY
         pass "$compose structure"
     else
         fail "$compose structure"
+    fi
+fi
+
+
+# --- Prometheus and Grafana files
+
+# promtool's report only when it fails
+promtool_quiet() {
+    local out
+    if out=$(promtool "$@" 2>&1); then
+        pass "promtool $*"
+    else
+        echo "$out" >&2
+        fail "promtool $*"
+    fi
+}
+
+if need promtool; then
+    promtool_quiet check config docker/prometheus/prometheus.yml
+    promtool_quiet check rules docker/prometheus/txval-rules.yml
+    promtool_quiet test rules docker/prometheus/txval-rules.test.yml
+fi
+
+if need "$python3"; then
+    mkdir -p build/lint
+    if "$python3" scripts/check-metrics.py \
+           --source ngx_http_txval_module/ngx_http_txval_prometheus.c \
+           --expected docker/expected-metrics.txt \
+           --dashboard docker/grafana/dashboards/txval.json \
+           --rules docker/prometheus/txval-rules.yml \
+           --emit-rules build/lint/dashboard-queries.yml; then
+        pass "metric names of the dashboard and the alert rules"
+    else
+        fail "metric names of the dashboard and the alert rules" \
+             "(scripts/check-metrics.py)"
+    fi
+    if [ -f build/lint/dashboard-queries.yml ] && command -v promtool > /dev/null; then
+        promtool_quiet check rules build/lint/dashboard-queries.yml
     fi
 fi
 
