@@ -235,7 +235,14 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
 
-    if (!tlcf->gate || tlcf->mode == NGX_HTTP_TXVAL_VERDICT) {
+    /*
+     * Verdict mode's content handler validates; but an "if" or
+     * "limit_except" block of a "txval" location that has a content
+     * handler of its own (proxy_pass) does not get it, so the gate a
+     * "txval" location inherits still holds there.
+     */
+
+    if (!tlcf->gate || r->content_handler == ngx_http_txval_handler) {
         return NGX_DECLINED;
     }
 

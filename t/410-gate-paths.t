@@ -12,6 +12,9 @@
 #   c. nested locations, and "txval_gate off" in one (the documented
 #      escape hatch: not validated); "txval_gate" is refused in "if" and
 #      "limit_except" blocks, so no request header can turn the gate off;
+#      a "txval" location nested in a gated one answers verdicts, and its
+#      "if" and "limit_except" blocks with a proxy_pass of their own are
+#      gated;
 #   d. mirror, from a plain location into a gated one (validated on the
 #      mirrored body) and from a gated location into a gated one (the
 #      main request's outcome; the mirror fires only once approved);
@@ -385,6 +388,34 @@ $http{paths} = <<"HTTP";
             }
         }
 
+        # c. a "txval" location nested in a gated one: its content
+        # handler validates; its if and limit_except blocks with a
+        # content handler of their own are gated
+        location /gv/ {
+            txval_gate;
+
+            location /gv/verdict {
+                txval;
+                if (\$http_x_debug) {
+                    set \$d 1;
+                }
+            }
+
+            location /gv/if {
+                txval;
+                if (\$http_x_debug) {
+                    proxy_pass $up;
+                }
+            }
+
+            location /gv/le {
+                txval;
+                limit_except GET {
+                    proxy_pass $up;
+                }
+            }
+        }
+
         # d. mirror
         location = /mirror-plain {
             mirror /m-gated;
@@ -666,6 +697,25 @@ gated_path_ok('limit_except GET { proxy_pass }', $P, '/le-proxy',
 gated_path_ok('nested location', $P, '/nest/in', '/up/nest-in');
 gated_path_ok('nested twice, with an if', $P, '/nest/deeper/in',
               '/up/nest-deeper');
+
+gated_path_ok('txval location\'s if with a proxy_pass, in a gated one', $P,
+              '/gv/if', '/gv/if');
+gated_path_ok('txval location\'s limit_except with a proxy_pass, in a gated '
+              . 'one', $P, '/gv/le', '/gv/le');
+
+# a txval location (in a gated one) whose if block keeps its content
+# handler: answered in verdict mode, validated once
+for my $k (kinds('gv')) {
+    my $what = "txval location in a gated one: $k->{kind}";
+    $echo->reset;
+    my $res = send_kind($P, '/gv/verdict', $k);
+    my ($status, $body) = @{ $k->{answer}
+        // [ 200, qq({"id":"$k->{id}","verdict":"approved","reasons":[],)
+                  . qq("risk_score":0,"source":"computed"}\n) ] };
+    is($res->{status}, $status, "$what: $status");
+    is($res->{body}, $body, "$what: the verdict, computed once");
+    is($echo->count, 0, "$what: no upstream");
+}
 
 # without X-Debug, the if blocks are not taken: gated all the same
 {
