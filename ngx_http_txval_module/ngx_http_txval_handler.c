@@ -219,9 +219,11 @@ ngx_http_txval_start(ngx_http_request_t *r, ngx_uint_t gate,
  *
  * The gate is inherited (nested locations, "if" and "limit_except"
  * blocks) and holds for every request that reaches the phase: internal
- * redirects start anew (nginx clears the module's context), subrequests
- * are validated on the main request's body, or take the main request's
- * outcome when txval validated it.
+ * redirects start anew (nginx clears the module's context); a subrequest
+ * is validated on the body it carries, which is what its upstream gets:
+ * the main request's (mirror, SSI), none (auth_request), or one of its own
+ * (Lua, njs, the echo module). One that carries the main request's body
+ * takes the main request's outcome when txval validated it.
  */
 
 ngx_int_t
@@ -233,7 +235,14 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
 
     tlcf = ngx_http_get_module_loc_conf(r, ngx_http_txval_module);
 
-    if (!tlcf->gate || tlcf->mode == NGX_HTTP_TXVAL_VERDICT) {
+    /*
+     * Verdict mode's content handler validates; but an "if" or
+     * "limit_except" block of a "txval" location that has a content
+     * handler of its own (proxy_pass) does not get it, so the gate a
+     * "txval" location inherits still holds there.
+     */
+
+    if (!tlcf->gate || r->content_handler == ngx_http_txval_handler) {
         return NGX_DECLINED;
     }
 
@@ -245,6 +254,8 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
     }
 
     if (r != r->main
+        && r->request_body != NULL
+        && r->request_body == r->main->request_body
         && ngx_http_get_module_ctx(r->main, ngx_http_txval_module))
     {
         return ngx_http_txval_follow_main(r);
@@ -282,8 +293,9 @@ ngx_http_txval_gate_handler(ngx_http_request_t *r)
 
 
 /*
- * A subrequest whose main request txval validates or validated: the same
- * body, so the same outcome; it waits for it if need be.
+ * A subrequest with the body of a main request txval validates or
+ * validated: the same body, so the same outcome; it waits for it if need
+ * be.
  */
 
 static ngx_int_t
@@ -590,12 +602,33 @@ ngx_http_txval_dry_run(ngx_http_request_t *r)
 }
 
 
+/*
+ * X-Txval-*, in any case, and with "_" for "-": with underscores_in_headers
+ * on, X_Txval_Verdict reaches the upstream, and CGI-style backends
+ * (FastCGI, uwsgi, SCGI, WSGI) read it as X-Txval-Verdict.
+ */
+
 static ngx_int_t
 ngx_http_txval_is_ours(ngx_table_elt_t *h)
 {
-    return h->key.len >= sizeof("X-Txval-") - 1
-           && ngx_strncasecmp(h->key.data, (u_char *) "X-Txval-",
-                              sizeof("X-Txval-") - 1) == 0;
+    u_char      c;
+    ngx_uint_t  i;
+
+    static u_char  prefix[] = "x-txval-";
+
+    if (h->key.len < sizeof(prefix) - 1) {
+        return 0;
+    }
+
+    for (i = 0; i < sizeof(prefix) - 1; i++) {
+        c = ngx_tolower(h->key.data[i]);
+
+        if (c != prefix[i] && !(c == '_' && prefix[i] == '-')) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -646,7 +679,11 @@ ngx_http_txval_create_ctx(ngx_http_request_t *r)
 }
 
 
-/* a subrequest is checked as its main request: same headers, same body */
+/*
+ * A subrequest is checked on its main request's method (an SSI include is
+ * a GET of a POST), and its own headers (the main request's, or what Lua
+ * or njs gave it).
+ */
 
 static ngx_http_txval_error_e
 ngx_http_txval_check_request(ngx_http_request_t *r)
@@ -698,7 +735,9 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
 
     (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
-    if (ngx_http_txval_body_bytes(r->main, &data, &len) != NGX_OK) {
+    /* a subrequest's: what its upstream gets, not the main request's */
+
+    if (ngx_http_txval_body_bytes(r, &data, &len) != NGX_OK) {
 
         if (ctx->gate && !ctx->waiting) {
             /* still inside the phase handler, which answers */

@@ -284,25 +284,17 @@ ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_txval_loc_conf_t *prev = parent;
     ngx_http_txval_loc_conf_t *conf = child;
 
-    ngx_http_core_loc_conf_t    *clcf;
     ngx_http_txval_main_conf_t  *tmcf;
 
     /*
      * The gate is inherited, like auth_request: by nested locations and by
      * the "if" and "limit_except" blocks of a gated location, unless they
-     * say "txval_gate off". Verdict mode ("txval") is a content handler,
-     * which nginx keeps in "if" and "limit_except" blocks: they keep the
-     * mode too, so that the gate does not validate what the content
-     * handler will.
+     * say "txval_gate off". Where the content handler is verdict mode's
+     * ("txval"), the gate leaves the validation to it (see
+     * ngx_http_txval_gate_handler()).
      */
 
     ngx_conf_merge_value(conf->gate, prev->gate, 0);
-
-    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
-
-    if (conf->mode == NGX_HTTP_TXVAL_OFF && clcf->noname) {
-        conf->mode = prev->mode;
-    }
 
     if (conf->dry_run == NGX_CONF_UNSET && conf->dry_run_value == NULL) {
         conf->dry_run = prev->dry_run;
