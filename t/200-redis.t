@@ -446,6 +446,20 @@ invalid value "0" in "txval_velocity" directive, the count must be a number from
 
 
 
+=== TEST 15b: txval_velocity: a count beyond the rules' unsigned (it was cast)
+--- http_config
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+--- config
+    location /t { txval; txval_velocity 4294967297 60s; }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+invalid value "4294967297" in "txval_velocity" directive, the count must be a number from 1 to 2147483647
+
+
+
 === TEST 16: txval_velocity: window 0
 --- http_config
     txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
