@@ -189,7 +189,7 @@ redis_clients() {
 
 pg_backends() {
     local n
-    n=$(txval_pg_as timeout 3 psql -q -X -At -h "$dir/pg" -p "$pg_port" \
+    n=$(txval_pg_as timeout 3 psql -q -X -At -h "$(txval_pg_dir "$dir/pg")" -p "$pg_port" \
             -U postgres -d txval \
             -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'txval'" \
             2>/dev/null)

@@ -216,7 +216,7 @@ redis_clients() {
 
 pg_backends() {
     local n
-    n=$(txval_pg_as timeout 3 psql -q -X -At -h "$dir/pg" -p "$pg_port" \
+    n=$(txval_pg_as timeout 3 psql -q -X -At -h "$(txval_pg_dir "$dir/pg")" -p "$pg_port" \
             -U postgres -d txval \
             -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'txval'" \
             2>/dev/null)
@@ -421,7 +421,7 @@ fi
 if wanted pg-restart; then
     begin pg-restart
     S_FAULT=$(now)
-    txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$dir/pg" -m fast -w restart \
+    txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$(txval_pg_dir "$dir/pg")" -m fast -w restart \
         > "$dir/pg-restart.log" 2>&1 || problem "pg_ctl restart failed"
     S_BACK=$(now)
     echo "  Postgres restarted in $(awk -v a="$S_FAULT" -v b="$S_BACK" 'BEGIN {printf "%.2f", b - a}') s"

@@ -62,14 +62,18 @@ else
 fi
 
 echo "deps.sh: installing:$missing"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# (sudo drops the environment: DEBIAN_FRONTEND goes through env)
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # policy-rc.d keeps Debian's postinst from starting system services
-# (nginx, redis, postgres) that would take our ports.
-if [ ! -e /usr/sbin/policy-rc.d ] && [ -z "$SUDO" ]; then
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-    chmod +x /usr/sbin/policy-rc.d
-    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+# (nginx, redis, postgres) on their standard ports, as root and under sudo
+# alike; removed again once apt-get is done. One already there is left
+# alone.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d > /dev/null
+    $SUDO chmod 0755 /usr/sbin/policy-rc.d
+    # shellcheck disable=SC2064
+    trap "$SUDO rm -f /usr/sbin/policy-rc.d" EXIT
 fi
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+$SUDO env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends $missing

@@ -183,14 +183,28 @@ for k in ("POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD"):
     if k not in env:
         err("postgres: %s not set" % k)
 
-# what nginx.conf says about the services must match them
-conf = open(os.path.join(base, "nginx.conf")).read()
+# what the image's configuration (the example, adapted by
+# txval-example.sh) says about the services must match them
+import subprocess
+import tempfile
+with tempfile.TemporaryDirectory() as tmp:
+    copy = os.path.join(tmp, "txval.conf")
+    with open(os.path.join(base, "..", "examples", "txval.conf")) as src, \
+         open(copy, "w") as dst:
+        dst.write(src.read())
+    if subprocess.call(["sh", os.path.join(base, "txval-example.sh"),
+                        copy]) != 0:
+        err("txval-example.sh cannot adapt examples/txval.conf")
+    conf = open(copy).read()
+if "include txval.conf;" not in open(os.path.join(base, "nginx.conf")).read():
+    err("nginx.conf: does not include txval.conf (the example)")
 if "txval_redis redis:6379" not in conf:
-    err("nginx.conf: no 'txval_redis redis:6379'")
+    err("the adapted example: no 'txval_redis redis:6379'")
 if "host=postgres port=5432 dbname=%s user=%s password=%s" % (
         env.get("POSTGRES_DB"), env.get("POSTGRES_USER"),
         env.get("POSTGRES_PASSWORD")) not in conf:
-    err("nginx.conf: txval_postgres does not match the postgres service")
+    err("the adapted example: txval_postgres does not match the postgres "
+        "service")
 
 # Prometheus: its config mounted where the command reads it, scraping
 # nginx's metrics port

@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# `make run`: nginx with the txval module and examples/txval.conf on
-# 127.0.0.1:8080 in the foreground, with its own Redis (127.0.0.1:6390) and
-# Postgres (127.0.0.1:6432, schema and demo seed from docker/initdb/), all
-# under build/run/. Ctrl-C stops everything it started.
+# `make run`: nginx with the txval module and the examples
+# (examples/txval.conf: verdicts on 127.0.0.1:8080; examples/txval-metrics.conf:
+# metrics on 127.0.0.1:9145) in the foreground, with its own Redis
+# (127.0.0.1:6390) and Postgres (127.0.0.1:6432, schema and demo seed from
+# docker/initdb/). Ctrl-C stops everything it started.
+#
+# Works from any directory: as root, nginx's workers run as nginx's default
+# user and Postgres as the postgres user, neither of which can reach a clone
+# under a home directory of mode 0700 (Debian 12's default). So the
+# workers' temporary files go to a private directory under $TMPDIR, and
+# Postgres keeps its data where scripts/services.sh says; everything else
+# (configuration, logs, Redis) stays under build/run/.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,19 +23,48 @@ pg_port=${TXVAL_RUN_PG_PORT:-6432}
 # shellcheck source=scripts/services.sh
 . "$top/scripts/services.sh"
 
-mkdir -p "$dir/conf" "$dir/logs" "$dir/tmp"
+mkdir -p "$dir/conf" "$dir/logs"
 
+tmp=""
+nginx_pid=""
 stop() {
     trap - INT TERM EXIT
-    [ -n "${nginx_pid:-}" ] && kill -QUIT "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+    if [ -n "$nginx_pid" ]; then
+        kill -QUIT "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+    fi
     txval_redis_stop "$dir/redis"
     txval_pg_stop "$dir/pg"
+    [ -n "$tmp" ] && rm -rf "$tmp"
     echo "stopped"
 }
 trap stop INT TERM EXIT
 
+# nginx creates its temporary directories in it for the workers' user
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/txval-run.XXXXXX")
+chmod 0711 "$tmp"
+
 txval_redis_start "$redis_port" "$dir/redis"
 txval_pg_start "$pg_port" "$dir/pg"
+
+# the examples as they are, but for the backends' ports and the log
+example() {
+    local from=$top/examples/$1 to=$dir/conf/$1 want
+    sed -e "s|txval_redis 127\\.0\\.0\\.1:6379 |txval_redis 127.0.0.1:$redis_port |" \
+        -e "s|host=127\\.0\\.0\\.1 port=5432 |host=127.0.0.1 port=$pg_port |" \
+        -e "s|access_log /var/log/nginx/|access_log $dir/logs/|" \
+        "$from" > "$to"
+    shift
+    for want in "$@"; do
+        grep -qF -- "$want" "$to" || {
+            echo "run.sh: $from changed: no '$want' after adapting it" >&2
+            return 1
+        }
+    done
+}
+example txval.conf "txval_redis 127.0.0.1:$redis_port " \
+    "host=127.0.0.1 port=$pg_port " "access_log $dir/logs/txval.log"
+example txval-metrics.conf
 
 cat > "$dir/conf/nginx.conf" <<EOC
 load_module $module;
@@ -42,16 +79,14 @@ events {
 
 http {
     default_type application/octet-stream;
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
+    client_body_temp_path $tmp/body;
+    proxy_temp_path $tmp/proxy;
+    fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi;
+    scgi_temp_path $tmp/scgi;
 
-    txval_redis 127.0.0.1:$redis_port;
-    txval_postgres "host=127.0.0.1 port=$pg_port dbname=txval user=txval password=txval";
-
-    include $top/examples/txval.conf;
+    include $dir/conf/txval.conf;
+    include $dir/conf/txval-metrics.conf;
 }
 EOC
 
@@ -60,7 +95,8 @@ EOC
 cat <<EOM
 
 txval is running on http://127.0.0.1:8080 (Redis :$redis_port, Postgres
-:$pg_port, logs in $dir/logs). An approval:
+:$pg_port, metrics on http://127.0.0.1:9145/metrics, logs in $dir/logs).
+An approval:
 
   curl -s -H 'Content-Type: application/json' \\
        -d '{"id":"tx_1001","amount":2500,"currency":"USD","merchant_id":"m_acme","card_token":"tok_4242","country":"US"}' \\

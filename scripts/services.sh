@@ -62,39 +62,94 @@ txval_redis_stop() {
     rm -f "$dir/redis.pid"
 }
 
-# Postgres refuses to run as root: the cluster belongs to the postgres
-# user (Debian's package creates it), in DIR, on 127.0.0.1:PORT and a unix
-# socket in DIR. Database "txval", user "txval" (password "txval"), schema
-# and seed from docker/initdb/.
+# Postgres refuses to run as root. As root, the cluster belongs to the
+# postgres user (Debian's package creates it); as anyone else, to that user
+# (sudo is never used here). DIR is where the caller keeps the cluster, on
+# 127.0.0.1:PORT and a unix socket in the cluster's directory. Database
+# "txval", user "txval" (password "txval"), schema and seed from
+# docker/initdb/.
+#
+# The postgres user must be able to reach the cluster's directory, which it
+# cannot under a home directory of mode 0700 (Debian 12's default: /root,
+# /home/USER). Then, as root, the cluster lives in a private directory made
+# with mktemp under $TMPDIR (or /tmp) and owned by postgres, and DIR is a
+# symbolic link to it; `make clean` removes both. Every file is fed to psql
+# on its standard input, read by the caller, never opened by postgres.
 #
 #   txval_pg_start PORT DIR        (creates the cluster the first time)
 #   txval_pg_stop DIR
-#   txval_pg_psql PORT SQL...      (as the postgres superuser)
+#   txval_pg_psql PORT DIR [psql args...]   (as the postgres superuser;
+#                                            SQL with -c, or on stdin)
+#   txval_pg_dir DIR               the cluster's real directory (its socket
+#                                  directory too), for -D and -h
+#   txval_pg_home DIR              make DIR a place the cluster's owner can
+#                                  use (relocating it when needed); prints
+#                                  the real directory
+#   txval_pg_remove DIR            stop it, delete it (and its relocated
+#                                  directory)
 
 TXVAL_PG_BIN=${TXVAL_PG_BIN:-/usr/lib/postgresql/15/bin}
 
+# runs as the cluster's owner: as root, the postgres user (from /, since
+# the caller's directory may be out of its reach); else the caller
 txval_pg_as() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
 }
 
+# true when the cluster's owner can reach directory $1
+txval_pg_reaches() {
+    [ "$(id -u)" -ne 0 ] && return 0
+    runuser -u postgres -- test -x "$1" 2>/dev/null
+}
+
+txval_pg_dir() {
+    realpath -m "$1"
+}
+
+txval_pg_home() {
+    local want=$1 dir parent base priv
+    # a link whose private directory is gone (a reboot cleaned /tmp)
+    if [ -L "$want" ] && [ ! -d "$want" ]; then
+        rm -f "$want"
+    fi
+    dir=$(realpath -m "$want")
+    parent=$(dirname "$dir")
+    mkdir -p "$parent"
+    if txval_pg_reaches "$parent"; then
+        mkdir -p "$dir"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+        chmod 700 "$dir"
+        echo "$dir"
+        return 0
+    fi
+    # out of postgres' reach: a private directory it owns, DIR a link to it
+    txval_pg_stop "$want"
+    rm -rf "$want"
+    base=${TMPDIR:-/tmp}
+    txval_pg_reaches "$base" || base=/tmp
+    priv=$(mktemp -d "$base/txval-pg.XXXXXX") || return 1
+    chown postgres: "$priv"
+    chmod 700 "$priv"
+    ln -s "$priv" "$want"
+    echo "$priv"
+}
+
 txval_pg_start() {
-    local port=$1 dir top
-    dir=$(realpath -m "$2")
+    local port=$1 want=$2 dir top fresh="" f
     top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-    mkdir -p "$dir"
-    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
-    chmod 700 "$dir"
+    dir=$(txval_pg_home "$want") || return 1
     if [ ! -f "$dir/PG_VERSION" ]; then
+        # the log next to DIR, written by this shell (not by postgres)
         txval_pg_as "$TXVAL_PG_BIN/initdb" -D "$dir" -U postgres \
-            --auth-local=trust --auth-host=md5 > "$dir.initdb.log" 2>&1 || {
-            cat "$dir.initdb.log" >&2
+            --auth-local=trust --auth-host=md5 > "$want.initdb.log" 2>&1 || {
+            cat "$want.initdb.log" >&2
             return 1
         }
-        local fresh=1
+        fresh=1
     fi
     txval_pg_stop "$dir"
     txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
@@ -103,29 +158,48 @@ txval_pg_start() {
         tail -20 "$dir/server.log" >&2
         return 1
     }
-    if [ -n "${fresh:-}" ]; then
+    if [ -n "$fresh" ]; then
         TXVAL_PG_DB=postgres txval_pg_psql "$port" "$dir" \
             -c "CREATE ROLE txval LOGIN PASSWORD 'txval'" \
             -c "CREATE DATABASE txval OWNER txval" > /dev/null
-        local f
         for f in "$top"/docker/initdb/*.sql; do
-            txval_pg_as env PGPASSWORD=txval psql -q -h 127.0.0.1 -p "$port" \
-                -U txval -d txval -v ON_ERROR_STOP=1 -f "$f" > /dev/null
+            txval_pg_as env PGPASSWORD=txval psql -q -X -h 127.0.0.1 \
+                -p "$port" -U txval -d txval -v ON_ERROR_STOP=1 \
+                > /dev/null < "$f" || {
+                echo "services.sh: loading $f failed" >&2
+                return 1
+            }
         done
     fi
 }
 
 txval_pg_stop() {
-    local dir=$1
+    local dir
+    dir=$(realpath -m "$1")
     [ -f "$dir/postmaster.pid" ] || return 0
     txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$dir" -m fast -w stop \
         > /dev/null 2>&1 || true
 }
 
 txval_pg_psql() {
-    local port=$1 dir=$2
+    local port=$1 dir
+    dir=$(realpath -m "$2")
     shift 2
     txval_pg_as psql -q -X -h "$dir" -p "$port" -U postgres \
         -d "${TXVAL_PG_DB:-txval}" \
         -v ON_ERROR_STOP=1 "$@"
+}
+
+txval_pg_remove() {
+    local want=$1
+    txval_pg_stop "$want"
+    if [ -L "$want" ]; then
+        case $(readlink "$want") in
+            */txval-pg.*) rm -rf "$(readlink "$want")" ;;
+        esac
+        rm -f "$want"
+    else
+        rm -rf "$want"
+    fi
+    rm -f "$want.initdb.log"
 }

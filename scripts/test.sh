@@ -60,7 +60,10 @@ txval_redis_start "$TEST_NGINX_REDIS_PORT" "$redis_dir"
 export TEST_NGINX_PG_PORT=${TEST_NGINX_PG_PORT:-16432}
 export TEST_NGINX_PG_DIR=$top/build/test-pg-$TEST_NGINX_PG_PORT
 txval_pg_start "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR"
-txval_pg_psql "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR" -f t/fixtures.sql
+txval_pg_psql "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR" < t/fixtures.sql
+# the cluster's real directory (its socket directory), which may have been
+# moved out of a home directory postgres cannot reach (scripts/services.sh)
+TEST_NGINX_PG_DIR=$(txval_pg_dir "$TEST_NGINX_PG_DIR")
 
 trap 'txval_redis_stop "$redis_dir"; txval_pg_stop "$TEST_NGINX_PG_DIR"' EXIT
 

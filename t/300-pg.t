@@ -11,7 +11,7 @@
 # suite's Redis on $TEST_NGINX_REDIS_PORT. make test starts both; by hand:
 #   . scripts/services.sh
 #   txval_pg_start 16432 $PWD/build/test-pg-16432
-#   txval_pg_psql 16432 $PWD/build/test-pg-16432 -f t/fixtures.sql
+#   txval_pg_psql 16432 $PWD/build/test-pg-16432 < t/fixtures.sql
 #   txval_redis_start 16390 $PWD/build/test-redis-16390
 #   prove -I t/lib t/300-pg.t
 #

@@ -57,7 +57,12 @@ sub services {
     return system('bash', '-c', ". '$repo/scripts/services.sh' && $cmd") == 0;
 }
 
-sub as_postgres { return $> == 0 ? ('runuser', '-u', 'postgres', '--') : () }
+# as root, the postgres user, from / (the caller's directory may be out of
+# its reach)
+sub as_postgres {
+    return $> == 0 ? ('runuser', '-u', 'postgres', '--', 'env', '-C', '/')
+                   : ();
+}
 
 # one SQL command as the superuser, over the socket; its output (-At)
 sub psql {
@@ -96,7 +101,10 @@ END {
 
 services("txval_pg_start $pg_port '$pg_dir'")
     or BAIL_OUT("cannot start Postgres on $pg_port in $pg_dir");
-services("txval_pg_psql $pg_port '$pg_dir' -f '$repo/t/fixtures.sql'")
+# the cluster's real directory: scripts/services.sh moves it out of a home
+# directory of mode 0700, which postgres cannot reach, leaving a link
+$pg_dir = abs_path($pg_dir) // $pg_dir;
+services("txval_pg_psql $pg_port '$pg_dir' < '$repo/t/fixtures.sql'")
     or BAIL_OUT('cannot load t/fixtures.sql');
 services("txval_redis_start $redis_port '$redis_dir'")
     or BAIL_OUT("cannot start Redis on $redis_port");

@@ -11,7 +11,7 @@
 #   . scripts/services.sh
 #   txval_redis_start 16390 build/test-redis
 #   txval_pg_start 16432 $PWD/build/test-pg-16432
-#   txval_pg_psql 16432 $PWD/build/test-pg-16432 -f t/fixtures.sql
+#   txval_pg_psql 16432 $PWD/build/test-pg-16432 < t/fixtures.sql
 #   prove -I t/lib t/500-metrics.t
 
 use strict;

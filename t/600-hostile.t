@@ -21,7 +21,7 @@
 #   . scripts/services.sh
 #   txval_redis_start 16390 $PWD/build/test-redis-16390
 #   txval_pg_start 16432 $PWD/build/test-pg-16432
-#   txval_pg_psql 16432 $PWD/build/test-pg-16432 -f t/fixtures.sql
+#   txval_pg_psql 16432 $PWD/build/test-pg-16432 < t/fixtures.sql
 #   export TEST_NGINX_REDIS_PORT=16390 TEST_NGINX_PG_PORT=16432
 #   prove -I t/lib t/600-hostile.t
 

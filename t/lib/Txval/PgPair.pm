@@ -29,7 +29,6 @@ use warnings;
 
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
-use File::Path qw(make_path remove_tree);
 use IO::Select;
 use IO::Socket::INET;
 use POSIX ();
@@ -53,7 +52,12 @@ END {
 }
 
 
-sub as_postgres { return $> == 0 ? ('runuser', '-u', 'postgres', '--') : () }
+# as root, the postgres user, from / (the caller's directory may be out of
+# its reach)
+sub as_postgres {
+    return $> == 0 ? ('runuser', '-u', 'postgres', '--', 'env', '-C', '/')
+                   : ();
+}
 
 
 # a command, its output to $log; true when it succeeded
@@ -89,10 +93,10 @@ sub start {
         port => { primary => $args{primary}, replica => $args{replica} },
     }, $class;
 
-    my $top = "$repo/build/test-pg-$self->{name}";
-    $self->{top} = $top;
-    $self->{dir} = { primary => "$top/primary", replica => "$top/replica" };
-    $self->{log} = "$top.log";
+    my $handle = "$repo/build/test-pg-$self->{name}";
+    $self->{dir} = { primary => "$handle/primary",
+                     replica => "$handle/replica" };
+    $self->{log} = "$handle.log";
 
     # whatever an earlier run left
     for my $which (qw(replica primary)) {
@@ -100,13 +104,15 @@ sub start {
             if -f "$self->{dir}{$which}/postmaster.pid";
     }
 
-    remove_tree($top);
     unlink $self->{log};
-    make_path($top);
-    if ($> == 0) {
-        my (undef, undef, $uid, $gid) = getpwnam 'postgres';
-        chown $uid, $gid, $top if defined $uid;
-    }
+    # a directory the postgres user can reach (scripts/services.sh moves
+    # it out of a home directory of mode 0700, leaving a link here)
+    $self->services("txval_pg_remove '$handle'")
+        && $self->services("txval_pg_home '$handle' > /dev/null")
+        or die "cannot make $handle (see $self->{log})\n";
+    my $top = abs_path($handle) // die "$handle: $!\n";
+    $self->{top} = $top;
+    $self->{dir} = { primary => "$top/primary", replica => "$top/replica" };
 
     push @pairs, $self;
 
@@ -114,7 +120,7 @@ sub start {
 
     $self->services("txval_pg_start $pp '$pd'")
         or die "cannot start the primary on $pp (see $self->{log})\n";
-    $self->services("txval_pg_psql $pp '$pd' -f '$repo/t/fixtures.sql'")
+    $self->services("txval_pg_psql $pp '$pd' < '$repo/t/fixtures.sql'")
         or die "cannot load t/fixtures.sql (see $self->{log})\n";
 
     my ($rp, $rd) = ($self->{port}{replica}, $self->{dir}{replica});
