@@ -4,7 +4,18 @@
 #                             Debian's nginx (nginx-dev)
 #   make NGINX_SRC=/path      build against another nginx source tree
 #                             (module and a matching nginx binary)
-#   make test                 build, then run the t/ suite with prove
+#   make test                 build, then run the t/ suite with prove;
+#                             changes nothing outside the repository
+#                             (and its private directories under $TMPDIR)
+#   make test-deb             make deb's package installed for real into
+#                             this machine (dpkg -i), served by the system
+#                             nginx, removed and purged (root; CI)
+#   make test-clone           a fresh clone in a mktemp -d (mode 0700):
+#                             make run, the README's first curl, Ctrl-C,
+#                             then make test there (CI)
+#   make install              the module into $(MODULES_DIR), where
+#                             load_module modules/ngx_http_txval_module.so
+#                             finds it (DESTDIR honoured)
 #   make test SANITIZE=address   the same suite on an ASan+UBSan build
 #   make asan / make valgrind the suite under AddressSanitizer / memcheck
 #   make run                  nginx with the example config on :8080
@@ -72,7 +83,13 @@ ifneq ($(SANITIZE),)
                --with-ld-opt="$(SAN_FLAGS)"
 endif
 
-.PHONY: all deps test asan valgrind run bench bench-callgrind bench-digest bench-ab fuzz faults soak unit clean deb lint dashboard-snapshot
+# where Debian's nginx (and nginx.org's packages) look for modules: its
+# "modules/" directory
+MODULES_DIR ?= /usr/lib/nginx/modules
+
+.PHONY: all deps test test-deb test-clone install asan valgrind run bench \
+        bench-callgrind bench-digest bench-ab fuzz faults soak clean deb lint \
+        dashboard-snapshot
 
 all: $(MODULE)
 
@@ -94,6 +111,21 @@ test: $(MODULE)
 	@$(DEPS) build test $(if $(SANITIZE),asan)
 	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) SANITIZE=$(SANITIZE) \
 	    PROVE_FLAGS="$(PROVE_FLAGS)" scripts/test.sh
+
+# the package installed into this machine: its own target, as it changes
+# the host while it runs (and puts everything back)
+test-deb: $(MODULE)
+	@$(DEPS) build test deb
+	@TXVAL_MODULE=$(MODULE) NGINX_BIN=$(NGINX_BIN) SANITIZE=$(SANITIZE) \
+	    TESTS="t/host/510-deb-install.t" PROVE_FLAGS="$(PROVE_FLAGS)" \
+	    scripts/test.sh
+
+test-clone:
+	@scripts/test-clone.sh
+
+install: $(MODULE)
+	install -d $(DESTDIR)$(MODULES_DIR)
+	install -m 0644 $(MODULE) $(DESTDIR)$(MODULES_DIR)/ngx_http_txval_module.so
 
 asan:
 	$(MAKE) test SANITIZE=address
@@ -158,5 +190,8 @@ fuzz:
 	@$(DEPS) fuzz
 	@fuzz/run.sh
 
+# Postgres data moved out of the tree (scripts/services.sh) goes too
 clean:
+	@bash -c '. scripts/services.sh; for d in build/test-pg-* build/*/pg; do \
+	    [ -L "$$d" ] && txval_pg_remove "$$d"; done; true'
 	rm -rf build t/servroot*

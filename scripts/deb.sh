@@ -4,6 +4,9 @@
 #
 #   /usr/lib/nginx/modules/ngx_http_txval_module.so
 #   /usr/share/nginx/modules-available/mod-http-txval.conf   (load_module)
+#   /usr/share/doc/libnginx-mod-http-txval/: copyright (LICENSE, in
+#   Debian's machine-readable format), changelog.Debian.gz
+#   (packaging/changelog), README.md.gz, docs/*.md.gz, examples/*.conf
 #   postinst/prerm/postrm: the /etc/nginx/modules-enabled/50-mod-http-txval.conf
 #   link, as dh_nginx writes them (packaging/)
 #   Depends: the nginx ABI the module was built for (nginx-dev's
@@ -13,9 +16,12 @@
 #
 #   scripts/deb.sh [OUTDIR]            (default build/)
 #
+# The version is the one at the top of packaging/changelog (whose upstream
+# part must be packaging/VERSION), the Maintainer field the one in
+# packaging/control.in.
+#
 # Environment: TXVAL_MODULE (the .so, default build/ngx_http_txval_module.so,
-# built by `make` for Debian's nginx), TXVAL_DEB_VERSION (default
-# packaging/VERSION + "-1"). Prints the path of the .deb last.
+# built by `make` for Debian's nginx). Prints the path of the .deb last.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,7 +57,13 @@ if ! tr ',' '\n' <<< "$provides" | tr -d ' ' | grep -qxF "$abi"; then
     die "nginx-dev is for $abi, the installed nginx provides '${provides:-nothing}': install matching nginx and nginx-dev"
 fi
 
-version=${TXVAL_DEB_VERSION:-$(tr -d ' \n' < "$top/packaging/VERSION")-1}
+command -v dpkg-parsechangelog > /dev/null \
+    || die "dpkg-parsechangelog missing: apt-get install dpkg-dev (scripts/deps.sh deb)"
+version=$(dpkg-parsechangelog -l "$top/packaging/changelog" -S Version) \
+    || die "packaging/changelog does not parse"
+upstream=$(tr -d ' \n' < "$top/packaging/VERSION")
+[ "${version%-*}" = "$upstream" ] \
+    || die "packaging/changelog is at $version, packaging/VERSION at $upstream: add a changelog entry"
 arch=$(dpkg --print-architecture)
 deb=$out/${pkg}_${version}_${arch}.deb
 
@@ -71,9 +83,23 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
 
 install -m 0644 "$top/packaging/mod-http-txval.conf" \
     "$root/usr/share/nginx/modules-available/mod-http-txval.conf"
-install -m 0644 "$top/packaging/copyright" "$root/usr/share/doc/$pkg/copyright"
+# the copyright file carries LICENSE's text, as its format wants it: each
+# line indented by one space, an empty line as " ."
+license=$(sed -e 's/^$/./' -e 's/^/ /' "$top/LICENSE")
+awk -v text="$license" '$0 == "@LICENSE@" { print text; next } { print }' \
+    "$top/packaging/copyright" > "$root/usr/share/doc/$pkg/copyright"
+chmod 0644 "$root/usr/share/doc/$pkg/copyright"
+gzip -9n < "$top/packaging/changelog" > "$root/usr/share/doc/$pkg/changelog.Debian.gz"
+chmod 0644 "$root/usr/share/doc/$pkg/changelog.Debian.gz"
 gzip -9n < "$top/README.md" > "$root/usr/share/doc/$pkg/README.md.gz"
 chmod 0644 "$root/usr/share/doc/$pkg/README.md.gz"
+# what the README links to, beside it
+install -d -m 0755 "$root/usr/share/doc/$pkg/docs" "$root/usr/share/doc/$pkg/examples"
+for f in "$top"/docs/*.md; do
+    gzip -9n < "$f" > "$root/usr/share/doc/$pkg/docs/$(basename "$f").gz"
+done
+install -m 0644 "$top"/examples/*.conf "$root/usr/share/doc/$pkg/examples/"
+chmod 0644 "$root/usr/share/doc/$pkg"/docs/*
 
 for s in postinst prerm postrm; do
     install -m 0755 "$top/packaging/$s" "$root/DEBIAN/$s"

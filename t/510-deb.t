@@ -1,13 +1,19 @@
-# make deb's package, installed for real: scripts/deb.sh builds
-# libnginx-mod-http-txval from the module under test; dpkg -i installs it
-# into this machine; the system nginx loads it through the enabled
-# load_module snippet (the packaged path) and gives verdicts; Debian's
-# module-package behaviour (the modules-enabled link made on install, moved
-# aside on remove, kept off after an admin removed it, gone on purge);
-# then the package is purged and the machine is as it was.
+# make deb's package, checked without installing it: scripts/deb.sh builds
+# libnginx-mod-http-txval from the module under test; its control fields
+# (Depends on the nginx ABI and the libraries, a Maintainer, Section), its
+# files (the module, the load_module snippet, nothing under /etc), its
+# copyright file (the repository's LICENSE, BSD-2-Clause, in Debian's
+# machine-readable format), its changelog (parses, names this version);
+# then `dpkg -x` unpacks it under a private directory, and Debian's nginx,
+# with that directory as its prefix, loads the module through the
+# package's own snippet (the relative "modules/" path, as in Debian's
+# layout) and gives verdicts. Nothing outside the test's server root is
+# touched: dpkg's database, /etc and the system's nginx stay as they were
+# (checked). Installing it for real is t/host/510-deb-install.t (make
+# test-deb).
 #
-# Root only (dpkg); the module must be a plain build for Debian's nginx
-# (not NGINX_SRC, not a sanitizer build).
+# The module must be a plain build for Debian's nginx (not NGINX_SRC, not
+# a sanitizer build).
 
 use strict;
 use warnings;
@@ -26,13 +32,12 @@ use Txval::Nginx;
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $pkg = 'libnginx-mod-http-txval';
 my $nginx = '/usr/sbin/nginx';
-my $so = '/usr/lib/nginx/modules/ngx_http_txval_module.so';
-my $avail = '/usr/share/nginx/modules-available/mod-http-txval.conf';
-my $enabled = '/etc/nginx/modules-enabled/50-mod-http-txval.conf';
+my $so = 'usr/lib/nginx/modules/ngx_http_txval_module.so';
+my $avail = 'usr/share/nginx/modules-available/mod-http-txval.conf';
+my $doc = "usr/share/doc/$pkg";
 my $module = $ENV{TEST_NGINX_TXVAL_MODULE} // "$repo/build/ngx_http_txval_module.so";
-my $port = 1952;
+my $port = 1953;
 
-plan skip_all => 'not root: dpkg -i needs root' if $> != 0;
 plan skip_all => 'no dpkg-deb' unless -x '/usr/bin/dpkg-deb';
 plan skip_all => "no $nginx" unless -x $nginx;
 plan skip_all => "SANITIZE=$ENV{SANITIZE}: the package is for a plain build"
@@ -40,6 +45,8 @@ plan skip_all => "SANITIZE=$ENV{SANITIZE}: the package is for a plain build"
 plan skip_all => "$module missing" unless -f $module;
 plan skip_all => "$module links a sanitizer runtime"
     if `readelf -d '$module' 2>/dev/null` =~ /NEEDED.*lib[atm]san/;
+plan skip_all => 'under valgrind: the package is loaded into the plain '
+                 . 'system binary' if $ENV{TEST_NGINX_USE_VALGRIND};
 
 {
     my $bin = abs_path($ENV{TEST_NGINX_BINARY} // $nginx) // '';
@@ -47,39 +54,22 @@ plan skip_all => "$module links a sanitizer runtime"
                      . "Debian's $nginx" if $bin ne $nginx;
 }
 
-sub status_of {
-    my $s = `dpkg-query -W -f='\${db:Status-Abbrev}' $pkg 2>/dev/null`;
-    $s =~ s/\s+$//;
-    return $s;
+# what the machine looks like, to compare at the end (dpkg's view of this
+# package, not of all: another apt-get may run meanwhile)
+sub host_state {
+    return join "\n",
+        scalar `dpkg-query -W -f='\${db:Status-Abbrev} \${Version}' $pkg 2>&1`,
+        (map { -l $_ ? "$_ -> " . readlink($_) : $_ }
+             sort glob('/etc/nginx/modules-enabled/*'),
+                  glob('/usr/lib/nginx/modules/*'),
+                  glob('/usr/share/nginx/modules-available/*'));
 }
 
-plan skip_all => "$pkg is already installed here (" . status_of()
-                 . "): not touching it" if status_of() =~ /^.[^n]/;
-
-sub snapshot {
-    return join "\n", map { -l $_ ? "$_ -> " . readlink($_) : $_ }
-        sort glob '/etc/nginx/modules-enabled/*';
-}
-
-my $links_before = snapshot();
-
-# dpkg, waiting a little if another dpkg/apt holds the lock
-sub dpkg {
-    my @args = @_;
-    my ($out, $rc);
-    my $deadline = time + 60;
-    for (;;) {
-        $out = `dpkg @args 2>&1`;
-        $rc = $? >> 8;
-        last unless $rc && $out =~ /lock/i && time < $deadline;
-        sleep 1;
-    }
-    return ($rc, $out);
-}
+my $before = host_state();
 
 my $root = "$repo/t/servroot_deb510";
 remove_tree($root);
-make_path("$root/conf", "$root/logs", "$root/tmp");
+make_path("$root/conf", "$root/logs", "$root/tmp", "$root/pkg");
 
 my $nginx_pid;
 
@@ -88,11 +78,6 @@ END {
     if ($nginx_pid) {
         kill 'TERM', $nginx_pid;
         waitpid $nginx_pid, 0;
-    }
-    # whatever happened: leave the machine as it was
-    if (status_of() =~ /^.[^n]/) {
-        my ($rc, $out) = dpkg('-P', $pkg);
-        print STDERR "# cleanup: dpkg -P $pkg: $out" if $rc;
     }
     $? = $status;
 }
@@ -109,13 +94,22 @@ BAIL_OUT('no package') unless $built && -f $deb;
 like $deb, qr{/libnginx-mod-http-txval_[0-9][^_]*_amd64\.deb$},
      'named libnginx-mod-http-txval_<version>_amd64.deb';
 
+
+# --- control
+
 my %f;
-for my $field (qw(Package Version Architecture Depends Section)) {
+for my $field (qw(Package Version Architecture Depends Section Maintainer)) {
     chomp($f{$field} = `dpkg-deb -f '$deb' $field`);
 }
 is $f{Package}, $pkg, "Package: $pkg";
 is $f{Architecture}, 'amd64', 'Architecture: amd64';
 is $f{Section}, 'httpd', 'Section: httpd, as nginx modules';
+like $f{Maintainer}, qr/^[^<>]*\S\s+<[^<>\s]+@[^<>\s]+\.[a-z]+>$/,
+     "Maintainer: a name and an address ($f{Maintainer})";
+
+chomp(my $upstream = `cat '$repo/packaging/VERSION'`);
+like $f{Version}, qr/^\Q$upstream\E-\d+$/,
+     "Version $f{Version}: packaging/VERSION and a Debian revision";
 
 my ($abi) = `dpkg-query -W -f='\${Provides}' nginx` =~ /(nginx-abi-[^\s,]+)/;
 ok $abi, "the installed nginx provides " . ($abi // 'no ABI');
@@ -124,41 +118,76 @@ is_deeply [sort grep { /^(nginx-abi-|libhiredis|libpq|libcjson)/ } @deps],
           [sort $abi // 'nginx-abi-?', qw(libcjson1 libhiredis0.14 libpq5)],
           "Depends: $f{Depends}";
 
-my @files = sort map { m{ \./(\S+)$} ? "/$1" : () } `dpkg-deb -c '$deb'`;
-ok((grep { $_ eq $so } @files), "ships $so");
-ok((grep { $_ eq $avail } @files), "ships $avail");
-ok(!(grep { m{^/etc/} } @files), 'ships nothing under /etc (the link is '
+
+# --- files
+
+my @files = sort map { m{ \./(\S+)$} ? $1 : () } `dpkg-deb -c '$deb'`;
+for my $want ($so, $avail, "$doc/copyright", "$doc/changelog.Debian.gz",
+              "$doc/README.md.gz") {
+    ok((grep { $_ eq $want } @files), "ships /$want");
+}
+ok(!(grep { m{^etc/} } @files), 'ships nothing under /etc (the link is '
    . 'made by postinst)');
-is `dpkg-deb --fsys-tarfile '$deb' | tar -xOf - '.$avail'`,
+
+# every file the README links to (docs/, examples/) is in the package too
+{
+    my $readme = do { local (@ARGV, $/) = "$repo/README.md"; <> };
+    my %linked = map { $_ => 1 }
+                 $readme =~ /\]\(((?:docs|examples)\/[^)#\s]+)[^)]*\)/g;
+    ok %linked, 'the README links docs/ or examples/ ('
+                . join(', ', sort keys %linked) . ')';
+    for my $l (sort keys %linked) {
+        my $in = $l =~ /\.md$/ ? "$doc/$l.gz" : "$doc/$l";
+        ok((grep { $_ eq $in } @files), "the README's $l is in the package "
+                                        . "(/$in)");
+    }
+}
+
+{
+    my $r = system("dpkg-deb -x '$deb' '$root/pkg'");
+    is $r, 0, 'dpkg -x unpacks it under the test\'s own directory';
+}
+
+is do { local (@ARGV, $/) = "$root/pkg/$avail"; <> },
    "load_module modules/ngx_http_txval_module.so;\n",
    'the snippet loads modules/ngx_http_txval_module.so';
 
-
-# --- install
-
 {
-    my ($rc, $out) = dpkg('-i', $deb);
-    is $rc, 0, 'dpkg -i' or diag $out;
+    my $copyright = do { local (@ARGV, $/) = "$root/pkg/$doc/copyright"; <> };
+    my $license = do { local (@ARGV, $/) = "$repo/LICENSE"; <> };
+    like $copyright, qr{^Format: https://www\.debian\.org/doc/packaging-manuals/copyright-format/1\.0/$}m,
+         'copyright: machine-readable format';
+    like $copyright, qr/^License: BSD-2-Clause$/m, 'copyright: BSD-2-Clause';
+    unlike $copyright, qr/unspecified|No license/i,
+           'copyright: no "unspecified" license left';
+    like $license, qr/^BSD 2-Clause License$/m, 'LICENSE: BSD 2-Clause';
+    my $embedded = join '', map { s/^ \.$//r =~ s/^ //r . "\n" }
+                   grep { /^ / } split /\n/, ($copyright =~ /^License: BSD-2-Clause\n((?: .*\n?)+)/m)[0] // '';
+    is $embedded, $license, 'copyright: the LICENSE text, word for word';
 }
 
-like status_of(), qr/^ii/, 'installed (ii)';
-ok -f $so, "$so installed";
-is readlink($enabled), $avail, "postinst links $enabled";
-
 {
-    my $out = `$nginx -t 2>&1`;
-    is $?, 0, 'the system configuration (/etc/nginx/nginx.conf) tests fine '
-              . 'with the module enabled' or diag $out;
+    my $log = `gzip -dc '$root/pkg/$doc/changelog.Debian.gz' > '$root/changelog' && dpkg-parsechangelog -l '$root/changelog' -S Version 2>&1`;
+    chomp $log;
+    is $log, $f{Version}, "changelog.Debian.gz parses, at $f{Version}";
+    my $who = `dpkg-parsechangelog -l '$root/changelog' -S Maintainer 2>&1`;
+    chomp $who;
+    like $who, qr/<[^<>\s]+@[^<>\s]+>$/, "the changelog entry is signed ($who)";
 }
 
 
-# --- the system nginx, the packaged module, a test port
+# --- Debian's nginx, the unpacked package as its prefix
+
+# Debian's prefix /usr/share/nginx has modules -> ../../lib/nginx/modules
+# (nginx-common); the same link in the unpacked tree makes the snippet's
+# relative path find the unpacked module
+symlink '../../lib/nginx/modules', "$root/pkg/usr/share/nginx/modules"
+    or die "symlink: $!";
 
 open my $fh, '>', "$root/conf/nginx.conf" or die $!;
 print $fh <<"CONF";
-include $enabled;
+include $root/pkg/$avail;
 
-user root;
 daemon off;
 master_process on;
 worker_processes 2;
@@ -197,11 +226,10 @@ http {
 CONF
 close $fh;
 
-# the default prefix (/usr/share/nginx/): "modules/" is Debian's module
-# directory, as for any packaged module
 $nginx_pid = fork // die "fork: $!";
 if ($nginx_pid == 0) {
-    exec $nginx, '-c', "$root/conf/nginx.conf", '-e', "$root/logs/error.log"
+    exec $nginx, '-p', "$root/pkg/usr/share/nginx/",
+         '-c', "$root/conf/nginx.conf", '-e', "$root/logs/error.log"
         or POSIX::_exit(127);
 }
 
@@ -214,7 +242,7 @@ for (1 .. 250) {
     }
     sleep 0.02;
 }
-ok $up, "the system nginx runs with the packaged module on :$port"
+ok $up, "Debian's nginx runs with the unpacked module on :$port"
     or diag `cat '$root/logs/error.log'`;
 
 my $client = Txval::Nginx->new(name => 'deb510client', port => $port);
@@ -239,7 +267,7 @@ SKIP: {
     is_deeply [ map { $m->{values}{qq(txval_requests_total{verdict="$_"})} }
                 qw(approved declined) ], [1, 1], 'metrics: 1 approved, 1 declined';
 
-    # the workers mapped the packaged file, not the build tree's
+    # the workers mapped the unpacked file, not the build tree's
     my @maps;
     for my $w (glob "/proc/[0-9]*/stat") {
         open my $s, '<', $w or next;
@@ -248,8 +276,9 @@ SKIP: {
         open my $mp, '<', "/proc/$1/maps" or next;
         push @maps, grep { /ngx_http_txval_module/ } <$mp>;
     }
-    ok @maps && !(grep { !m{\Q$so\E$} } @maps),
-       "the workers run $so" or diag @maps;
+    my $unpacked = abs_path("$root/pkg/$so");
+    ok @maps && !(grep { !m{\Q$unpacked\E$} } @maps),
+       "the workers run the unpacked $so" or diag @maps;
 }
 
 if ($nginx_pid) {
@@ -258,43 +287,7 @@ if ($nginx_pid) {
     undef $nginx_pid;
 }
 
-
-# --- Debian's module-package behaviour
-
-{
-    # an admin disables the module; a reinstall (upgrade) keeps it off
-    unlink $enabled;
-    my ($rc, $out) = dpkg('-i', $deb);
-    is $rc, 0, 'dpkg -i again (upgrade)' or diag $out;
-    ok !-e $enabled && !-l $enabled, 'the admin\'s removed link stays removed';
-    symlink $avail, $enabled;
-}
-
-{
-    my ($rc, $out) = dpkg('-r', $pkg);
-    is $rc, 0, 'dpkg -r' or diag $out;
-    ok !-e $so, "$so removed";
-    ok !-l $enabled && -l "$enabled.removed",
-       'the link is moved aside (.removed), as for Debian\'s modules';
-    unlike status_of(), qr/^ii/, 'not installed';
-}
-
-{
-    # reinstall after a remove: the link comes back
-    my ($rc, $out) = dpkg('-i', $deb);
-    is $rc, 0, 'dpkg -i after the remove' or diag $out;
-    is readlink($enabled), $avail, 'the link is back';
-    ok !-l "$enabled.removed", 'and the .removed one is gone';
-}
-
-{
-    my ($rc, $out) = dpkg('-P', $pkg);
-    is $rc, 0, 'dpkg -P (purge)' or diag $out;
-    ok !-l $enabled && !-l "$enabled.removed", 'no link left';
-    ok !-e $so && !-e $avail, 'no file left';
-    is status_of(), '', 'the package is unknown to dpkg again';
-}
-
-is snapshot(), $links_before, '/etc/nginx/modules-enabled as it was';
+is host_state(), $before,
+   'dpkg\'s database and the system\'s module directories are as they were';
 
 done_testing;
