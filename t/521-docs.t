@@ -1,0 +1,295 @@
+# The repository stands on its own, and what its pages say is checked:
+#
+#   links      every relative link of README.md and docs/*.md points at a
+#              file inside the repository, and every #anchor at a heading
+#              of its page; no page points outside the repository (the
+#              product's contract is docs/reference.md, not a file
+#              elsewhere); LICENSE is there, BSD-2-Clause;
+#   targets    every target of the Makefile is in the README's table of
+#              targets, every .PHONY entry has a rule;
+#   install    `make install` puts the module where every load_module line
+#              of the pages, the examples and the package says it is;
+#   PromQL     every query of the pages (code spans that read txval_*
+#              series) passes promtool; a ratio of rates sums both sides
+#              over the same labels; the rules file (```yaml with groups:)
+#              passes `promtool check rules`, and under `promtool test
+#              rules` the error-ratio alert stays quiet at one error in
+#              60,000 requests and fires at 5%.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use File::Basename qw(dirname basename);
+use File::Path qw(make_path remove_tree);
+use Test::More;
+
+my $repo = abs_path(dirname(__FILE__) . '/..');
+my $tmp = "$repo/t/servroot_docs521";
+my $module = $ENV{TEST_NGINX_TXVAL_MODULE}
+             // "$repo/build/ngx_http_txval_module.so";
+
+remove_tree($tmp);
+make_path($tmp);
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or die "$f: $!\n";
+    local $/;
+    return scalar <$fh>;
+}
+
+sub spew {
+    my ($f, $s) = @_;
+    open my $fh, '>', $f or die "$f: $!\n";
+    print $fh $s;
+    close $fh;
+}
+
+my @pages = ("$repo/README.md", sort glob "$repo/docs/*.md");
+my %text = map { $_ => slurp($_) } @pages;
+my $readme = $text{"$repo/README.md"};
+
+# the text of a page without its fenced blocks (links and spans in prose
+# and tables only)
+sub prose {
+    my ($t) = @_;
+    $t =~ s/^```.*?^```[ \t]*$//msg;
+    return $t;
+}
+
+
+# --- links
+
+# GitHub's anchor for a heading
+sub slug {
+    my ($h) = @_;
+    $h = lc $h;
+    $h =~ s/`//g;
+    $h =~ s/[^\w\- ]//g;
+    $h =~ s/ /-/g;
+    return $h;
+}
+
+sub anchors {
+    my ($file) = @_;
+    my %a;
+    my %seen;
+    for my $h (prose(slurp($file)) =~ /^#+\s+(.*?)\s*$/mg) {
+        my $s = slug($h);
+        my $n = $seen{$s}++;
+        $a{$n ? "$s-$n" : $s} = 1;
+    }
+    return \%a;
+}
+
+for my $page (@pages) {
+    my $rel = substr $page, length("$repo/");
+    my @links = prose($text{$page}) =~ /\]\(([^)\s]+)\)/g;
+    ok @links, "$rel has links";
+    for my $l (@links) {
+        next if $l =~ m{^(https?|mailto):};
+        my ($path, $anchor) = $l =~ /^([^#]*)(?:#(.*))?$/;
+        my $target = $path eq '' ? $page
+                   : abs_path(dirname($page) . "/$path");
+        my $inside = defined $target && -e $target
+                     && index($target, "$repo/") == 0;
+        ok $inside, "$rel: $l is a file of the repository";
+        next unless $inside && defined $anchor;
+        ok anchors($target)->{$anchor},
+           "$rel: #$anchor is a heading of " . ($path || $rel);
+    }
+    unlike $text{$page}, qr{\.\./shared|/work/}, "$rel names no file outside "
+                                                  . 'the repository';
+}
+
+like $readme, qr{\]\(docs/reference\.md\)}, 'README links docs/reference.md';
+ok -f "$repo/LICENSE", 'LICENSE';
+like slurp("$repo/LICENSE"), qr/\ABSD 2-Clause License\n/, 'LICENSE: BSD-2-Clause';
+like $readme, qr{\]\(LICENSE\)}, 'README links LICENSE';
+
+
+# --- make targets
+
+my $makefile = slurp("$repo/Makefile");
+my @rules = grep { !/^\./ } $makefile =~ /^([A-Za-z][\w-]*)\s*:(?!=)/mg;
+my ($phony) = $makefile =~ /^\.PHONY:\s*((?:.*\\\n)*.*)$/m;
+my @phony = split ' ', ($phony // '') =~ s/\\\n/ /gr;
+
+ok @rules > 10, 'Makefile rules: ' . join(' ', @rules);
+my %rule = map { $_ => 1 } @rules;
+for my $p (@phony) {
+    ok $rule{$p}, ".PHONY entry '$p' has a rule";
+}
+my %phony = map { $_ => 1 } @phony;
+my ($table) = $readme =~ /^(\| command \| what it does \|\n(?:\|.*\n)+)/m;
+ok $table, 'the README has a table of targets';
+for my $r (@rules) {
+    ok $phony{$r}, "'$r' is .PHONY";
+    my $shown = $r eq 'all' ? qr/^\| `make`/m
+                            : qr/^\|[^|\n]*`make \Q$r\E\b/m;
+    like $table // '', $shown, "the README's table lists 'make"
+                               . ($r eq 'all' ? '' : " $r") . "'";
+}
+
+
+# --- make install and the load_module lines
+
+my ($modules_dir) = $makefile =~ /^MODULES_DIR\s*\?=\s*(\S+)/m;
+ok $modules_dir, "MODULES_DIR defaults to " . ($modules_dir // '?');
+
+SKIP: {
+    skip "$module missing", 2 unless -f $module;
+    my $dest = "$tmp/destdir";
+    my $out = `make -C '$repo' -s -o '$module' install MODULE='$module' DESTDIR='$dest' 2>&1`;
+    is $?, 0, 'make install DESTDIR=...' or diag $out;
+    ok -f "$dest$modules_dir/ngx_http_txval_module.so",
+       "make install puts the module in $modules_dir";
+}
+
+{
+    my @lines;
+    for my $f (@pages, glob("$repo/examples/*.conf"),
+               "$repo/packaging/mod-http-txval.conf") {
+        my $rel = substr $f, length("$repo/");
+        push @lines, map { [$rel, $_] }
+                     slurp($f) =~ /\bload_module\s+(\S*ngx_http_txval_module\.so)/g;
+    }
+    ok @lines >= 3, 'load_module lines found: ' . scalar @lines;
+    for (@lines) {
+        my ($rel, $path) = @$_;
+        ok $path eq 'modules/ngx_http_txval_module.so'
+           || $path eq "$modules_dir/ngx_http_txval_module.so",
+           "$rel: load_module $path is where make install and the package "
+           . 'put it';
+    }
+}
+
+
+# --- PromQL
+
+SKIP: {
+    skip 'no promtool (scripts/deps.sh test installs prometheus)', 1
+        unless grep { -x "$_/promtool" } split /:/, $ENV{PATH} // '';
+
+    my @queries;
+    for my $page (@pages) {
+        my $rel = substr $page, length("$repo/");
+        for my $span (prose($text{$page}) =~ /`([^`\n]+)`/g) {
+            next unless $span =~ /\btxval_\w+/
+                && $span =~ /\b(?:rate|irate|increase|sum|avg|max|min|count|topk|histogram_quantile)\s*(?:by\s*\([^)]*\)\s*)?\(|\s\/\s/;
+            push @queries, [$rel, $span =~ s/\\\|/|/gr];
+        }
+    }
+    ok @queries >= 10, 'PromQL queries found: ' . scalar @queries;
+
+    # syntax: each as a recording rule
+    my $rules = "groups:\n  - name: queries\n    rules:\n";
+    my $n = 0;
+    for (@queries) {
+        $n++;
+        (my $q = $_->[1]) =~ s/'/''/g;
+        $rules .= "      - record: q$n\n        expr: '$q'\n";
+    }
+    spew("$tmp/queries.yml", $rules);
+    my $out = `promtool check rules '$tmp/queries.yml' 2>&1`;
+    is $?, 0, 'promtool check rules: every query parses' or diag $out;
+
+    # a ratio of rates: both sides summed, over the same labels
+    for (@queries) {
+        my ($rel, $q) = @$_;
+        my @sides = split_top_division($q);
+        next unless @sides == 2 && $q =~ /\brate\(/;
+        my @agg = map { /^\s*(sum|avg|max|min|count)\s*(by\s*\(([^)]*)\))?\s*\(/
+                            ? ($1 . ':' . join(',', sort map { s/\s//gr }
+                                                  split /,/, $3 // ''))
+                            : undef } @sides;
+        ok defined $agg[0] && defined $agg[1] && $agg[0] eq $agg[1],
+           "$rel: both sides of the ratio summed alike: $q";
+    }
+
+    # the rules file
+    my @yaml;
+    for my $page (@pages) {
+        push @yaml, $text{$page} =~ /^```yaml\n(.*?)^```/msg;
+    }
+    my ($alerts) = grep { /^groups:/m && /\balert:/ } @yaml;
+    ok $alerts, 'the README has a Prometheus rules file with alerts';
+
+    SKIP: {
+        skip 'no rules file', 4 unless $alerts;
+        spew("$tmp/alerts.yml", $alerts);
+        my $out = `promtool check rules '$tmp/alerts.yml' 2>&1`;
+        is $?, 0, 'promtool check rules: the alerts' or diag $out;
+
+        require CPAN::Meta::YAML;
+        my $doc = CPAN::Meta::YAML->read_string($alerts)->[0];
+        my ($rule) = grep { ($_->{expr} // '') =~ /verdict="error"/ }
+                     map { @{ $_->{rules} } } @{ $doc->{groups} };
+        ok $rule, 'an alert on the error ratio: ' . ($rule->{alert} // '?');
+        skip 'no error-ratio alert', 2 unless $rule;
+
+        my $q = sub { "'" . ($_[0] =~ s/'/''/gr) . "'" };
+        my $labels = join '', map { "              $_: " . $q->($rule->{labels}{$_}) . "\n" }
+                     sort keys %{ $rule->{labels} // {} };
+        my $annot = join '', map { "              $_: " . $q->($rule->{annotations}{$_}) . "\n" }
+                    sort keys %{ $rule->{annotations} // {} };
+
+        # two hosts; per minute: 60,000 approved and 1 error, or 950
+        # approved, 50 errors (5%)
+        my $series = sub {
+            my ($ok, $err) = @_;
+            return join '', map {
+                "      - series: 'txval_requests_total{instance=\"edge-$_\",job=\"txval\",verdict=\"approved\"}'\n"
+              . "        values: '0+${ok}x60'\n"
+              . "      - series: 'txval_requests_total{instance=\"edge-$_\",job=\"txval\",verdict=\"declined\"}'\n"
+              . "        values: '0+100x60'\n"
+              . "      - series: 'txval_requests_total{instance=\"edge-$_\",job=\"txval\",verdict=\"error\"}'\n"
+              . "        values: '0+${err}x60'\n"
+            } 1, 2;
+        };
+        my $firing = "          - exp_labels:\n$labels"
+                   . ($annot ? "            exp_annotations:\n$annot" : '');
+        spew("$tmp/alerts-test.yml", <<"YML");
+rule_files:
+  - alerts.yml
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+@{[ $series->(60000, 1) ]}    alert_rule_test:
+      - eval_time: 30m
+        alertname: $rule->{alert}
+        exp_alerts: []
+  - interval: 1m
+    input_series:
+@{[ $series->(850, 50) ]}    alert_rule_test:
+      - eval_time: 30m
+        alertname: $rule->{alert}
+        exp_alerts:
+$firing
+YML
+        $out = `cd '$tmp' && promtool test rules alerts-test.yml 2>&1`;
+        is $?, 0, "$rule->{alert}: quiet at 1 error in 60,000 requests, "
+                  . 'firing at 5%' or diag $out;
+        like $out, qr/SUCCESS/, 'promtool test rules: SUCCESS';
+    }
+}
+
+# a division at the top level of an expression (outside any parentheses),
+# split in two; () when there is none
+sub split_top_division {
+    my ($q) = @_;
+    my $depth = 0;
+    my @c = split //, $q;
+    for my $i (0 .. $#c) {
+        $depth++ if $c[$i] eq '(' || $c[$i] eq '{' || $c[$i] eq '[';
+        $depth-- if $c[$i] eq ')' || $c[$i] eq '}' || $c[$i] eq ']';
+        if ($depth == 0 && $c[$i] eq '/') {
+            return (substr($q, 0, $i), substr($q, $i + 1));
+        }
+    }
+    return ();
+}
+
+done_testing;
