@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make soak`: SOAK_REQUESTS (default 2,000,000) requests of mixed
-# transactions through txval, and what the workers hold while they run.
+# transactions through txval, with its backends restarted under it, and
+# what the workers hold over the whole run.
 #
 # One nginx (2 workers) with txval on /v: shm cache zone, Redis, Postgres,
 # velocity, fail closed, the pools at their defaults (Redis 16, Postgres 8
@@ -10,21 +11,34 @@
 # velocity INCR+EXPIRE, SET), 5 replays (shm), 1 conflict (409), 1 invalid
 # JSON and 1 invalid field (400); each wrk thread stops after its share.
 #
+# The backends are restarted during the run (SOAK_RESTARTS, default
+# "0.25:redis 0.40:pg 0.55:redis 0.70:pg": at 25% of the requests Redis is
+# killed (kill -9) and started again a second later, at 40% Postgres is
+# restarted (pg_ctl restart -m fast), and again at 55% and 70%; "" for
+# none). Requests that need a backend while it is down get 503 (fail
+# closed); the pools must heal by themselves.
+#
 # Every SOAK_INTERVAL seconds (default 3) a sample: requests served so far
 # (stub_status), the workers' private RSS (Private_Clean + Private_Dirty of
 # smaps_rollup, so the shared zone's pages are not counted), their open
 # descriptors (/proc/PID/fd), Redis connected_clients, Postgres backends of
-# user txval. Written to bench/soak-samples.csv, drawn in bench/soak.png
-# (gnuplot; gnuplot-nox is installed with apt-get when missing), and
-# summarised in bench/SOAK.md (SOAK_OUT=dir writes those three elsewhere).
+# user txval, the backend round trips that failed so far
+# (txval_backend_requests_total{result!="ok"}), and which restart began.
+# Written to bench/soak-samples.csv, drawn in bench/soak.png (gnuplot;
+# gnuplot-nox is installed with apt-get when missing), and summarised in
+# bench/SOAK.md (SOAK_OUT=dir writes those three elsewhere), with the
+# lowest and highest of each measure over the whole run.
 #
 # The verdict: warm-up is the first 10% of the requests; the level RSS and
-# descriptors settled at is the median of the samples between 10% and 15%,
-# the end the median of the last 3 samples under load. PASS when both end
-# within 2% of where they settled, the same two workers served the whole
-# run (no crash, no "exited on signal"), wrk saw no status but 200, 402,
-# 400, 409 (and 503, counted) and no socket error, and the connection
-# counts never went above workers x pool.
+# descriptors settled at is the median of the samples between 10% and 15%
+# (before the first restart), the end the median of the last 3 samples
+# under load (after the last). PASS when both end within 2% of where they
+# settled, the same two workers served the whole run (no crash, no "exited
+# on signal"), wrk saw no status but 200, 402, 400, 409 (and 503, counted)
+# and no socket error, the connection counts never went above workers x
+# pool, and the pools healed: after the last restart, both backends have
+# connections again and no backend round trip failed in the last 3
+# samples.
 #
 #   SOAK_REQUESTS=200000 make soak         a short round
 #   SOAK_PORT=18680 (nginx; Redis +2, Postgres +3)  SOAK_CONNECTIONS=8
@@ -49,6 +63,7 @@ ppool=8
 threads=2
 run=$(date +%s)
 started=$SECONDS
+restarts=${SOAK_RESTARTS-0.25:redis 0.40:pg 0.55:redis 0.70:pg}
 
 for tool in redis-server redis-cli wrk curl; do
     command -v "$tool" > /dev/null || { echo "soak: $tool is missing" >&2; exit 2; }
@@ -127,6 +142,7 @@ http {
         keepalive_requests 100000000;
         location = /v { txval; }
         location = /status { stub_status; }
+        location = /metrics { txval_metrics; }
     }
 }
 EOC
@@ -196,20 +212,59 @@ pg_backends() {
     echo "${n:--1}"
 }
 
+# backend round trips that failed so far, all workers
+backend_failures() {
+    local n
+    n=$(curl -s --max-time 2 "http://127.0.0.1:$port/metrics" \
+        | awk '/^txval_backend_requests_total\{/ && !/result="ok"/ {s += $2}
+               END {print s + 0}')
+    echo "${n:--1}"
+}
+
+# a restart, in the background so that the samples go on meanwhile; its
+# log in $dir/restart-N.log, "N name start end" appended to $dir/restarts
+restart() {
+    local n=$1 what=$2 a b
+    a=$(now)
+    case $what in
+        redis)
+            kill -9 "$(cat "$dir/redis/redis.pid")"
+            sleep 1
+            txval_redis_start "$redis_port" "$dir/redis"
+            ;;
+        pg)
+            txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$(txval_pg_dir "$dir/pg")" \
+                -m fast -w restart
+            ;;
+    esac
+    b=$(now)
+    echo "$n $what $a $b" >> "$dir/restarts"
+}
+
 csv=$out/soak-samples.csv
 t0=$(now)
+rm -f "$dir/restarts" "$dir"/restart-*.log
 
+# event: the restart that began right after this sample, if any
 sample() {
     local t
     t=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.1f", b - a}')
-    echo "$t,$(served),$(rss_kb),$(fds),$(redis_clients),$(pg_backends),$(zone_kb)"
+    echo "$t,$(served),$(rss_kb),$(fds),$(redis_clients),$(pg_backends),$(zone_kb),$(backend_failures),${1:-}"
 }
 
-echo "elapsed_s,requests,worker_private_rss_kb,worker_fds,redis_clients,pg_backends,zone_pss_kb" > "$csv"
+echo "elapsed_s,requests,worker_private_rss_kb,worker_fds,redis_clients,pg_backends,zone_pss_kb,backend_failures,event" > "$csv"
 sample >> "$csv"
 
 echo "soak: $total requests, $conns connections, sampling every ${interval}s" \
      "(nginx :$port, Redis :$redis_port, Postgres :$pg_port)"
+echo "soak: restarts at${restarts:+ }${restarts:- none}"
+
+# the restarts still to come: "at_requests name"
+pending=()
+for r in $restarts; do
+    pending+=("$(awk -v f="${r%%:*}" -v t="$total" 'BEGIN {printf "%d", f * t}') ${r#*:}")
+done
+nrestart=0
 
 limit=$(( (total + threads - 1) / threads ))
 TXVAL_RUN="$run" TXVAL_MIX=soak TXVAL_LIMIT=$limit \
@@ -227,8 +282,17 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
     sleep "$interval"
     line=$(sample)
     polls=$((polls + 1))
-    echo "$line" >> "$csv"
     n=$(echo "$line" | cut -d, -f2)
+    if [ ${#pending[@]} -gt 0 ] && [ "$n" -ge "${pending[0]%% *}" ]; then
+        what=${pending[0]#* }
+        pending=("${pending[@]:1}")
+        nrestart=$((nrestart + 1))
+        line="$line$what"
+        echo "  restarting $what at $n requests"
+        restart "$nrestart" "$what" > "$dir/restart-$nrestart.log" 2>&1 &
+        pids+=("$!")
+    fi
+    echo "$line" >> "$csv"
     if [ "$(( n / (total / 10) ))" -gt "$last_report" ]; then
         last_report=$(( n / (total / 10) ))
         echo "  $line"
@@ -239,6 +303,12 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
     fi
 done
 wait "$wrk_pid"
+wait_restarts=0
+while [ "$(wc -l < "$dir/restarts" 2>/dev/null || echo 0)" -lt "$nrestart" ] \
+      && [ "$wait_restarts" -lt 60 ]; do
+    sleep 1
+    wait_restarts=$((wait_restarts + 1))
+done
 elapsed=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')
 
 # one more sample, idle: what the workers keep once the load is gone
@@ -285,6 +355,37 @@ read -r rss_settled fds_settled rss_end fds_end rmax pmax nsamples < <(
                   rmax + 0, pmax + 0, n
         }' "$csv")
 
+# over the whole run after warm-up (10% of the requests): the lowest and
+# highest of each measure; and the last 3 samples under load (the healing)
+read -r rss_min rss_max fds_min fds_max r_min r_max p_min p_max \
+        last_r last_p fail_first fail_last < <(
+    awk -F, -v total="$total" '
+        NR == 1 { next }
+        $2 >= 0.10 * total && $2 < total {
+            m++
+            if (m == 1 || $3 < a1) a1 = $3; if ($3 > a2) a2 = $3
+            if (m == 1 || $4 < b1) b1 = $4; if ($4 > b2) b2 = $4
+            if (m == 1 || $5 < c1) c1 = $5; if ($5 > c2) c2 = $5
+            if (m == 1 || $6 < d1) d1 = $6; if ($6 > d2) d2 = $6
+        }
+        $2 < total { k++; r[k] = $5; p[k] = $6; f[k] = $8 }
+        END {
+            first = k - 2; if (first < 1) first = 1
+            lr = r[k]; lp = p[k]
+            for (i = first; i <= k; i++) {
+                if (r[i] < lr) lr = r[i]; if (p[i] < lp) lp = p[i]
+            }
+            print a1 + 0, a2 + 0, b1 + 0, b2 + 0, c1 + 0, c2 + 0, d1 + 0,
+                  d2 + 0, lr + 0, lp + 0, f[first] + 0, f[k] + 0
+        }' "$csv")
+
+restart_lines=()
+if [ -f "$dir/restarts" ]; then
+    while read -r rn rwhat ra rb; do
+        restart_lines+=("$rwhat restarted at $(awk -F, -v n="$rn" 'NR > 1 && $9 != "" && ++k == n {print $2; exit}' "$csv") requests, back after $(awk -v a="$ra" -v b="$rb" 'BEGIN {printf "%.1f", b - a}') s")
+    done < <(sort -n "$dir/restarts")
+fi
+
 pct() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%+.2f", (b - a) * 100 / a}'; }
 within() { awk -v a="$1" -v b="$2" 'BEGIN {d = (b - a) / a; exit !(d <= 0.02 && d >= -0.02)}'; }
 
@@ -319,6 +420,18 @@ else
     status=1
 fi
 
+if [ "$nrestart" -eq 0 ]; then
+    verdict "PASS healing: no restart asked for (SOAK_RESTARTS is empty)"
+elif [ "$(wc -l < "$dir/restarts")" -ne "$nrestart" ]; then
+    verdict "FAIL healing: $nrestart restarts begun, $(wc -l < "$dir/restarts") finished"
+    status=1
+elif [ "$last_r" -gt 0 ] && [ "$last_p" -gt 0 ] && [ "$fail_first" -eq "$fail_last" ]; then
+    verdict "PASS healing: $nrestart restarts; in the last 3 samples Redis has at least $last_r and Postgres $last_p connections, and no backend round trip failed ($fail_last failed in all)"
+else
+    verdict "FAIL healing: in the last 3 samples Redis has $last_r and Postgres $last_p connections at least, backend failures went from $fail_first to $fail_last"
+    status=1
+fi
+
 crashes=$(grep -c 'exited on signal' "$dir/nginx/logs/error.log")
 if [ "$workers_at_start" = "$workers_at_end" ] && [ "$crashes" -eq 0 ]; then
     verdict "PASS workers: the same two ($workers_at_end) from start to end, no crash"
@@ -340,8 +453,12 @@ fi
 echo "  idle after the run: $idle (elapsed,requests,rss_kb,fds,redis,pg)"
 echo "  error.log: $(grep -c '\[error\]' "$dir/nginx/logs/error.log") [error], $(grep -cE '\[(alert|crit|emerg)\]' "$dir/nginx/logs/error.log") [alert]/[crit]/[emerg]"
 
-# the chart
+# the chart; a red dashed line where Redis was restarted, a blue one for
+# Postgres
 warm=$(awk -v t="$total" 'BEGIN {print t * 0.10 / 1e6}')
+marks=$(awk -F, 'NR > 1 && $9 != "" {
+            printf "set arrow %d from %f, graph 0 to %f, graph 1 nohead dt 4 lc rgb \"%s\"\n",
+                   ++k + 1, $2 / 1e6, $2 / 1e6, ($9 == "redis" ? "red" : "blue") }' "$csv")
 gnuplot <<EOG
 set terminal pngcairo size 1200,1200 font ",10"
 set output "$out/soak.png"
@@ -352,6 +469,7 @@ set grid
 set xlabel "requests served (millions)"
 set multiplot layout 3,2 title "txval soak: $served_total requests, 2 workers, $(date -u +%Y-%m-%d)"
 set arrow 1 from $warm, graph 0 to $warm, graph 1 nohead dt 2 lc rgb "gray"
+$marks
 set title "worker private RSS, shared zones excluded (sum of 2 workers)"
 set ylabel "MB"
 set yrange [0:*]
@@ -373,6 +491,9 @@ plot "$csv" every ::1 using (\$2/1e6):6 with linespoints pt 7 ps 0.4 title "Post
 set title "shared zones, resident (PSS of master and workers; the cache zone is 64 MB)"
 set ylabel "MB"
 plot "$csv" every ::1 using (\$2/1e6):(\$7/1024) with linespoints pt 7 ps 0.4 title "zones"
+set title "backend round trips failed so far (restarts: red Redis, blue Postgres)"
+set ylabel "round trips"
+plot "$csv" every ::1 using (\$2/1e6):8 with linespoints pt 7 ps 0.4 title "failed"
 unset multiplot
 EOG
 
@@ -386,6 +507,10 @@ requests: 12 new transactions (Redis GET, Postgres lookup, velocity
 INCR+EXPIRE, SET), 5 replays (shm), 1 conflict (409), 1 invalid JSON and
 1 invalid field (400). A sample every ${interval}s: [soak-samples.csv](soak-samples.csv),
 drawn in [soak.png](soak.png).
+
+Backends restarted under the load (SOAK_RESTARTS="$restarts"; Redis:
+kill -9, started again 1 s later; Postgres: pg_ctl restart -m fast):
+$(if [ ${#restart_lines[@]} -eq 0 ]; then echo "none."; else for l in "${restart_lines[@]}"; do echo "- $l"; done; fi)
 
 Command: \`$( [ "$total" -eq 2000000 ] && echo "make soak" || echo "SOAK_REQUESTS=$total make soak")\`
 
@@ -401,6 +526,15 @@ and descriptors.
 
 Wall time of the whole \`make soak\` (services, nginx, load, chart):
 about $(( SECONDS - started ))s on this machine.
+
+Over the whole run after warm-up, restarts included:
+
+| measure | lowest | highest | settled | end |
+|---|---|---|---|---|
+| workers' private RSS, kB | $rss_min | $rss_max | $rss_settled | $rss_end |
+| workers' descriptors | $fds_min | $fds_max | $fds_settled | $fds_end |
+| Redis connections | $r_min | $r_max | | |
+| Postgres connections | $p_min | $p_max | | |
 
 $(for l in "${summary[@]}"; do echo "- $l"; done)
 
