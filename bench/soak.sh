@@ -253,7 +253,7 @@ sample() {
 }
 
 echo "elapsed_s,requests,worker_private_rss_kb,worker_fds,redis_clients,pg_backends,zone_pss_kb,backend_failures,event" > "$csv"
-sample >> "$csv"
+sample "" >> "$csv"
 
 echo "soak: $total requests, $conns connections, sampling every ${interval}s" \
      "(nginx :$port, Redis :$redis_port, Postgres :$pg_port)"
@@ -280,7 +280,7 @@ last_report=0
 polls=1
 while kill -0 "$wrk_pid" 2>/dev/null; do
     sleep "$interval"
-    line=$(sample)
+    line=$(sample "")
     polls=$((polls + 1))
     n=$(echo "$line" | cut -d, -f2)
     if [ ${#pending[@]} -gt 0 ] && [ "$n" -ge "${pending[0]%% *}" ]; then
@@ -313,7 +313,7 @@ elapsed=$(awk -v a="$t0" -v b="$(now)" 'BEGIN {printf "%.0f", b - a}')
 
 # one more sample, idle: what the workers keep once the load is gone
 sleep "$interval"
-idle=$(sample)
+idle=$(sample "")
 
 workers_at_end=$(nginx_workers | sort | paste -sd' ')
 

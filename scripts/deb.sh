@@ -96,7 +96,8 @@ chmod 0644 "$root/usr/share/doc/$pkg/README.md.gz"
 # what the README links to, beside it
 install -d -m 0755 "$root/usr/share/doc/$pkg/docs" "$root/usr/share/doc/$pkg/examples"
 for f in "$top"/docs/*.md; do
-    gzip -9n < "$f" > "$root/usr/share/doc/$pkg/docs/$(basename "$f").gz"
+    name=$(basename "$f")
+    gzip -9n < "$f" > "$root/usr/share/doc/$pkg/docs/$name.gz"
 done
 install -m 0644 "$top"/examples/*.conf "$root/usr/share/doc/$pkg/examples/"
 chmod 0644 "$root/usr/share/doc/$pkg"/docs/*

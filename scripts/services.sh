@@ -90,11 +90,12 @@ txval_redis_stop() {
 
 TXVAL_PG_BIN=${TXVAL_PG_BIN:-/usr/lib/postgresql/15/bin}
 
-# runs as the cluster's owner: as root, the postgres user (from /, since
-# the caller's directory may be out of its reach); else the caller
+# runs as the cluster's owner: as root, the postgres user (from /, and
+# without the caller's Perl include path: the caller's directories may be
+# out of its reach, and Debian's psql is a Perl script); else the caller
 txval_pg_as() {
     if [ "$(id -u)" -eq 0 ]; then
-        (cd / && runuser -u postgres -- "$@")
+        (cd / && runuser -u postgres -- env -u PERL5LIB -u PERLLIB "$@")
     else
         "$@"
     fi

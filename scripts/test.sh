@@ -65,9 +65,37 @@ txval_pg_psql "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR" < t/fixtures.sql
 # moved out of a home directory postgres cannot reach (scripts/services.sh)
 TEST_NGINX_PG_DIR=$(txval_pg_dir "$TEST_NGINX_PG_DIR")
 
-trap 'txval_redis_stop "$redis_dir"; txval_pg_stop "$TEST_NGINX_PG_DIR"' EXIT
+# The blocks' nginx runs its workers as nginx's default user (nobody) when
+# the suite runs as root: they must reach the server root (request bodies
+# in temporary files, static files). Under a home directory of mode 0700
+# they cannot, so the server root moves to a private directory under
+# $TMPDIR (removed when the suite passes, kept for its logs when not).
+servroot_tmp=""
+if [ "$(id -u)" -eq 0 ] && [ -z "${TEST_NGINX_SERVROOT:-}" ] \
+   && ! runuser -u nobody -- test -x "$top/t" 2>/dev/null; then
+    servroot_tmp=$(mktemp -d "${TMPDIR:-/tmp}/txval-test.XXXXXX")
+    chmod 0755 "$servroot_tmp"
+    mkdir -m 0755 "$servroot_tmp/t"
+    # (a randomized server root is t/servroot_PID next to it)
+    export TEST_NGINX_SERVROOT=$servroot_tmp/t/servroot
+    echo "test.sh: nginx's workers cannot reach $top: server root in" \
+         "$TEST_NGINX_SERVROOT"
+fi
 
 status=0
+
+finish() {
+    txval_redis_stop "$redis_dir"
+    txval_pg_stop "$TEST_NGINX_PG_DIR"
+    if [ -n "$servroot_tmp" ]; then
+        if [ "$status" -eq 0 ]; then
+            rm -rf "$servroot_tmp"
+        else
+            echo "test.sh: logs kept in $servroot_tmp" >&2
+        fi
+    fi
+}
+trap finish EXIT
 
 if [ -z "${TESTS:-}" ]; then
     # the runner's own self-test (plain nginx, no module): the runner can

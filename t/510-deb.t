@@ -185,10 +185,11 @@ symlink '../../lib/nginx/modules', "$root/pkg/usr/share/nginx/modules"
     or die "symlink: $!";
 
 open my $fh, '>', "$root/conf/nginx.conf" or die $!;
+my $user = $> == 0 ? "user root;\n" : '';
 print $fh <<"CONF";
 include $root/pkg/$avail;
 
-daemon off;
+${user}daemon off;
 master_process on;
 worker_processes 2;
 pid $root/logs/nginx.pid;

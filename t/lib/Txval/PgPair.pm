@@ -52,10 +52,12 @@ END {
 }
 
 
-# as root, the postgres user, from / (the caller's directory may be out of
-# its reach)
+# as root, the postgres user, from / and without our Perl include path
+# (the caller's directories may be out of its reach, and Debian's psql is
+# a Perl script)
 sub as_postgres {
-    return $> == 0 ? ('runuser', '-u', 'postgres', '--', 'env', '-C', '/')
+    return $> == 0 ? ('runuser', '-u', 'postgres', '--', 'env', '-C', '/',
+                      '-u', 'PERL5LIB', '-u', 'PERLLIB')
                    : ();
 }
 

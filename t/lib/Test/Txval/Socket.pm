@@ -117,7 +117,11 @@ if ($Randomize) {
 
 our $ServRoot;
 if ($Randomize) {
-    $ServRoot = File::Spec->rel2abs("t/servroot_$$");
+    # next to the configured server root, if any (scripts/test.sh moves
+    # it out of a home directory the workers cannot reach)
+    $ServRoot = $ENV{TEST_NGINX_SERVROOT}
+                ? "$ENV{TEST_NGINX_SERVROOT}_$$"
+                : File::Spec->rel2abs("t/servroot_$$");
 } else {
     $ServRoot = $ENV{TEST_NGINX_SERVROOT} || File::Spec->rel2abs('t/servroot');
 }
@@ -2508,7 +2512,8 @@ Test::Base's ONLY / LAST / SKIP.  Extra: no_log_sanity_check.
 
 TEST_NGINX_BINARY, TEST_NGINX_PORT, TEST_NGINX_SERVER_PORT,
 TEST_NGINX_CLIENT_PORT, TEST_NGINX_RANDOMIZE (random port and
-F<t/servroot_E<lt>pidE<gt>>, for C<prove -j>), TEST_NGINX_SERVROOT,
+F<t/servroot_E<lt>pidE<gt>>, for C<prove -j>; with TEST_NGINX_SERVROOT
+set, its value with C<_E<lt>pidE<gt>> appended), TEST_NGINX_SERVROOT,
 TEST_NGINX_LOG_LEVEL, TEST_NGINX_MASTER_PROCESS, TEST_NGINX_TIMEOUT,
 TEST_NGINX_SLEEP, TEST_NGINX_USE_HUP, TEST_NGINX_USE_VALGRIND (1 for the
 default memcheck options, or a string of valgrind options),
