@@ -30,15 +30,16 @@
 # lowest and highest of each measure over the whole run.
 #
 # The verdict: warm-up is the first 10% of the requests; the level RSS and
-# descriptors settled at is the median of the samples between 10% and 15%
-# (before the first restart), the end the median of the last 3 samples
-# under load (after the last). PASS when both end within 2% of where they
-# settled, the same two workers served the whole run (no crash, no "exited
-# on signal"), wrk saw no status but 200, 402, 400, 409 (and 503, counted)
-# and no socket error, the connection counts never went above workers x
-# pool, and the pools healed: after the last restart, both backends have
-# connections again and no backend round trip failed in the last 3
-# samples.
+# descriptors (but the backend connections, which the pools open lazily
+# and refill after a restart) settled at is the median of the samples
+# between 10% and 15% (before the first restart), the end the median of
+# the last 3 samples under load (after the last). PASS when both end
+# within 2% of where they settled, the same two workers served the whole
+# run (no crash, no "exited on signal"), wrk saw no status but 200, 402,
+# 400, 409 (and 503, counted) and no socket error, the connection counts
+# never went above workers x pool, and the pools healed: after the last
+# restart, both backends have connections again and no backend round trip
+# failed in the last 3 samples.
 #
 #   SOAK_REQUESTS=200000 make soak         a short round
 #   SOAK_PORT=18680 (nginx; Redis +2, Postgres +3)  SOAK_CONNECTIONS=8
@@ -326,11 +327,16 @@ summary=()
 
 # the levels: settled after warm-up (10% .. 15% of the requests), and at
 # the end (the last 3 samples under load: fewer requests than the total
-# served); medians
+# served); medians. Descriptors are judged without the backend
+# connections (Redis clients and Postgres backends, counted on the
+# servers' side): the pools grow to their size lazily and refill after a
+# restart, which is not a leak; a socket the workers kept after its
+# server dropped it would show here
 read -r rss_settled fds_settled rss_end fds_end rmax pmax nsamples < <(
     awk -F, -v total="$total" '
         NR == 1 { next }
-        { n++; req[n] = $2; rss[n] = $3; fd[n] = $4
+        { n++; req[n] = $2; rss[n] = $3
+          fd[n] = $4 - ($5 > 0 ? $5 : 0) - ($6 > 0 ? $6 : 0)
           if ($5 > rmax) rmax = $5; if ($6 > pmax) pmax = $6 }
         function median(a, from, to,   i, j, k, t, m, b) {
             m = 0
@@ -407,9 +413,9 @@ else
 fi
 
 if within "$fds_settled" "$fds_end"; then
-    verdict "PASS worker descriptors: settled $fds_settled, end $fds_end ($(pct "$fds_settled" "$fds_end")%)"
+    verdict "PASS worker descriptors but backend connections: settled $fds_settled, end $fds_end ($(pct "$fds_settled" "$fds_end")%)"
 else
-    verdict "FAIL worker descriptors: settled $fds_settled, end $fds_end ($(pct "$fds_settled" "$fds_end")%, more than 2%)"
+    verdict "FAIL worker descriptors but backend connections: settled $fds_settled, end $fds_end ($(pct "$fds_settled" "$fds_end")%, more than 2%)"
     status=1
 fi
 
@@ -479,6 +485,7 @@ plot "$csv" every ::1 using (\$2/1e6):(\$3/1024) with linespoints pt 7 ps 0.4 ti
 set title "worker open descriptors (sum of 2 workers)"
 set ylabel "descriptors"
 plot "$csv" every ::1 using (\$2/1e6):4 with linespoints pt 7 ps 0.4 title "fds", \
+     "$csv" every ::1 using (\$2/1e6):(\$4 - (\$5 > 0 ? \$5 : 0) - (\$6 > 0 ? \$6 : 0)) with linespoints pt 7 ps 0.4 title "fds but backend connections", \
      $fds_settled*1.02 with lines dt 3 lc rgb "red" title "settled +2%", \
      $fds_settled*0.98 with lines dt 3 lc rgb "red" title "settled -2%"
 set title "Redis connected clients"
@@ -522,7 +529,9 @@ private, so the cache zone filling up would look like a leak; the zones
 are charted apart, by PSS). Warm-up is the first 10% of the requests;
 "settled" is the median of the samples between 10% and 15%, "end" the
 median of the last 3 samples under load. The verdict is within 2% for RSS
-and descriptors.
+and for descriptors other than the backend connections (the pools open
+those lazily and refill them after a restart; they are judged against the
+pools' size instead).
 
 Wall time of the whole \`make soak\` (services, nginx, load, chart):
 about $(( SECONDS - started ))s on this machine.
@@ -532,7 +541,8 @@ Over the whole run after warm-up, restarts included:
 | measure | lowest | highest | settled | end |
 |---|---|---|---|---|
 | workers' private RSS, kB | $rss_min | $rss_max | $rss_settled | $rss_end |
-| workers' descriptors | $fds_min | $fds_max | $fds_settled | $fds_end |
+| workers' descriptors | $fds_min | $fds_max | | |
+| the same but backend connections | | | $fds_settled | $fds_end |
 | Redis connections | $r_min | $r_max | | |
 | Postgres connections | $p_min | $p_max | | |
 

@@ -84,6 +84,8 @@ fi
 
 status=0
 
+# (run by the EXIT trap)
+# shellcheck disable=SC2317
 finish() {
     txval_redis_stop "$redis_dir"
     txval_pg_stop "$TEST_NGINX_PG_DIR"
