@@ -364,15 +364,16 @@ read -r rss_settled fds_settled rss_end fds_end rmax pmax nsamples < <(
 # over the whole run after warm-up (10% of the requests): the lowest and
 # highest of each measure; and the last 3 samples under load (the healing)
 read -r rss_min rss_max fds_min fds_max r_min r_max p_min p_max \
-        last_r last_p fail_first fail_last < <(
+        last_r last_p fail_first fail_last r_down p_down < <(
     awk -F, -v total="$total" '
         NR == 1 { next }
         $2 >= 0.10 * total && $2 < total {
             m++
             if (m == 1 || $3 < a1) a1 = $3; if ($3 > a2) a2 = $3
             if (m == 1 || $4 < b1) b1 = $4; if ($4 > b2) b2 = $4
-            if (m == 1 || $5 < c1) c1 = $5; if ($5 > c2) c2 = $5
-            if (m == 1 || $6 < d1) d1 = $6; if ($6 > d2) d2 = $6
+            # -1: the server did not answer (down, restarting)
+            if ($5 < 0) rdown++; else { if (!cn++ || $5 < c1) c1 = $5; if ($5 > c2) c2 = $5 }
+            if ($6 < 0) pdown++; else { if (!dn++ || $6 < d1) d1 = $6; if ($6 > d2) d2 = $6 }
         }
         $2 < total { k++; r[k] = $5; p[k] = $6; f[k] = $8 }
         END {
@@ -382,13 +383,20 @@ read -r rss_min rss_max fds_min fds_max r_min r_max p_min p_max \
                 if (r[i] < lr) lr = r[i]; if (p[i] < lp) lp = p[i]
             }
             print a1 + 0, a2 + 0, b1 + 0, b2 + 0, c1 + 0, c2 + 0, d1 + 0,
-                  d2 + 0, lr + 0, lp + 0, f[first] + 0, f[k] + 0
+                  d2 + 0, lr + 0, lp + 0, f[first] + 0, f[k] + 0, rdown + 0,
+                  pdown + 0
         }' "$csv")
 
 restart_lines=()
 if [ -f "$dir/restarts" ]; then
     while read -r rn rwhat ra rb; do
-        restart_lines+=("$rwhat restarted at $(awk -F, -v n="$rn" 'NR > 1 && $9 != "" && ++k == n {print $2; exit}' "$csv") requests, back after $(awk -v a="$ra" -v b="$rb" 'BEGIN {printf "%.1f", b - a}') s")
+        # the requests served and the workers' RSS when it began, and the
+        # RSS two samples later
+        read -r at rss_a rss_b < <(awk -F, -v n="$rn" '
+            NR > 1 { i++; req[i] = $2; rss[i] = $3
+                     if ($9 != "" && ++k == n) at = i }
+            END { b = at + 2; if (b > i) b = i; print req[at], rss[at], rss[b] }' "$csv")
+        restart_lines+=("$rwhat restarted at $at requests, back after $(awk -v a="$ra" -v b="$rb" 'BEGIN {printf "%.1f", b - a}') s; workers' private RSS $rss_a kB before, $rss_b kB two samples later")
     done < <(sort -n "$dir/restarts")
 fi
 
@@ -543,8 +551,8 @@ Over the whole run after warm-up, restarts included:
 | workers' private RSS, kB | $rss_min | $rss_max | $rss_settled | $rss_end |
 | workers' descriptors | $fds_min | $fds_max | | |
 | the same but backend connections | | | $fds_settled | $fds_end |
-| Redis connections | $r_min | $r_max | | |
-| Postgres connections | $p_min | $p_max | | |
+| Redis connections (while it answered; $r_down samples while it was down) | $r_min | $r_max | | |
+| Postgres connections (while it answered; $p_down samples while it was down) | $p_min | $p_max | | |
 
 $(for l in "${summary[@]}"; do echo "- $l"; done)
 
