@@ -124,6 +124,7 @@ test-clone:
 	@scripts/test-clone.sh
 
 install: $(MODULE)
+	@[ -z "$(SANITIZE)" ] || { echo "make install: a SANITIZE build is not for installing" >&2; exit 1; }
 	install -d $(DESTDIR)$(MODULES_DIR)
 	install -m 0644 $(MODULE) $(DESTDIR)$(MODULES_DIR)/ngx_http_txval_module.so
 

@@ -22,9 +22,12 @@
 # directory is touched (nginx -t opens logs and the pid file and makes the
 # temporary directories) and site-specific files need not exist:
 # load_module lines point at the module under test; /etc/nginx/ and
-# /var/log/nginx/ at the copy; the pid file and the temporary paths into
-# the test's directory; ssl_certificate and ssl_certificate_key at a
-# self-signed pair made for the test. Backends need not be up (nginx -t
+# /var/log/nginx/ at the copy; the pid file, the temporary paths and the
+# default access log into the test's directory; ssl_certificate and
+# ssl_certificate_key at a self-signed pair made for the test; not as
+# root, a privileged port in a listen line becomes 18000 + port (nginx -t
+# binds the listening sockets, so run it where the ports are free: make
+# test runs in a network namespace of its own). Backends need not be up (nginx -t
 # does not connect), but their host names must resolve here: examples use
 # addresses.
 
@@ -157,8 +160,9 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=txval-test"
     or BAIL_OUT('openssl cannot make a test certificate: '
                 . slurp("$tmp/tls/openssl.log"));
 
-my $temp_paths = join '', map { "    ${_}_temp_path $tmp/temp/$_;\n" }
-                 qw(client_body proxy fastcgi uwsgi scgi);
+my $temp_paths = join('', map { "    ${_}_temp_path $tmp/temp/$_;\n" }
+                          qw(client_body proxy fastcgi uwsgi scgi))
+                 . "    access_log $tmp/log/access.log;\n";
 
 sub adapt {
     my ($text, $etc) = @_;
@@ -168,6 +172,10 @@ sub adapt {
     $text =~ s{^(\s*pid\s+)[^;]+;}{$1$tmp/nginx.pid;}mg;
     $text =~ s{^(\s*ssl_certificate\s+)[^;]+;}{$1$tmp/tls/cert.pem;}mg;
     $text =~ s{^(\s*ssl_certificate_key\s+)[^;]+;}{$1$tmp/tls/key.pem;}mg;
+    # nginx -t binds the listening sockets: not root, a privileged port
+    # becomes 18000 + port
+    $text =~ s{^(\s*listen\s+(?:\S+:)?)(\d+)\b}{$1 . ($2 < 1024 ? 18000 + $2 : $2)}mge
+        if $> != 0;
     # nginx -t makes the temporary directories and hands them to the
     # workers' user: in the test's directory, not /var/lib/nginx
     $text =~ s{^(\s*http\s*\{[^\n]*\n)}{$1$temp_paths}m;
