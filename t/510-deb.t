@@ -45,8 +45,6 @@ plan skip_all => "SANITIZE=$ENV{SANITIZE}: the package is for a plain build"
 plan skip_all => "$module missing" unless -f $module;
 plan skip_all => "$module links a sanitizer runtime"
     if `readelf -d '$module' 2>/dev/null` =~ /NEEDED.*lib[atm]san/;
-plan skip_all => 'under valgrind: the package is loaded into the plain '
-                 . 'system binary' if $ENV{TEST_NGINX_USE_VALGRIND};
 
 {
     my $bin = abs_path($ENV{TEST_NGINX_BINARY} // $nginx) // '';
