@@ -25,7 +25,8 @@
 # /var/log/nginx/ at the copy; the pid file, the temporary paths and the
 # default access log into the test's directory; ssl_certificate and
 # ssl_certificate_key at a self-signed pair made for the test; not as
-# root, a privileged port in a listen line becomes 18000 + port (nginx -t
+# root, a privileged port in a listen line becomes 18000 + port, and a
+# server without one listens on 18080 (nginx -t
 # binds the listening sockets, so run it where the ports are free: make
 # test runs in a network namespace of its own). Backends need not be up (nginx -t
 # does not connect), but their host names must resolve here: examples use
@@ -174,8 +175,12 @@ sub adapt {
     $text =~ s{^(\s*ssl_certificate_key\s+)[^;]+;}{$1$tmp/tls/key.pem;}mg;
     # nginx -t binds the listening sockets: not root, a privileged port
     # becomes 18000 + port
-    $text =~ s{^(\s*listen\s+(?:\S+:)?)(\d+)\b}{$1 . ($2 < 1024 ? 18000 + $2 : $2)}mge
-        if $> != 0;
+    if ($> != 0) {
+        $text =~ s{^(\s*listen\s+(?:\S+:)?)(\d+)\b}{$1 . ($2 < 1024 ? 18000 + $2 : $2)}mge;
+        # a server without listen listens on port 80
+        $text =~ s/\bserver\s*\{/server {\n    listen 18080;/g
+            unless $text =~ /^\s*listen\s/m;
+    }
     # nginx -t makes the temporary directories and hands them to the
     # workers' user: in the test's directory, not /var/lib/nginx
     $text =~ s{^(\s*http\s*\{[^\n]*\n)}{$1$temp_paths}m;

@@ -103,6 +103,38 @@ for my $page (@pages) {
                                                   . 'the repository';
 }
 
+# nginx configuration is in ```nginx blocks, which t/520-examples.t finds
+# and checks with nginx -t; an indented block of configuration would
+# escape it
+my $directive = qr/^\s*(?:location|server|upstream|http|events|map|
+                     split_clients|log_format|access_log|listen|load_module|
+                     include|proxy_\w+|limit_req\w*|allow|deny|txval\w*)
+                     \b[^\n]*[;{]\s*(?:\#[^\n]*)?$/xm;
+for my $page (@pages) {
+    my $rel = substr $page, length("$repo/");
+    my ($n, $start, @block) = (0, 0);
+    # fenced blocks blanked out, keeping the line numbers
+    my $t = $text{$page} =~ s{^```.*?^```[ \t]*$}{"\n" x (() = $& =~ /\n/g)}msger;
+    my @lines = (split(/\n/, $t), '');
+    for my $line (@lines) {
+        $n++;
+        if ($line =~ /^ {4}/) {
+            $start ||= $n;
+            push @block, $line;
+            next;
+        }
+        next if $line =~ /^\s*$/ && @block;
+        if (@block && $block[0] !~ /^\s*Syntax:/
+            && grep { $_ =~ $directive } @block) {
+            fail("$rel: an indented block of nginx configuration (block "
+                 . "$start..): put it in a ```nginx block");
+            diag join "\n", @block;
+        }
+        ($start, @block) = (0);
+    }
+}
+pass 'nginx configuration only in ```nginx blocks';
+
 like $readme, qr{\]\(docs/reference\.md\)}, 'README links docs/reference.md';
 ok -f "$repo/LICENSE", 'LICENSE';
 like slurp("$repo/LICENSE"), qr/\ABSD 2-Clause License\n/, 'LICENSE: BSD-2-Clause';
