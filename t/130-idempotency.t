@@ -30,18 +30,18 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Echo;
 use Txval::Nginx;
+use Txval::Postgres qw(as_postgres pg_dir);
 use Txval::Redis;
 
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $pg_port = $ENV{TEST_NGINX_PG_PORT} || 16432;
-my $pg_dir = $ENV{TEST_NGINX_PG_DIR} || "$repo/build/test-pg-$pg_port";
+my $pg_dir = pg_dir($ENV{TEST_NGINX_PG_DIR} || "$repo/build/test-pg-$pg_port");
 my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 16390;
 my $P = "t130.$$." . int(time) . ':';
 
 my $redis = eval { Txval::Redis->client(port => $redis_port) }
     or BAIL_OUT("no Redis on $redis_port (make test starts it)");
 
-sub as_postgres { return $> == 0 ? ('runuser', '-u', 'postgres', '--') : () }
 
 sub psql {
     my ($sql) = @_;

@@ -37,6 +37,7 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
+use Txval::Postgres qw(as_postgres pg_dir);
 
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $pg_port = $ENV{TXVAL_T310_PG_PORT} || 16435;
@@ -57,14 +58,6 @@ sub services {
     return system('bash', '-c', ". '$repo/scripts/services.sh' && $cmd") == 0;
 }
 
-# as root, the postgres user, from / and without our Perl include path
-# (the caller's directories may be out of its reach, and Debian's psql is
-# a Perl script)
-sub as_postgres {
-    return $> == 0 ? ('runuser', '-u', 'postgres', '--', 'env', '-C', '/',
-                      '-u', 'PERL5LIB', '-u', 'PERLLIB')
-                   : ();
-}
 
 # one SQL command as the superuser, over the socket; its output (-At)
 sub psql {
@@ -105,7 +98,7 @@ services("txval_pg_start $pg_port '$pg_dir'")
     or BAIL_OUT("cannot start Postgres on $pg_port in $pg_dir");
 # the cluster's real directory: scripts/services.sh moves it out of a home
 # directory of mode 0700, which postgres cannot reach, leaving a link
-$pg_dir = abs_path($pg_dir) // $pg_dir;
+$pg_dir = pg_dir($pg_dir);
 services("txval_pg_psql $pg_port '$pg_dir' < '$repo/t/fixtures.sql'")
     or BAIL_OUT('cannot load t/fixtures.sql');
 services("txval_redis_start $redis_port '$redis_dir'")

@@ -34,6 +34,9 @@ use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
+use lib dirname(__FILE__) . '/..';
+use Txval::Postgres qw(as_postgres);
+
 my $repo = abs_path(dirname(__FILE__) . '/../../..');
 my $bin = $ENV{TXVAL_PG_BIN} || '/usr/lib/postgresql/15/bin';
 
@@ -52,14 +55,6 @@ END {
 }
 
 
-# as root, the postgres user, from / and without our Perl include path
-# (the caller's directories may be out of its reach, and Debian's psql is
-# a Perl script)
-sub as_postgres {
-    return $> == 0 ? ('runuser', '-u', 'postgres', '--', 'env', '-C', '/',
-                      '-u', 'PERL5LIB', '-u', 'PERLLIB')
-                   : ();
-}
 
 
 # a command, its output to $log; true when it succeeded
