@@ -29,7 +29,8 @@
 #                             AB_SECONDS, AB_SCENARIOS, AB_CALLGRIND=1
 #   make faults               backends killed, stalled, restarted, 10 reloads,
 #                             a worker killed in the shm lock, under load
-#   make soak                 2M mixed requests; worker RSS, fds, connections
+#   make soak                 2M mixed requests, Redis and Postgres restarted
+#                             during the run; worker RSS, fds, connections
 #                             flat (SOAK_REQUESTS=N to shorten)
 #   make fuzz                 libFuzzer over the pure C units
 #                             (FUZZ_SECONDS each, default 60)

@@ -21,7 +21,8 @@ pkgs_build="gcc make nginx-core nginx-dev libhiredis-dev libpq-dev
 pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
            redis-server redis-tools redis-sentinel postgresql
            postgresql-client procps curl prometheus dpkg-dev
-           libnginx-mod-http-echo libnginx-mod-http-lua"
+           libnginx-mod-http-echo libnginx-mod-http-lua python3-yaml
+           openssl"
 pkgs_run="redis-server redis-tools postgresql postgresql-client curl"
 pkgs_load="wrk procps gdb gnuplot-nox"
 pkgs_bench="wrk procps gdb gnuplot-nox libnginx-mod-http-ndk

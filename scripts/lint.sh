@@ -195,14 +195,15 @@ with tempfile.TemporaryDirectory() as tmp:
     if subprocess.call(["sh", os.path.join(base, "txval-example.sh"),
                         copy]) != 0:
         err("txval-example.sh cannot adapt examples/txval.conf")
-    conf = open(copy).read()
-if "include txval.conf;" not in open(os.path.join(base, "nginx.conf")).read():
+    example = open(copy).read()
+conf = open(os.path.join(base, "nginx.conf")).read()
+if "include txval.conf;" not in conf:
     err("nginx.conf: does not include txval.conf (the example)")
-if "txval_redis redis:6379" not in conf:
+if "txval_redis redis:6379" not in example:
     err("the adapted example: no 'txval_redis redis:6379'")
 if "host=postgres port=5432 dbname=%s user=%s password=%s" % (
         env.get("POSTGRES_DB"), env.get("POSTGRES_USER"),
-        env.get("POSTGRES_PASSWORD")) not in conf:
+        env.get("POSTGRES_PASSWORD")) not in example:
     err("the adapted example: txval_postgres does not match the postgres "
         "service")
 
