@@ -24,7 +24,9 @@
 # load_module lines point at the module under test; /etc/nginx/ and
 # /var/log/nginx/ at the copy; the pid file, the temporary paths and the
 # default access log into the test's directory; ssl_certificate and
-# ssl_certificate_key at a self-signed pair made for the test; not as
+# ssl_certificate_key, and txval_redis' tls_trusted_certificate=,
+# tls_certificate=, tls_certificate_key= at a self-signed pair made for the
+# test, its password_file= at a file of the test's; not as
 # root, a privileged port in a listen line becomes 18000 + port, and a
 # server without one listens on 18080 (nginx -t
 # binds the listening sockets, so run it where the ports are free: make
@@ -161,6 +163,8 @@ system("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=txval-test"
     or BAIL_OUT('openssl cannot make a test certificate: '
                 . slurp("$tmp/tls/openssl.log"));
 
+spew("$tmp/tls/redis.pw", "secret\n");
+
 my $temp_paths = join('', map { "    ${_}_temp_path $tmp/temp/$_;\n" }
                           qw(client_body proxy fastcgi uwsgi scgi))
                  . "    access_log $tmp/log/access.log;\n";
@@ -173,6 +177,10 @@ sub adapt {
     $text =~ s{^(\s*pid\s+)[^;]+;}{$1$tmp/nginx.pid;}mg;
     $text =~ s{^(\s*ssl_certificate\s+)[^;]+;}{$1$tmp/tls/cert.pem;}mg;
     $text =~ s{^(\s*ssl_certificate_key\s+)[^;]+;}{$1$tmp/tls/key.pem;}mg;
+    # txval_redis' files: CA, client certificate and key, password
+    $text =~ s{\b(tls_trusted_certificate|tls_certificate)=[^\s;]+}{$1=$tmp/tls/cert.pem}g;
+    $text =~ s{\btls_certificate_key=[^\s;]+}{tls_certificate_key=$tmp/tls/key.pem}g;
+    $text =~ s{\bpassword_file=[^\s;]+}{password_file=$tmp/tls/redis.pw}g;
     # nginx -t binds the listening sockets: not root, a privileged port
     # becomes 18000 + port
     if ($> != 0) {

@@ -107,10 +107,11 @@ for my $page (@pages) {
 # nginx configuration is in ```nginx blocks, which t/520-examples.t finds
 # and checks with nginx -t; an indented block of configuration would
 # escape it
-my $directive = qr/^\s*(?:location|server|upstream|http|events|map|
+my $directive = qr/^\s*(?:(?:location|server|upstream|http|events|map|
                      split_clients|log_format|access_log|listen|load_module|
-                     include|proxy_\w+|limit_req\w*|allow|deny|txval\w*)
-                     \b[^\n]*[;{]\s*(?:\#[^\n]*)?$/xm;
+                     include|resolver|proxy_\w+|limit_req\w*|allow|deny|
+                     txval\w*)\b[^\n]*[;{]
+                     | [a-z_]+\s[^\n]*;)\s*(?:\#[^\n]*)?$/xm;
 for my $page (@pages) {
     my $rel = substr $page, length("$repo/");
     my ($n, $start, @block) = (0, 0);
