@@ -6,7 +6,8 @@
 #   /usr/share/nginx/modules-available/mod-http-txval.conf   (load_module)
 #   /usr/share/doc/libnginx-mod-http-txval/: copyright (LICENSE, in
 #   Debian's machine-readable format), changelog.Debian.gz
-#   (packaging/changelog), README.md.gz, docs/*.md.gz, examples/*.conf
+#   (packaging/changelog), README.md.gz, docs/ (*.md gzipped),
+#   examples/*.conf
 #   postinst/prerm/postrm: the /etc/nginx/modules-enabled/50-mod-http-txval.conf
 #   link, as dh_nginx writes them (packaging/)
 #   Depends: the nginx ABI the module was built for (nginx-dev's
@@ -95,9 +96,12 @@ gzip -9n < "$top/README.md" > "$root/usr/share/doc/$pkg/README.md.gz"
 chmod 0644 "$root/usr/share/doc/$pkg/README.md.gz"
 # what the README links to, beside it
 install -d -m 0755 "$root/usr/share/doc/$pkg/docs" "$root/usr/share/doc/$pkg/examples"
-for f in "$top"/docs/*.md; do
+for f in "$top"/docs/*; do
     name=$(basename "$f")
-    gzip -9n < "$f" > "$root/usr/share/doc/$pkg/docs/$name.gz"
+    case $name in
+        *.md) gzip -9n < "$f" > "$root/usr/share/doc/$pkg/docs/$name.gz" ;;
+        *) cp "$f" "$root/usr/share/doc/$pkg/docs/$name" ;;
+    esac
 done
 install -m 0644 "$top"/examples/*.conf "$root/usr/share/doc/$pkg/examples/"
 chmod 0644 "$root/usr/share/doc/$pkg"/docs/*
