@@ -94,7 +94,7 @@ __DATA__
 
 === TEST 1: no cache zone: computed first, then answered from Redis (body, headers, declined too)
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.1:;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.1: timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -127,7 +127,7 @@ Content-Type: application/json
 === TEST 2: with a cache zone: computed, then shm; evicted from shm: Redis answers and refills shm
 --- http_config
     txval_cache_zone t200_2:32k ttl=10m;
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.2:;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.2: timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- more_headers
@@ -155,7 +155,7 @@ Content-Type: application/json
 
 === TEST 3: no cache zone: same id, other content -> 409 found in Redis; the original still replays
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.3:;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.3: timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- more_headers
@@ -179,7 +179,7 @@ Content-Type: application/json
 
 === TEST 4: velocity 4 per day: risk +20 once 2*count > 4, declined at the 5th; replays do not count; cards counted apart
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.4:;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.4: timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -217,7 +217,7 @@ Content-Type: application/json
 
 === TEST 5: velocity with the other rules: amount signal 30 + velocity 20 reach the threshold 50; reasons in order
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.5:;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.5: timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t {
         txval;
@@ -247,7 +247,7 @@ Content-Type: application/json
 
 === TEST 6: velocity inherited from server level; "txval_velocity off" in a location counts nothing
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.6:;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T200.6: timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     txval_velocity 1 1d;
     location /on { txval; }
@@ -434,7 +434,7 @@ invalid value "on" in "txval_velocity" directive, it must be COUNT WINDOW or off
 
 === TEST 15: txval_velocity: count 0
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; txval_velocity 0 60s; }
 --- request
@@ -448,7 +448,7 @@ invalid value "0" in "txval_velocity" directive, the count must be a number from
 
 === TEST 15b: txval_velocity: a count beyond the rules' unsigned (it was cast)
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; txval_velocity 4294967297 60s; }
 --- request
@@ -462,7 +462,7 @@ invalid value "4294967297" in "txval_velocity" directive, the count must be a nu
 
 === TEST 16: txval_velocity: window 0
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; txval_velocity 5 0; }
 --- request
@@ -476,7 +476,7 @@ invalid value "0" in "txval_velocity" directive, the window must be a time of at
 
 === TEST 17: txval_redis: unknown parameter
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT foo=1;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT foo=1 timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- request
@@ -490,7 +490,7 @@ unknown parameter "foo=" in "txval_redis" directive
 
 === TEST 18: txval_redis: pool=0
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT pool=0;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT pool=0 timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- request
@@ -518,7 +518,7 @@ invalid parameter "timeout=fast" in "txval_redis" directive
 
 === TEST 20: txval_redis: db not a number; the password given never reaches the log
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT password=Hunter2Secret db=x;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT password=Hunter2Secret db=x timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- request
@@ -534,7 +534,7 @@ Hunter2Secret
 
 === TEST 21: txval_redis: a prefix over 64 bytes
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- request
@@ -576,8 +576,8 @@ invalid port in "127.0.0.1:99999" of the "txval_redis" directive
 
 === TEST 24: txval_redis twice
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=$TEST_NGINX_REDIS_TIMEOUT;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- request
@@ -591,7 +591,7 @@ GET /t
 
 === TEST 25: txval_redis is http-level only
 --- config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT timeout=$TEST_NGINX_REDIS_TIMEOUT;
     location /t { txval; }
 --- request
 GET /t
@@ -616,7 +616,7 @@ invalid value "maybe"
 
 === TEST 27: txval_redis: an empty password
 --- http_config
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT password=;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT password= timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t { txval; }
 --- request

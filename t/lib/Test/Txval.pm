@@ -42,6 +42,9 @@ if (!defined $ENV{TEST_NGINX_BINARY} || $ENV{TEST_NGINX_BINARY} eq '') {
 # The Postgres timeout of blocks that test rules, not timeouts: valgrind
 # makes a connect (SCRAM authentication included) far slower than 200ms.
 $ENV{TEST_NGINX_PG_TIMEOUT} //= $ENV{TEST_NGINX_USE_VALGRIND} ? '10s' : '200ms';
+# the Redis command timeout of the blocks that do not test timeouts
+# (txval's default, 50ms; memcheck is 20-50 times slower)
+$ENV{TEST_NGINX_REDIS_TIMEOUT} //= $ENV{TEST_NGINX_USE_VALGRIND} ? '2s' : '50ms';
 
 sub txval_repo_root {
     return $RepoRoot;
