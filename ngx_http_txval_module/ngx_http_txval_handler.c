@@ -961,6 +961,7 @@ ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         }
 
         ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_ERROR);
+        ctx->redis_failed = 1;
     }
 
     ngx_http_txval_lookups(r, ctx);
@@ -995,8 +996,16 @@ ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
      * not count toward the card's velocity
      */
 
+    /*
+     * and when Redis has just failed this request's lookup (an error, a
+     * timeout), its velocity rule is not tried again: it would wait for
+     * the same failure a second time
+     */
+
     if (tlcf->velocity_count > 0 && ctx->error == NGX_HTTP_TXVAL_ERR_NONE) {
-        if (ngx_http_txval_redis_velocity(r, ctx) == NGX_OK) {
+        if (!ctx->redis_failed
+            && ngx_http_txval_redis_velocity(r, ctx) == NGX_OK)
+        {
             ctx->pending++;
 
         } else {
@@ -1136,6 +1145,7 @@ ngx_http_txval_redis_claimed(ngx_http_txval_redis_op_t *op)
 
     if (op->status != NGX_HTTP_TXVAL_REDIS_OK) {
         /* a failed lookup is a miss (the mark may or may not be there) */
+        ctx->redis_failed = 1;
         ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_ERROR);
         goto lookups;
     }

@@ -330,6 +330,12 @@ END {
         or diag "took $res->{elapsed} s";
     ok $res->{elapsed} >= 0.05, 'after the command timeout (>= 50 ms)'
         or diag "took $res->{elapsed} s";
+    my (undef, undef, $total0) = $read_state->();
+    # the lookup's, then the release of the mark it may have left (not
+    # waited for); none for the velocity count
+    is $total0, 2, 'two connections, the lookup and the release of its '
+       . 'mark: once Redis failed the request, its velocity rule is not '
+       . 'tried (a second timeout)';
 
     $res = read_resp(send_req($ng->port, '/open', tx('s2')));
     is outcome($res), '200 computed degraded', 'fail open: degraded';
