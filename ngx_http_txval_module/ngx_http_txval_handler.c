@@ -961,7 +961,6 @@ ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         }
 
         ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_ERROR);
-        ctx->redis_failed = 1;
     }
 
     ngx_http_txval_lookups(r, ctx);
@@ -997,9 +996,10 @@ ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
      */
 
     /*
-     * and when Redis has just failed this request's lookup (an error, a
-     * timeout), its velocity rule is not tried again: it would wait for
-     * the same failure a second time
+     * and when Redis has just timed out this request's lookup, its
+     * velocity rule is not tried again: it would wait for the same
+     * timeout a second time (an error reply, such as WRONGTYPE for a key
+     * of another type, says nothing of the next command)
      */
 
     if (tlcf->velocity_count > 0 && ctx->error == NGX_HTTP_TXVAL_ERR_NONE) {
@@ -1145,7 +1145,7 @@ ngx_http_txval_redis_claimed(ngx_http_txval_redis_op_t *op)
 
     if (op->status != NGX_HTTP_TXVAL_REDIS_OK) {
         /* a failed lookup is a miss (the mark may or may not be there) */
-        ctx->redis_failed = 1;
+        ctx->redis_failed = (op->status == NGX_HTTP_TXVAL_REDIS_TIMEOUT);
         ngx_http_txval_metrics_redis_lookup(NGX_HTTP_TXVAL_M_ERROR);
         goto lookups;
     }

@@ -148,7 +148,7 @@ struct ngx_http_txval_ctx_s {
     unsigned                    dry_run:1;      /* refuses nothing */
     unsigned                    marked:1;       /* holds a mark in shm */
     unsigned                    claimed:1;      /* may hold one in Redis */
-    unsigned                    redis_failed:1; /* its lookup, this time */
+    unsigned                    redis_failed:1; /* its lookup timed out */
 };
 
 
