@@ -211,6 +211,9 @@ ngx_http_txval_status_pg(ngx_http_txval_status_ctx_t *ctx)
         return;
     }
 
+    /* empty parameters: a merchant and a card that are not there */
+    op->want = NGX_HTTP_TXVAL_ROW_MERCHANT | NGX_HTTP_TXVAL_ROW_CARD;
+    op->currency[0] = '\0';
     op->done = ngx_http_txval_status_pg_done;
     op->data = ctx;
 
