@@ -197,7 +197,13 @@ ngx_http_txval_rows_facts(const ngx_http_txval_txn_t *txn,
 
     facts->card_found = c->found;
     facts->card_blocked = c->found && c->blocked;
-    memcpy(facts->card_country, c->found ? c->country : "", 3);
+
+    if (c->found) {
+        memcpy(facts->card_country, c->country, 3);
+
+    } else {
+        facts->card_country[0] = '\0';
+    }
 
     facts->bin_blocked = (rows->bins != 0);
 }
