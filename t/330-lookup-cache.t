@@ -30,17 +30,12 @@ use strict;
 use warnings;
 
 use lib 't/lib';
-use Cwd qw(abs_path);
-use File::Basename qw(dirname);
-use IO::Select;
 use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
+use Txval::Lookup;
 use Txval::Nginx;
 
-my $repo = abs_path(dirname(__FILE__) . '/..');
-my $pg_port = $ENV{TXVAL_T330_PG_PORT} || 16437;
-my $pg_dir = "$repo/build/test-pg-t330";
 my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 my $slow = $valgrind ? 10 : 1;      # how much longer things may take
 
@@ -49,35 +44,17 @@ my $ng;
 my %children;
 my $main_pid = $$;
 
-sub services {
-    my ($cmd) = @_;
-    return system('bash', '-c', ". '$repo/scripts/services.sh' && $cmd") == 0;
-}
+my $pg = Txval::Lookup->cluster(name => 't330',
+                                port => $ENV{TXVAL_T330_PG_PORT} || 16437);
+my $pg_dir = $pg->dir;
 
-sub as_postgres { return $> == 0 ? ('runuser', '-u', 'postgres', '--') : () }
-
-# one SQL command as the superuser, over the socket; its output (-At)
-sub psql {
-    my ($sql) = @_;
-    my $pid = open(my $fh, '-|') // die "fork: $!\n";
-    if ($pid == 0) {
-        open STDERR, '>', '/dev/null';
-        exec as_postgres(), 'psql', '-q', '-X', '-At', '-h', $pg_dir,
-             '-p', $pg_port, '-U', 'postgres', '-d', 'txval',
-             '-v', 'ON_ERROR_STOP=1', '-c', $sql
-            or POSIX::_exit(127);
-    }
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-    $out =~ s/\s+\z//;
-    return $? == 0 ? $out : undef;
-}
-
-sub sql_ok {
-    my ($sql, $what) = @_;
-    defined psql($sql) or BAIL_OUT("$what: $sql failed");
-}
+sub psql { $pg->psql(@_) }
+sub sql_ok { $pg->sql_ok(@_) }
+sub calls { $pg->calls }
+sub reset_calls { sql_ok('SELECT pg_stat_statements_reset()', 'reset') }
+sub tx { Txval::Lookup::tx(@_) }
+sub outcome { Txval::Lookup::outcome(@_) }
+sub as_postgres { Txval::Lookup::as_postgres() }
 
 END {
     return unless $$ == $main_pid;
@@ -87,58 +64,15 @@ END {
         kill 'TERM', $pid;
         waitpid $pid, 0;
     }
-    services("txval_pg_stop '$pg_dir'");
     $? = $status;
 }
 
-services("TXVAL_PG_OPTIONS='-c shared_preload_libraries=pg_stat_statements'"
-         . " txval_pg_start $pg_port '$pg_dir'")
-    or BAIL_OUT("cannot start Postgres on $pg_port in $pg_dir");
-services("txval_pg_psql $pg_port '$pg_dir' -f '$repo/docker/initdb/03-notify.sql'"
-         . " -f '$repo/t/fixtures.sql'")
-    or BAIL_OUT('cannot load the triggers and t/fixtures.sql');
-
-sql_ok('CREATE EXTENSION IF NOT EXISTS pg_stat_statements', 'extension');
 sql_ok("ALTER ROLE txval SET log_statement = 'all'", 'log_statement');
 sql_ok("DELETE FROM merchants WHERE id LIKE 't330%'", 'clean');
 sql_ok("DELETE FROM cards WHERE token LIKE 't330%'", 'clean');
 sql_ok("DELETE FROM blocked_bins WHERE bin LIKE '55555%'", 'clean');
 
-my $conninfo = "host=127.0.0.1 port=$pg_port dbname=txval user=txval"
-               . " password=txval";
-
-# the executions of txval's lookup statement so far
-sub calls {
-    return psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
-                . " WHERE query LIKE 'SELECT m.status, m.max_amount,%'") // -1;
-}
-
-sub reset_calls { sql_ok('SELECT pg_stat_statements_reset()', 'reset') }
-
-my $n = 0;
-
-sub tx {
-    my (%f) = @_;
-    my %t = (id => "t330.$$." . ++$n, amount => 1000, currency => 'USD',
-             merchant_id => 't_active', card_token => 't_card_us', %f);
-    return '{' . join(',', map { my $v = $t{$_};
-                                 $_ eq 'amount' ? qq("$_":$v) : qq("$_":"$v") }
-                           grep { defined $t{$_} }
-                           qw(id amount currency merchant_id card_token
-                              card_bin country)) . '}';
-}
-
-# the verdict's reasons ("approved" when none) and score, or "<status> <error>"
-sub outcome {
-    my ($res) = @_;
-    if ($res->{body} =~ /"verdict":"(\w+)","reasons":\[([^\]]*)\],"risk_score":(\d+)/) {
-        my ($v, $r, $score) = ($1, $2, $3);
-        $r =~ s/"//g;
-        return ($r eq '' ? $v : $r) . " $score";
-    }
-    my ($err) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($err // $res->{body});
-}
+my $conninfo = $pg->conninfo;
 
 sub check { outcome($ng->post('/t', tx(@_))) }
 
@@ -272,7 +206,7 @@ is calls(), 2, 'hits: one more lookup';
     # a lookup that needs Postgres waits for the lock (and times out)
 
     my $holder = run_bg(as_postgres(), 'psql', '-q', '-X', '-h', $pg_dir,
-                        '-p', $pg_port, '-U', 'postgres', '-d', 'txval', '-c',
+                        '-p', $pg->port, '-U', 'postgres', '-d', 'txval', '-c',
                         'BEGIN; LOCK TABLE merchants, cards, blocked_bins IN'
                         . ' ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5);'
                         . ' COMMIT');
