@@ -500,4 +500,83 @@ $ng->stop;
     $ng->stop;
 }
 
+
+# --- a row read before a change is never kept after its notification ------
+
+# The lookup reads the card, then waits (a view in front of public.cards,
+# through the conninfo's search_path, reads first and sleeps after); the
+# card changes meanwhile, and its notification is handled before the
+# lookup's answer comes: that answer (the old row) serves its own
+# transaction, but is not stored.
+
+{
+    sql_ok(<<'SQL', 'the slow view');
+SET client_min_messages = warning;
+CREATE SCHEMA IF NOT EXISTS t330_slow;
+CREATE TABLE IF NOT EXISTS t330_slow.knob (delay float8 NOT NULL);
+DELETE FROM t330_slow.knob;
+INSERT INTO t330_slow.knob VALUES (0);
+CREATE OR REPLACE FUNCTION t330_slow.cards_then_sleep()
+    RETURNS SETOF public.cards LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM public.cards;
+    PERFORM pg_sleep((SELECT delay FROM t330_slow.knob));
+END
+$$;
+CREATE OR REPLACE VIEW t330_slow.cards AS
+    SELECT * FROM t330_slow.cards_then_sleep();
+GRANT USAGE ON SCHEMA t330_slow TO txval;
+GRANT SELECT ON ALL TABLES IN SCHEMA t330_slow TO txval;
+INSERT INTO cards (token, status) VALUES ('t330_race', 'active')
+    ON CONFLICT (token) DO UPDATE SET status = 'active';
+SQL
+
+    my $slow_conninfo = "$conninfo options=-csearch_path=t330_slow,public";
+
+    $ng = Txval::Nginx->new(name => 't330race', port => $port,
+                            timeout => 10 * $slow);
+    $ng->start(workers => 1, http => <<"HTTP");
+    txval_postgres "$slow_conninfo" pool=4 timeout=5s;
+    txval_lookup_cache t330race:1m ttl=60s notify=txval;
+
+    server {
+        listen 127.0.0.1:$port;
+        server_name localhost;
+
+        location /t { txval; }
+        location /status { txval_status; }
+        location /metrics { txval_metrics; }
+    }
+HTTP
+
+    ok listener_up(), 'race: the listener is up';
+    is check(), 'approved 0', 'race: connections ready';
+
+    sql_ok('UPDATE t330_slow.knob SET delay = 0.6', 'slow');
+
+    my $pid = fork // die "fork: $!\n";
+    if ($pid == 0) {
+        # 0.2 s into the lookup: the card is blocked, and committed
+        sleep 0.2;
+        $pg->psql("UPDATE cards SET status = 'blocked'"
+                  . " WHERE token = 't330_race'");
+        POSIX::_exit(0);
+    }
+
+    my $t0 = time;
+    is check(card_token => 't330_race'), 'approved 0',
+       'race: the lookup read the card before the change (its answer)';
+    my $t = time - $t0;
+    waitpid $pid, 0;
+    cmp_ok $t, '>=', 0.5, sprintf('race: the lookup took %.2f s', $t);
+
+    sql_ok('UPDATE t330_slow.knob SET delay = 0', 'fast');
+
+    is check(card_token => 't330_race'), 'card_blocked 0',
+       'race: the old row was not kept: the next lookup sees the change';
+
+    no_crash('race');
+    $ng->stop;
+}
+
 done_testing();
