@@ -91,6 +91,7 @@ typedef struct {
     unsigned                        preparing:1;    /* its answer first */
     unsigned                        prepare_failed:1;
     unsigned                        started:1;  /* the head's answer is */
+    unsigned                        broken:1;   /* a send failed */
 } ngx_http_txval_pg_conn_t;
 
 
@@ -309,13 +310,17 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
         if (pc->state == NGX_HTTP_TXVAL_PG_READY
             && ngx_http_txval_pg_query(pc, op) != NGX_OK)
         {
-            /* never report before returning: fail it here */
+            /*
+             * never report before returning: fail it here; the connection
+             * is closed from its own handler (this may run inside a
+             * report of one of its lookups)
+             */
             ngx_queue_remove(&op->queue);
             pc->nops--;
             op->conn = NULL;
             ngx_del_timer(&op->wait);
-            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
-                                    "send failed");
+            pc->broken = 1;
+            ngx_post_event(pc->c->read, &ngx_posted_events);
             return NGX_ERROR;
         }
 
@@ -596,6 +601,11 @@ ngx_http_txval_pg_handler(ngx_event_t *ev)
 
     if (pc->state == NGX_HTTP_TXVAL_PG_CONNECTING) {
         (void) ngx_http_txval_pg_poll(pc);
+        return;
+    }
+
+    if (pc->broken) {
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR, "send failed");
         return;
     }
 
@@ -1277,8 +1287,6 @@ ngx_http_txval_pg_free(ngx_http_txval_pg_op_t *op)
     }
 
     ngx_free(op);
-
-    ngx_http_txval_pg_publish();
 }
 
 

@@ -309,9 +309,16 @@ no_crash('hits');
 sub change_enforced {
     my ($what, $sql, $before, $after, @tx) = @_;
 
-    is check(@tx), $before, "notify: $what: before";
-    my $c0 = calls();
-    is check(@tx), $before, "notify: $what: before, again";
+    # (a notification of the change before that comes after a lookup
+    # started keeps its answer out of the zone: then once more)
+    my ($c0, @got);
+    for (1 .. 3) {
+        @got = (check(@tx));
+        $c0 = calls();
+        push @got, check(@tx);
+        last if calls() == $c0;
+    }
+    is_deeply \@got, [$before, $before], "notify: $what: before";
     is calls(), $c0, "notify: $what: cached";
 
     sql_ok($sql, $what);
