@@ -1571,6 +1571,7 @@ ngx_http_txval_pg_lookup(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
     ngx_http_txval_pg_params(op, &ctx->txn);
     op->want = want;
+    op->keep = (tmcf->lookup != NULL);
 
     op->done = ngx_http_txval_pg_looked_up;
     op->data = ctx;

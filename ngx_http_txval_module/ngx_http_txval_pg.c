@@ -47,24 +47,26 @@
 #define NGX_HTTP_TXVAL_PG_BATCH       32        /* lookups per sync */
 #define NGX_HTTP_TXVAL_PG_STMT        "txval_lookup"
 #define NGX_HTTP_TXVAL_PG_NPARAMS     6
-#define NGX_HTTP_TXVAL_PG_NFIELDS     9
+#define NGX_HTTP_TXVAL_PG_NFIELDS     7
 
 
 /*
  * One round trip: the parts asked for (a NULL parameter asks for nothing:
- * no row matches it). The merchant's currencies come as they are, for a
- * lookup cache entry; whether the transaction's currency is one of them
- * is the server's answer, as before.
+ * no row matches it). Columns: the merchant is active (NULL: no row), its
+ * cap, whether the transaction's currency is one of its currencies (the
+ * server's answer, as before), the currencies themselves (for a lookup
+ * cache entry); the card is blocked (NULL: no row), its country; the BIN
+ * prefixes of $4, $5, $6 that are blocked (bits 1, 2, 4).
  */
 static const char  ngx_http_txval_pg_sql[] =
-    "SELECT m.status, m.max_amount,"
+    "SELECT m.status = 'active', m.max_amount,"
     " (m.currencies IS NULL OR cardinality(m.currencies) = 0"
     "  OR $2::text = ANY (m.currencies)),"
     " m.currencies,"
-    " c.status, c.country,"
-    " EXISTS (SELECT 1 FROM blocked_bins b WHERE b.bin = $4::text),"
-    " EXISTS (SELECT 1 FROM blocked_bins b WHERE b.bin = $5::text),"
-    " EXISTS (SELECT 1 FROM blocked_bins b WHERE b.bin = $6::text)"
+    " c.status IN ('blocked', 'lost', 'stolen'), c.country,"
+    " (SELECT coalesce(bit_or(CASE b.bin WHEN $4::text THEN 1"
+    "                                    WHEN $5::text THEN 2 ELSE 4 END), 0)"
+    "  FROM blocked_bins b WHERE b.bin IN ($4::text, $5::text, $6::text))"
     " FROM (VALUES (1)) AS one (x)"
     " LEFT JOIN merchants m ON m.id = $1::text"
     " LEFT JOIN cards c ON c.token = $3::text";
@@ -324,7 +326,7 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
             return NGX_ERROR;
         }
 
-        ngx_http_txval_pg_publish();
+        /* the pool's gauges: when its answers come */
         return NGX_OK;
     }
 
@@ -1069,14 +1071,14 @@ ngx_http_txval_pg_sync(ngx_http_txval_pg_conn_t *pc)
 
 
 /*
- * m.status, m.max_amount, currency allowed, m.currencies, c.status,
- * c.country, and the three BIN prefixes: the parts op asked for
+ * merchant active, m.max_amount, currency allowed, m.currencies, card
+ * blocked, c.country, the blocked BIN prefixes: the parts op asked for
  */
 
 static void
 ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
 {
-    char                           *v;
+    ngx_int_t                       bins;
     ngx_uint_t                      len;
     ngx_http_txval_rows_t          *rows;
     ngx_http_txval_card_row_t      *c;
@@ -1091,7 +1093,7 @@ ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
 
     if ((op->want & NGX_HTTP_TXVAL_ROW_MERCHANT) && !PQgetisnull(res, 0, 0)) {
         m->found = 1;
-        m->active = (ngx_strcmp(PQgetvalue(res, 0, 0), "active") == 0);
+        m->active = (PQgetvalue(res, 0, 0)[0] == 't');
 
         if (!PQgetisnull(res, 0, 1)) {
             m->has_max = 1;
@@ -1101,10 +1103,15 @@ ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
         m->currency_allowed = (PQgetvalue(res, 0, 2)[0] == 't');
         m->listed = 1;
 
-        if (!PQgetisnull(res, 0, 3)
-            && ngx_http_txval_currencies_parse(PQgetvalue(res, 0, 3),
-                                               PQgetlength(res, 0, 3), m)
-               != 0)
+        if (!op->keep) {
+            /* nobody keeps the row: the server's answer is enough */
+            m->listed = 0;
+
+        } else if (!PQgetisnull(res, 0, 3)
+                   && ngx_http_txval_currencies_parse(PQgetvalue(res, 0, 3),
+                                                      PQgetlength(res, 0, 3),
+                                                      m)
+                      != 0)
         {
             /* not understood: this row is not kept */
             m->restricted = 1;
@@ -1116,10 +1123,7 @@ ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
 
     if ((op->want & NGX_HTTP_TXVAL_ROW_CARD) && !PQgetisnull(res, 0, 4)) {
         c->found = 1;
-        v = PQgetvalue(res, 0, 4);
-        c->blocked = (ngx_strcmp(v, "blocked") == 0
-                      || ngx_strcmp(v, "lost") == 0
-                      || ngx_strcmp(v, "stolen") == 0);
+        c->blocked = (PQgetvalue(res, 0, 4)[0] == 't');
 
         if (!PQgetisnull(res, 0, 5) && PQgetlength(res, 0, 5) == 2) {
             ngx_memcpy(c->country, PQgetvalue(res, 0, 5), 2);
@@ -1127,9 +1131,11 @@ ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
         }
     }
 
+    bins = ngx_atoi((u_char *) PQgetvalue(res, 0, 6), PQgetlength(res, 0, 6));
+
     for (len = 6; len <= 8; len++) {
         if ((op->want & NGX_HTTP_TXVAL_ROW_BIN(len))
-            && PQgetvalue(res, 0, 6 + len - 6)[0] == 't')
+            && bins != NGX_ERROR && (bins & (1 << (len - 6))))
         {
             rows->bins |= NGX_HTTP_TXVAL_ROW_BIN(len);
         }

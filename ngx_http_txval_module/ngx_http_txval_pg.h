@@ -54,6 +54,8 @@ struct ngx_http_txval_pg_op_s {
     unsigned                        got_row:1;
     unsigned                        reported:1; /* done() was called */
     unsigned                        retry:1;    /* skipped: send again */
+    unsigned                        keep:1;     /* for the lookup cache:
+                                                   the currencies listed */
 };
 
 

@@ -123,7 +123,7 @@ sub sql_ok {
 sub calls {
     my ($self) = @_;
     return $self->psql("SELECT coalesce(sum(calls), 0) FROM pg_stat_statements"
-                       . " WHERE query LIKE 'SELECT m.status, m.max_amount,%'")
+                       . " WHERE query LIKE 'SELECT m.status = %, m.max_amount,%'")
            // -1;
 }
 
