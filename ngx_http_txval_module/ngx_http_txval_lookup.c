@@ -34,11 +34,11 @@
  * ("usable"); when the listener is lost it is not, and lookups go to
  * Postgres. A listener that (re)starts empties the zone (a new
  * generation) once its LISTEN succeeded, then marks it usable. On a
- * reload the new worker takes over while the old one still listens; the
- * old one then sends a last query and, once answered (every notification
- * up to then received), leaves: no notification can fall between the
- * two, and the zone is not emptied. If the old one cannot confirm, the
- * zone is emptied.
+ * reload the new worker takes over while the old one still listens (on
+ * the same channel); the old one then sends a last query and, once
+ * answered (every notification up to then received), leaves: no
+ * notification can fall between the two, and the zone is not emptied. If
+ * the old one cannot confirm, the zone is emptied.
  *
  * ttl bounds how long an entry is trusted either way; without notify=, it
  * is the only bound.
@@ -102,7 +102,8 @@ typedef char  ngx_http_txval_lookup_node_size_check[
 
 /* the zone's layout: a reload keeps a zone only when it matches */
 #define NGX_HTTP_TXVAL_LOOKUP_LAYOUT                                         \
-    (0x74790000 | sizeof(ngx_http_txval_lookup_node_t))
+    ((uint32_t) (0x74790000 + (sizeof(ngx_http_txval_lookup_node_t) << 12)  \
+                 + sizeof(ngx_http_txval_lookup_sh_t)))
 
 
 struct ngx_http_txval_lookup_sh_s {
@@ -121,6 +122,7 @@ struct ngx_http_txval_lookup_sh_s {
     ngx_msec_t                  heartbeat;  /* its owner's last beat */
     ngx_pid_t                   owner;
     ngx_uint_t                  owner_cgen;
+    uint32_t                    owner_channel;  /* crc32 of its channel */
     ngx_pid_t                   candidate;  /* connecting to take over */
     ngx_msec_t                  candidate_at;
     ngx_pid_t                   retiring;   /* the old owner, to confirm */
@@ -156,6 +158,7 @@ typedef struct {
     ngx_msec_t                  ping_at;
     ngx_msec_t                  hold_until;
     ngx_uint_t                  cgen;
+    uint32_t                    channel;    /* crc32 of the channel */
     char                       *listen_sql;
     unsigned                    busy:1;     /* a command's answer is due */
     unsigned                    owner:1;    /* what the zone said, last */
@@ -1031,6 +1034,7 @@ ngx_http_txval_lookup_init_process(ngx_cycle_t *cycle,
 
     ngx_sprintf(p, "LISTEN \"%V\"%Z", &lc->channel);
     ls->listen_sql = (char *) p;
+    ls->channel = ngx_crc32_short(lc->channel.data, lc->channel.len);
 
     ngx_shmtx_lock(&lc->shpool->mutex);
     ls->cgen = lc->sh->cgen;
@@ -1566,6 +1570,7 @@ ngx_http_txval_listener_listening(ngx_http_txval_listener_t *ls)
     }
 
     seamless = (sh->owner != 0 && sh->owner != ngx_pid
+                && sh->owner_channel == ls->channel
                 && ngx_http_txval_listener_alive(sh->owner)
                 && sh->usable
                 && (ngx_msec_int_t) (now - sh->heartbeat)
@@ -1582,6 +1587,7 @@ ngx_http_txval_listener_listening(ngx_http_txval_listener_t *ls)
 
     sh->owner = ngx_pid;
     sh->owner_cgen = ls->cgen;
+    sh->owner_channel = ls->channel;
     sh->heartbeat = now;
     sh->usable = 1;
 
