@@ -178,7 +178,7 @@ static ngx_http_txval_lookup_node_t *ngx_http_txval_lookup_find(
     size_t len, uint32_t hash);
 static ngx_http_txval_lookup_node_t *ngx_http_txval_lookup_live(
     ngx_http_txval_lookup_t *lc, ngx_uint_t kind, const u_char *key,
-    size_t len);
+    size_t len, uint32_t hash);
 static void ngx_http_txval_lookup_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static void ngx_http_txval_lookup_delete(ngx_http_txval_lookup_t *lc,
@@ -189,7 +189,7 @@ static void ngx_http_txval_lookup_sweep(ngx_http_txval_lookup_t *lc,
     ngx_uint_t n);
 static ngx_http_txval_lookup_node_t *ngx_http_txval_lookup_store(
     ngx_http_txval_lookup_t *lc, ngx_uint_t kind, const u_char *key,
-    size_t len, uint64_t seq);
+    size_t len, uint32_t hash, uint64_t seq);
 static ngx_uint_t ngx_http_txval_lookup_usable_locked(
     ngx_http_txval_lookup_t *lc);
 static void ngx_http_txval_lookup_flush_locked(ngx_http_txval_lookup_t *lc);
@@ -481,12 +481,28 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 {
     u_char                         *p;
     unsigned                        want;
+    uint32_t                        hm, hc, hb[3];
     ngx_uint_t                      len;
     ngx_http_txval_card_row_t      *c;
     ngx_http_txval_merchant_row_t  *m;
     ngx_http_txval_lookup_node_t   *ln;
 
     want = ngx_http_txval_rows_wanted(txn);
+
+    /* the hashes first: the lock is held for the tree only */
+
+    hm = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
+                                    (u_char *) txn->merchant_id,
+                                    txn->merchant_id_len);
+    hc = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_CARD,
+                                    (u_char *) txn->card_token,
+                                    txn->card_token_len);
+
+    for (len = NGX_HTTP_TXVAL_BIN_MIN; len <= txn->card_bin_len; len++) {
+        hb[len - NGX_HTTP_TXVAL_BIN_MIN] =
+            ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_BIN,
+                                       (u_char *) txn->card_bin, len);
+    }
 
     ngx_shmtx_lock(&lc->shpool->mutex);
 
@@ -503,7 +519,7 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     ln = ngx_http_txval_lookup_live(lc, NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
                                     (u_char *) txn->merchant_id,
-                                    txn->merchant_id_len);
+                                    txn->merchant_id_len, hm);
     if (ln) {
         m = &rows->merchant;
         ngx_memzero(m, sizeof(ngx_http_txval_merchant_row_t));
@@ -526,7 +542,7 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     ln = ngx_http_txval_lookup_live(lc, NGX_HTTP_TXVAL_LOOKUP_CARD,
                                     (u_char *) txn->card_token,
-                                    txn->card_token_len);
+                                    txn->card_token_len, hc);
     if (ln) {
         c = &rows->card;
         ngx_memzero(c, sizeof(ngx_http_txval_card_row_t));
@@ -546,7 +562,8 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     for (len = NGX_HTTP_TXVAL_BIN_MIN; len <= txn->card_bin_len; len++) {
         ln = ngx_http_txval_lookup_live(lc, NGX_HTTP_TXVAL_LOOKUP_BIN,
-                                        (u_char *) txn->card_bin, len);
+                                        (u_char *) txn->card_bin, len,
+                                        hb[len - NGX_HTTP_TXVAL_BIN_MIN]);
         if (ln) {
             if (ln->flags & NGX_HTTP_TXVAL_LOOKUP_FOUND) {
                 rows->bins |= NGX_HTTP_TXVAL_ROW_BIN(len);
@@ -575,6 +592,7 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
     ngx_http_txval_txn_t *txn, ngx_http_txval_rows_t *rows,
     ngx_http_txval_lookup_stamp_t *stamp)
 {
+    uint32_t                        hm, hc, hb[3];
     ngx_uint_t                      len;
     ngx_http_txval_card_row_t      *c;
     ngx_http_txval_merchant_row_t  *m;
@@ -582,6 +600,19 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
 
     if (!stamp->usable) {
         return;
+    }
+
+    hm = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
+                                    (u_char *) txn->merchant_id,
+                                    txn->merchant_id_len);
+    hc = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_CARD,
+                                    (u_char *) txn->card_token,
+                                    txn->card_token_len);
+
+    for (len = NGX_HTTP_TXVAL_BIN_MIN; len <= txn->card_bin_len; len++) {
+        hb[len - NGX_HTTP_TXVAL_BIN_MIN] =
+            ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_BIN,
+                                       (u_char *) txn->card_bin, len);
     }
 
     ngx_shmtx_lock(&lc->shpool->mutex);
@@ -603,7 +634,8 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
     {
         ln = ngx_http_txval_lookup_store(lc, NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
                                          (u_char *) txn->merchant_id,
-                                         txn->merchant_id_len, stamp->seq);
+                                         txn->merchant_id_len, hm,
+                                         stamp->seq);
         if (ln) {
             ln->flags = (m->found ? NGX_HTTP_TXVAL_LOOKUP_FOUND : 0)
                         | (m->active ? NGX_HTTP_TXVAL_LOOKUP_ACTIVE : 0)
@@ -621,7 +653,8 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
     if (rows->have & NGX_HTTP_TXVAL_ROW_CARD) {
         ln = ngx_http_txval_lookup_store(lc, NGX_HTTP_TXVAL_LOOKUP_CARD,
                                          (u_char *) txn->card_token,
-                                         txn->card_token_len, stamp->seq);
+                                         txn->card_token_len, hc,
+                                         stamp->seq);
         if (ln) {
             ln->flags = (c->found ? NGX_HTTP_TXVAL_LOOKUP_FOUND : 0)
                         | (c->blocked ? NGX_HTTP_TXVAL_LOOKUP_BLOCKED : 0)
@@ -638,6 +671,7 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
 
         ln = ngx_http_txval_lookup_store(lc, NGX_HTTP_TXVAL_LOOKUP_BIN,
                                          (u_char *) txn->card_bin, len,
+                                         hb[len - NGX_HTTP_TXVAL_BIN_MIN],
                                          stamp->seq);
         if (ln) {
             ln->flags = (rows->bins & NGX_HTTP_TXVAL_ROW_BIN(len))
@@ -761,13 +795,11 @@ ngx_http_txval_lookup_find(ngx_http_txval_lookup_t *lc, ngx_uint_t kind,
 
 static ngx_http_txval_lookup_node_t *
 ngx_http_txval_lookup_live(ngx_http_txval_lookup_t *lc, ngx_uint_t kind,
-    const u_char *key, size_t len)
+    const u_char *key, size_t len, uint32_t hash)
 {
     ngx_http_txval_lookup_node_t  *ln;
 
-    ln = ngx_http_txval_lookup_find(lc, kind, key, len,
-                                    ngx_http_txval_lookup_hash(kind, key,
-                                                               len));
+    ln = ngx_http_txval_lookup_find(lc, kind, key, len, hash);
     if (ln == NULL) {
         return NULL;
     }
@@ -884,16 +916,14 @@ ngx_http_txval_lookup_sweep(ngx_http_txval_lookup_t *lc, ngx_uint_t n)
 
 static ngx_http_txval_lookup_node_t *
 ngx_http_txval_lookup_store(ngx_http_txval_lookup_t *lc, ngx_uint_t kind,
-    const u_char *key, size_t len, uint64_t seq)
+    const u_char *key, size_t len, uint32_t hash, uint64_t seq)
 {
-    uint32_t                       hash;
     uint64_t                       i;
     ngx_queue_t                   *q;
     ngx_http_txval_lookup_node_t  *ln, *old;
     ngx_http_txval_lookup_sh_t    *sh;
 
     sh = lc->sh;
-    hash = ngx_http_txval_lookup_hash(kind, key, len);
 
     if (sh->seq - seq > NGX_HTTP_TXVAL_LOOKUP_RECENT) {
         /* more invalidations meanwhile than remembered */
