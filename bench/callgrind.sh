@@ -160,7 +160,7 @@ fi
 if [ "$backends" = 1 ] && [[ " ${configs[*]} " == *" redis "* ]] \
    && [ -x "${TXVAL_PG_BIN:-/usr/lib/postgresql/15/bin}/pg_ctl" ]; then
     txval_pg_start "$pg_port" "$pgdir"
-    txval_pg_psql "$pg_port" "$pgdir" -f "$top/docker/initdb/03-notify.sql"
+    txval_pg_psql "$pg_port" "$pgdir" < "$top/docker/initdb/03-notify.sql"
     pg="txval_postgres \"host=127.0.0.1 port=$pg_port dbname=txval user=txval password=txval\" timeout=5s;"
     common="    txval_redis 127.0.0.1:$redis_port prefix=cg: timeout=1s;
     txval_amount_limit USD 100 500000;

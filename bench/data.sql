@@ -4,7 +4,7 @@
 -- The lookup cache's triggers are skipped for the load (one notification
 -- per row otherwise), and one '*' at the end empties every cache.
 -- Run as a superuser (session_replication_role), e.g.
---   txval_pg_psql PORT DIR -f bench/data.sql
+--   txval_pg_psql PORT DIR < bench/data.sql
 
 SET client_min_messages = warning;
 SET session_replication_role = replica;

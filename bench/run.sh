@@ -145,11 +145,11 @@ txval_pg_start "$pg_port" "$dir/pg"
 
 # the lookup cache's triggers (also on a cluster made before them), and
 # the mix's 1M cards and 10k merchants when a scenario needs them
-txval_pg_psql "$pg_port" "$dir/pg" -f "$top/docker/initdb/03-notify.sql"
+txval_pg_psql "$pg_port" "$dir/pg" < "$top/docker/initdb/03-notify.sql"
 case " ${BENCH_SCENARIOS:-known mix freshness} " in
     *" mix "*|*" freshness "*)
         echo "bench: the mix's data (bench/data.sql)"
-        txval_pg_psql "$pg_port" "$dir/pg" -f "$top/bench/data.sql" > /dev/null ;;
+        txval_pg_psql "$pg_port" "$dir/pg" < "$top/bench/data.sql" > /dev/null ;;
 esac
 
 go_pid=""

@@ -363,7 +363,8 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
 
         s.lookup_lag.sum_ns = lstats.lag_sum_ns;
 
-        s.lookup_listener_up = tmcf->lookup->channel.len
+        s.lookup_notify = (tmcf->lookup->channel.len != 0);
+        s.lookup_listener_up = s.lookup_notify
                                && ngx_http_txval_lookup_usable(tmcf->lookup);
     }
 

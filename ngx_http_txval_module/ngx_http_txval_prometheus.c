@@ -246,11 +246,14 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
                             (unsigned long long) s->lookup_results[i]);
     }
 
-    ngx_http_txval_help(&t, "txval_lookup_listener_up", "gauge",
-                        "1 while the lookup cache's LISTEN connection is "
-                        "up and the cache is used.");
-    ngx_http_txval_text(&t, "txval_lookup_listener_up %llu\n",
-                        (unsigned long long) s->lookup_listener_up);
+    if (s->lookup_notify) {
+        /* only where there is a listener: an alert on 0 means it */
+        ngx_http_txval_help(&t, "txval_lookup_listener_up", "gauge",
+                            "1 while the lookup cache's LISTEN connection "
+                            "is up and the cache is used.");
+        ngx_http_txval_text(&t, "txval_lookup_listener_up %llu\n",
+                            (unsigned long long) s->lookup_listener_up);
+    }
 
     ngx_http_txval_help(&t, "txval_lookup_cache_entries", "gauge",
                         "Rows and absences in the lookup cache.");

@@ -59,6 +59,7 @@ typedef struct {
 
     /* the lookup cache (txval_lookup_cache) */
     uint64_t   lookup_results[NGX_HTTP_TXVAL_LOOKUP_RESULTS];
+    unsigned   lookup_notify:1;     /* a listener: lookup_listener_up */
     uint64_t   lookup_listener_up;
     uint64_t   lookup_entries;
     uint64_t   lookup_bytes_used;

@@ -47,7 +47,7 @@ chmod 0711 "$tmp"
 txval_redis_start "$redis_port" "$dir/redis"
 txval_pg_start "$pg_port" "$dir/pg"
 # the lookup cache's triggers, also on a cluster made before they shipped
-txval_pg_psql "$pg_port" "$dir/pg" -f "$top/docker/initdb/03-notify.sql"
+txval_pg_psql "$pg_port" "$dir/pg" < "$top/docker/initdb/03-notify.sql"
 
 # the examples as they are, but for the backends' ports and the log
 example() {

@@ -18,6 +18,7 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 use Txval::Lookup;
 use Txval::Nginx;
+use Txval::Postgres ();
 
 our $Slow;
 
@@ -34,7 +35,8 @@ sub psql {
     if ($pid == 0) {
         open STDERR, '>', '/dev/null';
         exec Txval::Lookup::as_postgres(), 'psql', '-q', '-X', '-At',
-             '-h', $ENV{TEST_NGINX_PG_DIR}, '-p', $ENV{TEST_NGINX_PG_PORT},
+             '-h', Txval::Postgres::pg_dir($ENV{TEST_NGINX_PG_DIR}),
+             '-p', $ENV{TEST_NGINX_PG_PORT},
              '-U', 'postgres', '-d', 'txval', '-v', 'ON_ERROR_STOP=1',
              '-c', $sql
             or POSIX::_exit(127);

@@ -365,8 +365,18 @@ test_prometheus(void)
 
     /* the lookup cache */
 
+    n = ngx_http_txval_prometheus((unsigned char *) buf,
+                                  NGX_HTTP_TXVAL_PROMETHEUS_MAX, &s);
+    buf[n] = '\0';
+
+    ok(n > 0 && strstr(buf, "txval_lookup_listener_up") == NULL
+       && strstr(buf, "txval_lookup_cache_total{result=\"hit\"} 0\n")
+          != NULL,
+       "prometheus: no listener, no txval_lookup_listener_up");
+
     s.lookup_results[0] = 11;
     s.lookup_results[3] = 2;
+    s.lookup_notify = 1;
     s.lookup_listener_up = 1;
     s.lookup_entries = 9;
     s.lookup_bytes_total = 1048576;

@@ -26,6 +26,7 @@ use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use POSIX ();
 use Test::More ();
+use Txval::Postgres qw(pg_dir);
 
 my $repo = abs_path(dirname(__FILE__) . '/../../..');
 my $bin = $ENV{TXVAL_PG_BIN} || '/usr/lib/postgresql/15/bin';
@@ -41,7 +42,7 @@ END {
 }
 
 
-sub as_postgres { return $> == 0 ? ('runuser', '-u', 'postgres', '--') : () }
+sub as_postgres { return Txval::Postgres::as_postgres() }
 
 
 sub services {
@@ -67,10 +68,12 @@ sub cluster {
 
     push @clusters, $self;
 
-    services("txval_pg_psql $port '$dir'"
-             . " -f '$repo/docker/initdb/03-notify.sql'"
-             . " -f '$repo/t/fixtures.sql'")
+    services("txval_pg_psql $port '$dir' < '$repo/docker/initdb/03-notify.sql'"
+             . " && txval_pg_psql $port '$dir' < '$repo/t/fixtures.sql'")
         or Test::More::BAIL_OUT('cannot load the triggers and t/fixtures.sql');
+
+    # the cluster's real directory: its socket directory, for -h and -D
+    $self->{dir} = pg_dir($dir);
 
     $self->sql_ok('CREATE EXTENSION IF NOT EXISTS pg_stat_statements',
                   'pg_stat_statements');
