@@ -70,7 +70,8 @@
 #define NGX_HTTP_TXVAL_LOOKUP_TICK     100      /* every worker */
 #define NGX_HTTP_TXVAL_LOOKUP_STALE    1000     /* an owner that did not beat */
 #define NGX_HTTP_TXVAL_LOOKUP_PING     1000     /* a query, to know it lives */
-#define NGX_HTTP_TXVAL_LOOKUP_RETIRE   3000     /* handing over, at most */
+#define NGX_HTTP_TXVAL_LOOKUP_RETIRE   3000     /* an old owner confirms */
+#define NGX_HTTP_TXVAL_LOOKUP_HOLD     10000    /* an exiting owner waits */
 #define NGX_HTTP_TXVAL_LOOKUP_BACKOFF  200      /* first retry, then x2 */
 #define NGX_HTTP_TXVAL_LOOKUP_BACKOFF_MAX  1000
 
@@ -150,7 +151,7 @@ typedef struct {
     PGconn                     *pg;
     ngx_connection_t           *c;
     ngx_http_txval_listener_state_e  state;
-    ngx_event_t                 tick;       /* every worker, cancelable */
+    ngx_event_t                 tick;       /* every worker */
     ngx_event_t                 timer;      /* connect, LISTEN, ping */
     ngx_event_t                 hold;       /* an exiting owner's wait */
     ngx_msec_t                  retry_at;
@@ -1073,7 +1074,10 @@ ngx_http_txval_lookup_init_process(ngx_cycle_t *cycle,
     ls->tick.handler = ngx_http_txval_listener_tick;
     ls->tick.data = ls;
     ls->tick.log = cycle->log;
-    /* the tick alone never keeps an exiting worker */
+    /*
+     * the tick keeps an exiting worker only while it owns the listener,
+     * so that it can hand it over (see ngx_http_txval_listener_tick())
+     */
     ls->tick.cancelable = 1;
 
     ls->timer.handler = ngx_http_txval_listener_timer;
@@ -1235,6 +1239,13 @@ ngx_http_txval_listener_tick(ngx_event_t *ev)
         }
     }
 
+    /*
+     * an owner's tick is not cancelable: when the worker is told to exit,
+     * it runs once more and hands the listener over (or lets it go)
+     * before the worker exits
+     */
+    ev->cancelable = !(ls->owner || ls->retiring);
+
     if (ls->lc && !ev->timer_set) {
         ngx_add_timer(ev, NGX_HTTP_TXVAL_LOOKUP_TICK);
     }
@@ -1247,7 +1258,7 @@ ngx_http_txval_listener_tick(ngx_event_t *ev)
         ngx_shmtx_lock(&lc->shpool->mutex);
 
         if (sh->cgen > ls->cgen && sh->cgen_notify) {
-            ls->hold_until = now + NGX_HTTP_TXVAL_LOOKUP_RETIRE;
+            ls->hold_until = now + NGX_HTTP_TXVAL_LOOKUP_HOLD;
             ngx_add_timer(&ls->hold, NGX_HTTP_TXVAL_LOOKUP_TICK);
             ngx_shmtx_unlock(&lc->shpool->mutex);
             return;
@@ -1257,6 +1268,7 @@ ngx_http_txval_listener_tick(ngx_event_t *ev)
 
         ngx_http_txval_listener_release(ls);
         ngx_http_txval_listener_close(ls);
+        ev->cancelable = 1;
     }
 }
 
@@ -1286,6 +1298,7 @@ ngx_http_txval_listener_hold(ngx_event_t *ev)
     if ((ngx_msec_int_t) (ngx_current_msec - ls->hold_until) >= 0) {
         ngx_http_txval_listener_release(ls);
         ngx_http_txval_listener_close(ls);
+        ls->tick.cancelable = 1;
         return;
     }
 

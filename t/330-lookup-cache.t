@@ -38,6 +38,8 @@ use Txval::Nginx;
 
 my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 my $slow = $valgrind ? 10 : 1;      # how much longer things may take
+# the pool's timeout: under valgrind a connect (SCRAM included) takes long
+my $pg_timeout = $valgrind ? '5s' : '200ms';
 
 my $port = 1933;
 my $ng;
@@ -134,6 +136,12 @@ sub executed_since {
     return $log =~ /execute txval_lookup: SELECT[^\n]*\n[^\n]*DETAIL:\s+parameters: ([^\n]*)/g;
 }
 
+# under make valgrind: every process of the instance was clean
+sub valgrind_clean {
+    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
+        if $ng->valgrind;
+}
+
 sub no_crash {
     my ($what) = @_;
     unlike $ng->error_log, qr/exited on signal|\[alert\]/,
@@ -143,7 +151,7 @@ sub no_crash {
 my $http = sub {
     my ($lookup) = @_;
     return <<"HTTP";
-    txval_postgres "$conninfo" pool=4 timeout=200ms;
+    txval_postgres "$conninfo" pool=4 timeout=$pg_timeout;
     txval_lookup_cache $lookup;
     txval_amount_limit USD 1 100000;
     txval_amount_limit EUR 1 100000;
@@ -164,7 +172,7 @@ HTTP
 # --- hits: no query, also with the tables locked -------------------------
 
 $ng = Txval::Nginx->new(name => 't330', port => $port,
-                        timeout => 10 * $slow);
+                        timeout => 10 * $slow, valgrind => 1);
 $ng->start(workers => 2, http => $http->('t330:1m notify=txval'));
 
 ok listener_up(), 'the listener is up (txval_status)';
@@ -208,8 +216,8 @@ is calls(), 2, 'hits: one more lookup';
     my $holder = run_bg(as_postgres(), 'psql', '-q', '-X', '-h', $pg_dir,
                         '-p', $pg->port, '-U', 'postgres', '-d', 'txval', '-c',
                         'BEGIN; LOCK TABLE merchants, cards, blocked_bins IN'
-                        . ' ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5);'
-                        . ' COMMIT');
+                        . ' ACCESS EXCLUSIVE MODE; SELECT pg_sleep('
+                        . ($valgrind ? 8 : 1.5) . '); COMMIT');
     my $locked = 0;
     for (1 .. 100) {
         $locked = psql("SELECT count(*) FROM pg_locks l JOIN pg_class c"
@@ -468,6 +476,7 @@ sub change_enforced {
 
 no_crash('notify');
 $ng->stop;
+valgrind_clean();
 
 
 # --- without notify=: the ttl is the only bound ---------------------------
@@ -477,7 +486,7 @@ $ng->stop;
            . " ON CONFLICT (token) DO UPDATE SET status = 'active'", 'insert');
 
     $ng = Txval::Nginx->new(name => 't330ttl', port => $port,
-                            timeout => 10 * $slow);
+                            timeout => 10 * $slow, valgrind => 1);
     $ng->start(workers => 1, http => $http->('t330ttl:1m ttl=2s'));
 
     unlike $ng->request(GET => '/status')->{body}, qr/lookup_listener/,
@@ -506,6 +515,7 @@ $ng->stop;
 
     no_crash('ttl');
     $ng->stop;
+valgrind_clean();
 }
 
 
@@ -542,7 +552,7 @@ SQL
     my $slow_conninfo = "$conninfo options=-csearch_path=t330_slow,public";
 
     $ng = Txval::Nginx->new(name => 't330race', port => $port,
-                            timeout => 10 * $slow);
+                            timeout => 10 * $slow, valgrind => 1);
     $ng->start(workers => 1, http => <<"HTTP");
     txval_postgres "$slow_conninfo" pool=4 timeout=5s;
     txval_lookup_cache t330race:1m ttl=60s notify=txval;
@@ -585,6 +595,7 @@ HTTP
 
     no_crash('race');
     $ng->stop;
+valgrind_clean();
 }
 
 done_testing();

@@ -35,6 +35,8 @@ use Txval::Nginx;
 
 my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 my $slow = $valgrind ? 10 : 1;
+# the pool's timeout: under valgrind a connect (SCRAM included) takes long
+my $pg_timeout = $valgrind ? '5s' : '200ms';
 
 my $port = 1934;
 my $ng;
@@ -126,6 +128,12 @@ sub enforced {
     return $t;
 }
 
+# under make valgrind: every process of the instance was clean
+sub valgrind_clean {
+    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
+        if $ng->valgrind;
+}
+
 sub no_crash {
     my ($what) = @_;
     unlike $ng->error_log, qr/exited on signal|\[alert\]/,
@@ -136,7 +144,7 @@ my $http = sub {
     my ($workers_note) = @_;
     my $conninfo = $pg->conninfo;
     return <<"HTTP";
-    txval_postgres "$conninfo" pool=4 timeout=200ms;
+    txval_postgres "$conninfo" pool=4 timeout=$pg_timeout;
     txval_lookup_cache t340:1m ttl=60s notify=txval;
 
     server {
@@ -153,7 +161,8 @@ HTTP
 
 # --- terminated, held down, back ------------------------------------------
 
-$ng = Txval::Nginx->new(name => 't340', port => $port, timeout => 10 * $slow);
+$ng = Txval::Nginx->new(name => 't340', port => $port, timeout => 10 * $slow,
+                        valgrind => 1);
 $ng->start(workers => 1, http => $http->());
 
 ok listener_is('up', 5 * $slow), 'terminated: the listener is up';
@@ -226,6 +235,7 @@ SQL
 
 no_crash('terminated');
 $ng->stop;
+valgrind_clean();
 
 
 # --- Postgres restarted ---------------------------------------------------
@@ -233,7 +243,7 @@ $ng->stop;
 set_card($_, 'active') for qw(a b c d);
 
 $ng = Txval::Nginx->new(name => 't340restart', port => $port,
-                        timeout => 10 * $slow);
+                        timeout => 10 * $slow, valgrind => 1);
 $ng->start(workers => 2, http => $http->());
 
 ok listener_is('up', 5 * $slow), 'restart: the listener is up';
@@ -272,7 +282,7 @@ warm('reload', qw(e f));
     my @old = $ng->workers;
     my $off = -s $ng->error_log_path;
 
-    ok $ng->reload(http => $http->()), 'reload: new workers';
+    ok $ng->reload(workers => 2, http => $http->()), 'reload: new workers';
 
     my $log = '';
     for (1 .. 100 * $slow) {
@@ -340,5 +350,6 @@ warm('killed', qw(g h));
 }
 
 $ng->stop;
+valgrind_clean();
 
 done_testing();
