@@ -1,6 +1,6 @@
 package Txval::Lookup;
 
-# What the lookup cache tests (t/330, t/340, t/730) share: a private
+# What the lookup cache tests (t/330, t/335, t/340, t/725) share: a private
 # Postgres cluster made by scripts/services.sh with the lookup cache's
 # triggers (docker/initdb/03-notify.sql), t/fixtures.sql and
 # pg_stat_statements (to count the lookup statement's executions), and

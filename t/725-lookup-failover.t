@@ -12,7 +12,7 @@
 # succeed again, and a change made on the new primary is enforced soon
 # after its commit.
 #
-# Ports: TXVAL_T730_PG_PORT (17301: the primary, +1 the replica).
+# Ports: TXVAL_T725_PG_PORT (17301: the primary, +1 the replica).
 
 use strict;
 use warnings;
@@ -26,7 +26,7 @@ use Txval::PgPair;
 
 my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 my $slow = $valgrind ? 10 : 1;
-my $base = $ENV{TXVAL_T730_PG_PORT} || 17301;
+my $base = $ENV{TXVAL_T725_PG_PORT} || 17301;
 my $port = 1935;
 my $ng;
 my $main_pid = $$;
@@ -39,14 +39,14 @@ END {
 }
 
 my $pair = eval {
-    Txval::PgPair->start(name => 't730', primary => $base,
+    Txval::PgPair->start(name => 't725', primary => $base,
                          replica => $base + 1);
 };
 BAIL_OUT("cannot make the Postgres pair: $@") unless $pair;
 
 defined $pair->psql(primary => "INSERT INTO cards (token, status, country)"
-                               . " VALUES ('t730_a', 'active', 'US'),"
-                               . " ('t730_b', 'active', 'US')")
+                               . " VALUES ('t725_a', 'active', 'US'),"
+                               . " ('t725_b', 'active', 'US')")
     or BAIL_OUT('cannot insert the cards');
 $pair->caught_up or BAIL_OUT('the replica does not catch up');
 
@@ -54,7 +54,7 @@ sub check {
     Txval::Lookup::outcome($ng->post('/t', Txval::Lookup::tx(@_)));
 }
 
-sub card { check(card_token => "t730_$_[0]") }
+sub card { check(card_token => "t725_$_[0]") }
 
 sub eventually {
     my ($want, $within, $code) = @_;
@@ -80,10 +80,10 @@ sub flushed {
 
 my ($p, $r) = ($base, $base + 1);
 
-$ng = Txval::Nginx->new(name => 't730', port => $port, timeout => 10 * $slow);
+$ng = Txval::Nginx->new(name => 't725', port => $port, timeout => 10 * $slow);
 $ng->start(workers => 2, http => <<"HTTP");
     txval_postgres "host=127.0.0.1,127.0.0.1 port=$r,$p dbname=txval user=txval password=txval target_session_attrs=read-write" pool=4 timeout=200ms;
-    txval_lookup_cache t730:1m ttl=60s notify=txval;
+    txval_lookup_cache t725:1m ttl=60s notify=txval;
 
     server {
         listen 127.0.0.1:$port reuseport;
@@ -102,7 +102,7 @@ is_deeply [map { card($_) } qw(a b a b)], [('approved 0') x 4],
           'before: the cards, looked up and cached';
 
 defined $pair->psql(primary => "UPDATE cards SET status = 'lost'"
-                               . " WHERE token = 't730_a'")
+                               . " WHERE token = 't725_a'")
     or BAIL_OUT('update');
 ($t, $got) = eventually('card_blocked 0', 2 * $slow, sub { card('a') });
 is $got, 'card_blocked 0', 'before: a change on the primary is enforced';
@@ -133,7 +133,7 @@ is $got, 'approved 0', 'after: lookups succeed again';
 is card('a'), 'card_blocked 0', 'after: the change made before is there';
 
 defined $pair->psql(replica => "UPDATE cards SET status = 'stolen'"
-                               . " WHERE token = 't730_b'")
+                               . " WHERE token = 't725_b'")
     or BAIL_OUT('update on the new primary');
 ($t, $got) = eventually('card_blocked 0', 2 * $slow, sub { card('b') });
 is $got, 'card_blocked 0', 'after: a change on the new primary is enforced';
