@@ -27,7 +27,7 @@ use Txval::PgPair;
 my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 my $slow = $valgrind ? 10 : 1;
 my $base = $ENV{TXVAL_T725_PG_PORT} || 17301;
-my $port = 1935;
+my $port = 1961;
 my $ng;
 my $main_pid = $$;
 
