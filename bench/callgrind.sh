@@ -17,6 +17,13 @@
 #     CALLGRIND_REDIS_TLS=0 skips them)
 #   the Lua gate of make bench (bench/lua/), same Redis:  replay (shm
 #     hit), Redis hit, Redis-only miss, malformed JSON
+#   txval with Redis and Postgres (started here; no verdict zone, like the
+#     Redis-only miss):  a full miss (a Postgres lookup per request) with
+#     one connection and with 16 (lookups pipelined: several share a
+#     connection and a write), and a new transaction of a known merchant
+#     and card answered by the lookup cache (txval_lookup_cache ...
+#     notify=); the same full miss with CALLGRIND_BASELINE_MODULE (another
+#     build, e.g. main's before issue 19) when it is set
 # then the functions that cost most on the replay and Redis-hit paths
 # (callgrind_annotate, self cost, the measured part of the run).
 #
@@ -24,12 +31,15 @@
 #   CALLGRIND_TOP=12                    how many functions to list (0: none)
 #   CALLGRIND_WARMUP=1                  seconds of warm-up (whole seconds)
 #   CALLGRIND_BACKENDS=0                txval with a zone only (no Redis, no
-#                                       Lua)
+#                                       Lua, no Postgres)
 #   CALLGRIND_LUA=0                     txval's paths only (no Lua gate)
 #   CALLGRIND_DIR=build/callgrind       where the configurations and
 #                                       callgrind's output go (emptied first)
 #   TXVAL_MODULE=path.so                the module (default: make's build)
-#   BENCH_PORT=18490                    nginx's port (+1 upstream, +2 Redis)
+#   BENCH_PORT=18490                    nginx's port (+1 upstream, +2 Redis,
+#                                       +3 Redis TLS, +4 Postgres)
+#   CALLGRIND_BASELINE_MODULE=path.so   the Postgres full miss of that build
+#   CALLGRIND_PATHS="pg"                only the Postgres paths
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,12 +48,17 @@ nginx=${NGINX_BIN:-/usr/sbin/nginx}
 secs=${1:-5}
 port=${BENCH_PORT:-18490}
 redis_port=$((port + 2))
+pg_port=$((port + 4))
+baseline=${CALLGRIND_BASELINE_MODULE:-}
+only=${CALLGRIND_PATHS:-}
 dir=${CALLGRIND_DIR:-$top/build/callgrind}
 modules=/usr/lib/nginx/modules
 backends=${CALLGRIND_BACKENDS:-1}
 lua=${CALLGRIND_LUA:-1}
 top_n=${CALLGRIND_TOP:-12}
 warmup=${CALLGRIND_WARMUP:-1}
+
+pgdir=$top/build/callgrind-pg      # kept between runs
 
 rm -rf "$dir"
 mkdir -p "$dir"
@@ -52,6 +67,7 @@ vg=""
 cleanup() {
     [ -n "$vg" ] && kill -QUIT "$vg" 2> /dev/null
     txval_redis_stop "$dir/redis"
+    txval_pg_stop "$pgdir"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -141,14 +157,35 @@ load_module $modules/ngx_http_lua_module.so;" "    include $top/bench/lua/nginx-
     fi
 fi
 
+if [ "$backends" = 1 ] && [[ " ${configs[*]} " == *" redis "* ]] \
+   && [ -x "${TXVAL_PG_BIN:-/usr/lib/postgresql/15/bin}/pg_ctl" ]; then
+    txval_pg_start "$pg_port" "$pgdir"
+    txval_pg_psql "$pg_port" "$pgdir" < "$top/docker/initdb/03-notify.sql"
+    pg="txval_postgres \"host=127.0.0.1 port=$pg_port dbname=txval user=txval password=txval\" timeout=5s;"
+    common="    txval_redis 127.0.0.1:$redis_port prefix=cg: timeout=1s;
+    txval_amount_limit USD 100 500000;
+    txval_velocity 100000000 60s;
+    $pg"
+    conf pg "load_module $module;" "$common" "        location = /v { txval; }"
+    conf lk "load_module $module;" "$common
+    txval_lookup_cache cglk:16m ttl=1h notify=txval;" "        location = /v { txval; }"
+    configs+=(pg lk)
+    if [ -n "$baseline" ]; then
+        conf pgbase "load_module $baseline;" "$common" "        location = /v { txval; }"
+        configs+=(pgbase)
+    fi
+fi
+
 replay_body='{"id":"tx_bench_replay","amount":2500,"currency":"USD","merchant_id":"m_acme","card_token":"tok_4242","card_bin":"424242","country":"US"}'
 
 profile() {
     # $1 configuration, $2 path, $3 wrk.lua mode, $4 a path to POST the
-    # replayed transaction to first (its verdict then is in Redis); prints
-    # "instructions requests": counted from after a warm-up (callgrind's
-    # counters zeroed then) to the end
-    local out=$dir/cg.$1.${2//\//}.$3.out n=0
+    # replayed transaction to first (its verdict then is in Redis), $5 wrk
+    # connections (1); prints "instructions requests": counted from after
+    # a warm-up ($6 seconds, default CALLGRIND_WARMUP; callgrind's counters
+    # zeroed then) to the end
+    local out=$dir/cg.$1.${2//\//}.$3.c${5:-1}.out n=0 c=${5:-1}
+    local warm=${6:-$warmup}
     valgrind --tool=callgrind --callgrind-out-file="$out" \
         "$nginx" -p "$dir/$1/" -c conf/nginx.conf > "$dir/$1/valgrind.log" 2>&1 &
     vg=$!
@@ -168,7 +205,7 @@ profile() {
     fi
     # warm-up: first requests, pools, LuaJIT traces
     TXVAL_BENCH_MODE=$3 TXVAL_BENCH_RUN=cgw$RANDOM \
-        wrk -t1 -c1 -d"${warmup}s" -s "$top/bench/wrk.lua" \
+        wrk -t1 -c"$c" -d"${warm}s" -s "$top/bench/wrk.lua" \
             "http://127.0.0.1:$port$2" > /dev/null
     # a dump ends the warm-up part ($out.1); the measured part is the
     # dump at the end. Wait for it: the request is asynchronous
@@ -178,7 +215,7 @@ profile() {
         sleep 0.1
     done
     n=$(TXVAL_BENCH_MODE=$3 TXVAL_BENCH_RUN=cg$RANDOM \
-        wrk -t1 -c1 -d"${secs}s" -s "$top/bench/wrk.lua" \
+        wrk -t1 -c"$c" -d"${secs}s" -s "$top/bench/wrk.lua" \
             "http://127.0.0.1:$port$2" \
         | awk '$1 == "TXVAL" && $2 == "requests" {print $3}')
     kill -QUIT "$vg"
@@ -189,9 +226,10 @@ profile() {
 }
 
 report() {
-    # $1 label, $2 configuration, $3 path, $4 wrk.lua mode, $5 prime path
+    # $1 label, $2 configuration, $3 path, $4 wrk.lua mode, $5 prime path,
+    # $6 connections, $7 warm-up seconds
     local ir n
-    read -r ir n < <(profile "$2" "$3" "$4" "${5:-}")
+    read -r ir n < <(profile "$2" "$3" "$4" "${5:-}" "${6:-1}" "${7:-}")
     awk -v l="$1" -v ir="$ir" -v n="$n" \
         'BEGIN {if (n > 0) printf "  %-34s %8.0f instructions/request (%d requests)\n",
                                   l, ir / n, n
@@ -199,6 +237,7 @@ report() {
 }
 
 echo "callgrind, one worker, ${secs}s per path:"
+if [ "$only" != pg ]; then
 report "bare return 200" base /bare replay
 report "txval replay (shm hit)" base /v replay
 report "txval gate replay (shm hit)" base /g replay
@@ -217,6 +256,18 @@ if [[ " ${configs[*]} " == *" lua "* ]]; then
     report "Lua gate Redis hit (no shm)" lua /gr replay /g
     report "Lua gate Redis-only miss" lua /gr unique
     report "Lua gate invalid JSON (400)" lua /g invalid
+fi
+fi
+if [[ " ${configs[*]} " == *" pg "* ]]; then
+    [ "$only" = pg ] && report "txval Redis-only miss" redis /v unique
+    report "txval full miss (Postgres), 1 conn" pg /v unique
+    report "txval full miss (Postgres), 16 conns" pg /v unique "" 16
+    if [[ " ${configs[*]} " == *" pgbase "* ]]; then
+        report "baseline full miss, 1 conn" pgbase /v unique
+        report "baseline full miss, 16 conns" pgbase /v unique "" 16
+    fi
+    # the 1,000 known cards and 100 merchants cached during the warm-up
+    report "txval known (lookup cache hit)" lk /v known "" 1 4
 fi
 
 hot() {
@@ -244,6 +295,9 @@ hot() {
 }
 
 if [ "$top_n" -gt 0 ] && command -v callgrind_annotate > /dev/null; then
-    hot "txval replay" "$dir/cg.base.v.replay.out"
-    hot "txval Redis hit" "$dir/cg.redis.v.replay.out"
+    hot "txval replay" "$dir/cg.base.v.replay.c1.out"
+    hot "txval Redis hit" "$dir/cg.redis.v.replay.c1.out"
+    hot "txval Redis-only miss" "$dir/cg.redis.v.unique.c1.out"
+    hot "txval known (lookup cache hit)" "$dir/cg.lk.v.known.c1.out"
+    hot "txval full miss (Postgres), 16 conns" "$dir/cg.pg.v.unique.c16.out"
 fi

@@ -19,6 +19,16 @@
 #             sharded map as local cache), direct
 #   go+nginx  the same Go service behind nginx (proxy_pass, keepalive
 #             upstream), as deployed
+#   txval-nolc  txval without the lookup cache (known, mix: every new
+#             transaction asks Postgres, as before issue 19)
+#   txval-main  txval built from another tree (BENCH_BASELINE_MODULE=path
+#             to its .so, e.g. main's before issue 19), configured as the
+#             full miss's txval: full_miss only
+#
+# In known, mix and freshness, txval (and txval-nolc) run without a
+# verdict cache zone, as in the Redis-only miss: every transaction is new,
+# so the zone would only add its own cost, and the comparison with the
+# Redis-only miss is then the lookup cache against Postgres alone.
 #
 # Scenarios (each implementation with its own cache and Redis prefix):
 #   replay      a replayed id: shm (or local map) hit
@@ -27,7 +37,15 @@
 #   redis_miss  new ids, Redis only: GET miss, INCR+EXPIRE, SET
 #   full_miss   new ids, Redis and Postgres (lua: no Postgres, skipped)
 #   invalid     malformed JSON flood (400 expected)
-#   latency     replay, redis_miss and full_miss again at 50% of each
+#   known       issue 19: new ids of known merchants and cards (100 and
+#               1,000, cached beforehand): txval's lookup cache answers
+#               (txval_lookup_cache ... notify=txval), no Postgres query
+#   mix         issue 19: new ids over bench/data.sql's 1M cards (Zipf)
+#               and 10k merchants, 10% cards never seen
+#   freshness   issue 19: the mix against txval while bench/go/fresh
+#               changes rows at 20 a second and measures each change's
+#               commit -> first refusal of the changed card or merchant
+#   latency     replay, redis_miss, full_miss and known again at 50% of each
 #               implementation's own median peak rate (bench/wrk.lua paces),
 #               and txval's full miss at the Go service's 50% rate (the
 #               same load for both)
@@ -45,6 +63,14 @@
 #                       (tls=on, a verified certificate made here; the
 #                       others stay on plain TCP); writes RESULTS-tls.md,
 #                       results-tls.png, results-tls.csv unless BENCH_OUT...
+#   BENCH_BASELINE_MODULE=/path/to/ngx_http_txval_module.so (txval-main)
+#   BENCH_FRESH_RATE=20 (row changes a second in the freshness cell)
+#
+# A short try (a few minutes; numbers meaningless, the script exercised):
+#   unshare -n bash -c 'ip link set lo up; BENCH_SECONDS=2 BENCH_ROUNDS=1 \
+#     BENCH_CALLGRIND=0 BENCH_IMPLS="txval go" \
+#     BENCH_SCENARIOS="redis_miss full_miss known mix freshness" \
+#     BENCH_OUT=/tmp/r.md BENCH_PNG=/tmp/r.png BENCH_CSV=/tmp/r.csv make bench'
 #
 # Writes bench/RESULTS.md, bench/results.png and bench/results.csv.
 set -euo pipefail
@@ -69,6 +95,12 @@ up_b=$((base + 8))
 up_l=$((base + 9))
 redis_tls=${BENCH_REDIS_TLS:-0}
 redis_tls_port=$((base + 10))
+port_c=$((base + 15))        # txval: Redis, Postgres, lookup cache
+up_c=$((base + 16))
+port_o=$((base + 17))        # txval-main (BENCH_BASELINE_MODULE)
+port_d=$((base + 18))        # txval: Redis, Postgres (txval-nolc)
+baseline=${BENCH_BASELINE_MODULE:-}
+fresh_rate=${BENCH_FRESH_RATE:-20}
 dir=$top/build/bench
 tls_sfx=""
 [ "$redis_tls" = 1 ] && tls_sfx=-tls
@@ -91,7 +123,8 @@ for f in "$modules/ndk_http_module.so" "$modules/ngx_http_lua_module.so" \
 done
 
 mkdir -p "$dir"
-rm -rf "$dir/a" "$dir/b" "$dir/l" "$dir/p" "$dir/go" "$dir/cells"
+rm -rf "$dir/a" "$dir/b" "$dir/c" "$dir/d" "$dir/o" "$dir/l" "$dir/p" "$dir/go" \
+    "$dir/cells"
 mkdir -p "$dir/cells"
 
 echo "bench: building the Go service (offline, Debian's Go sources)"
@@ -110,10 +143,19 @@ else
 fi
 txval_pg_start "$pg_port" "$dir/pg"
 
+# the lookup cache's triggers (also on a cluster made before them), and
+# the mix's 1M cards and 10k merchants when a scenario needs them
+txval_pg_psql "$pg_port" "$dir/pg" < "$top/docker/initdb/03-notify.sql"
+case " ${BENCH_SCENARIOS:-known mix freshness} " in
+    *" mix "*|*" freshness "*)
+        echo "bench: the mix's data (bench/data.sql)"
+        txval_pg_psql "$pg_port" "$dir/pg" < "$top/bench/data.sql" > /dev/null ;;
+esac
+
 go_pid=""
 stop_all() {
     local n
-    for n in a b l p; do
+    for n in a b c d o l p; do
         [ -f "$dir/$n/logs/nginx.pid" ] \
             && "$nginx" -p "$dir/$n/" -c conf/nginx.conf -s stop 2>/dev/null
     done
@@ -178,6 +220,33 @@ $(trivial "$up_a")
         location = /g { txval_gate; proxy_pass http://trivial/ok; $proxy }
     }"
 
+instance c "load_module $module;" "$txval_common
+    txval_postgres \"$conninfo\" pool=8;
+    txval_lookup_cache lookup:128m ttl=60s notify=txval;
+$(trivial "$up_c")
+    server {
+        listen 127.0.0.1:$port_c backlog=4096;
+        location = /v { txval; }
+        location = /g { txval_gate; proxy_pass http://trivial/ok; $proxy }
+    }"
+
+instance d "load_module $module;" "$txval_common
+    txval_postgres \"$conninfo\" pool=8;
+    server {
+        listen 127.0.0.1:$port_d backlog=4096;
+        location = /v { txval; }
+    }"
+
+if [ -n "$baseline" ]; then
+    instance o "load_module $baseline;" "$txval_common
+    txval_cache_zone bencho:64m ttl=1h;
+    txval_postgres \"$conninfo\" pool=8;
+    server {
+        listen 127.0.0.1:$port_o backlog=4096;
+        location = /v { txval; }
+    }"
+fi
+
 instance b "load_module $module;" "$txval_common
 $(trivial "$up_b")
     server {
@@ -234,13 +303,29 @@ done
 
 # BENCH_IMPLS / BENCH_SCENARIOS: subsets, for trying things out
 # shellcheck disable=SC2206
-impls=(${BENCH_IMPLS:-bare proxy txval gate lua go go+nginx})
+impls=(${BENCH_IMPLS:-bare proxy txval gate lua go go+nginx txval-nolc ${baseline:+txval-main}})
 
 endpoint() {
     # $1 impl, $2 scenario -> "port path", or nothing (does not apply)
-    local cold=0
-    case $2 in redis_hit|redis_miss) cold=1 ;; esac
+    local cold=0 lc=0
+    case $2 in redis_hit|redis_miss) cold=1 ;; known|mix|freshness) lc=1 ;; esac
+    if [ "$2" = freshness ]; then
+        [ "$1" = txval ] && echo "$port_c /v"
+        return 0
+    fi
+    if [ $lc = 1 ]; then
+        case $1 in
+            txval) echo "$port_c /v" ;;
+            gate) echo "$port_c /g" ;;
+            txval-nolc) echo "$port_d /v" ;;
+            go) echo "$port_g /v" ;;
+            go+nginx) echo "$port_p /v" ;;
+        esac
+        return 0
+    fi
     case $1 in
+        txval-nolc) ;;
+        txval-main) [ "$2" = full_miss ] && echo "$port_o /v" ;;
         bare)  [ "$2" = replay ] && echo "$port_a /bare" ;;
         proxy) [ "$2" = replay ] && echo "$port_a /proxy" ;;
         txval) if [ $cold = 1 ]; then echo "$port_b /v"; else echo "$port_a /v"; fi ;;
@@ -263,8 +348,14 @@ workers() {
 serving() {
     # $1 impl, $2 port -> pids of the processes that serve it
     case $1 in
-        bare|proxy|txval|gate)
-            if [ "$2" = "$port_a" ]; then workers a; else workers b; fi ;;
+        bare|proxy|txval|gate|txval-nolc|txval-main)
+            case $2 in
+                "$port_a") workers a ;;
+                "$port_c") workers c ;;
+                "$port_d") workers d ;;
+                "$port_o") workers o ;;
+                *) workers b ;;
+            esac ;;
         lua) workers l ;;
         go) echo "$go_pid" ;;
         go+nginx) echo "$(workers p)$go_pid" ;;
@@ -426,28 +517,80 @@ post "$port_p" /v "$replay_body" > /dev/null
 post "$port_b" /g "$replay_body" > /dev/null
 post "$port_l" /gr "$replay_body" > /dev/null
 
+# the lookup cache: txval with it gives the same verdicts
+lost_body='{"id":"tx_bench_lost_'$run_id'","amount":2500,"currency":"USD","merchant_id":"m_acme","card_token":"tok_lost","card_bin":"66666601"}'
+check "txval with the lookup cache: replayed id" "$port_c" /v "$replay_body" 200
+check "txval with the lookup cache: decline (lost card, blocked BIN)" "$port_c" /v "$lost_body" 402
+lost_body=${lost_body/tx_bench_lost_/tx_bench_lost2_}
+check "txval with the lookup cache: the same card again (from the zone)" "$port_c" /v "$lost_body" 402
+if [ -n "$baseline" ]; then
+    check "txval-main (BENCH_BASELINE_MODULE): replayed id" "$port_o" /v "$replay_body" 200
+fi
+
+# the known merchants and cards, in the lookup cache before the cells
+case " ${BENCH_SCENARIOS:-known} " in
+    *" known "*)
+        echo "bench: priming the lookup cache (known)"
+        TXVAL_BENCH_MODE=known TXVAL_BENCH_RUN=prime$run_id \
+            wrk -t1 -c8 -d2s -s "$top/bench/wrk.lua" \
+            "http://127.0.0.1:$port_c/v" > /dev/null 2>&1 || true ;;
+esac
+
 declare -A rss0 rss1 wpids
-for n in a b l p; do wpids[$n]=$(workers $n); done
-for p in ${wpids[a]} ${wpids[b]} ${wpids[l]} ${wpids[p]} $go_pid; do
-    rss0[$p]=$(priv_rss "$p")
+instances="a b c d l p${baseline:+ o}"
+for n in $instances; do wpids[$n]=$(workers "$n"); done
+for n in $instances; do
+    for p in ${wpids[$n]}; do rss0[$p]=$(priv_rss "$p"); done
 done
+rss0[$go_pid]=$(priv_rss "$go_pid")
 
 # --- the peak runs: alternating rounds, medians kept
 
 # shellcheck disable=SC2206
-scenarios=(${BENCH_SCENARIOS:-replay redis_hit redis_miss full_miss invalid})
+scenarios=(${BENCH_SCENARIOS:-replay redis_hit redis_miss full_miss known mix invalid freshness})
 mode_of() {
     case $1 in
         replay|redis_hit) echo replay ;;
         redis_miss|full_miss) echo unique ;;
+        known) echo known ;;
+        mix|freshness) echo mix ;;
         invalid) echo invalid ;;
     esac
 }
 
+# the freshness cell: the mix against txval with its lookup cache, and
+# meanwhile bench/go/fresh changing rows; its samples add up over rounds
+declare -A fresh
+fresh_cell() {
+    local f=$dir/cells/fresh.$RANDOM k v
+    "$dir/txval-fresh" -pg "$conninfo" -url "http://127.0.0.1:$port_c/v" \
+        -rate "$fresh_rate" -duration "${secs}s" -run "f$run_id$RANDOM" \
+        > "$f" 2> "$f.err" &
+    local prober=$!
+    measure freshness txval mix 0
+    wait "$prober" || echo "bench: txval-fresh failed (see $f.err)" >&2
+    while read -r _ k v; do
+        fresh[$k]=$(( ${fresh[$k]:-0} + v ))
+    done < <(awk '$1 == "FRESH" && $2 !~ /_us$/ && $2 != "sample"' "$f")
+    # the percentiles: over every round's samples
+    awk '$1 == "FRESH" && $2 == "sample" {print $3}' "$f" >> "$dir/cells/fresh.all"
+    printf '  %-12s %-9s lag p50 %s us, p99 %s us, max %s us (%s samples, %s lost)\n' \
+        freshness txval "$(awk '$2 == "p50_us" {print $3}' "$f")" \
+        "$(awk '$2 == "p99_us" {print $3}' "$f")" \
+        "$(awk '$2 == "max_us" {print $3}' "$f")" \
+        "$(awk '$2 == "samples" {print $3}' "$f")" \
+        "$(awk '$2 == "lost" {print $3}' "$f")"
+}
+
 : > "$csv.tmp"
+rm -f "$dir/cells/fresh.all"
 for i in $(seq 1 "$rounds"); do
     echo "bench: round $i of $rounds (${secs}s per cell)"
     for sc in "${scenarios[@]}"; do
+        if [ "$sc" = freshness ]; then
+            case " ${impls[*]} " in *" txval "*) fresh_cell ;; esac
+            continue
+        fi
         for im in "${impls[@]}"; do
             measure "$sc" "$im" "$(mode_of "$sc")" 0
         done
@@ -464,7 +607,7 @@ median_field() {
 # --- latency at 50% of each implementation's own peak
 
 echo "bench: latency at 50% of each one's peak"
-for sc in replay redis_miss full_miss; do
+for sc in replay redis_miss full_miss known; do
     case " ${scenarios[*]} " in *" $sc "*) ;; *) continue ;; esac
     for im in "${impls[@]}"; do
         peak=$(median_field "$sc/$im" 1)
@@ -482,11 +625,12 @@ if [ "$go_peak_rps" != "-" ]; then
     done
 fi
 
-for p in ${wpids[a]} ${wpids[b]} ${wpids[l]} ${wpids[p]} $go_pid; do
-    rss1[$p]=$(priv_rss "$p")
+for n in $instances; do
+    for p in ${wpids[$n]}; do rss1[$p]=$(priv_rss "$p"); done
 done
-for n in a b l p; do
-    [ "$(workers $n)" = "${wpids[$n]}" ] \
+rss1[$go_pid]=$(priv_rss "$go_pid")
+for n in $instances; do
+    [ "$(workers "$n")" = "${wpids[$n]}" ] \
         || echo "bench: the workers of $n changed during the run (a crash?)" >&2
 done
 
@@ -495,7 +639,7 @@ done
 cat > "$dir/lookup.sql" <<'EOS'
 \set m random(1, 1000)
 \set c random(1, 10000)
-SELECT m.status, m.max_amount, (m.currencies IS NULL OR cardinality(m.currencies) = 0 OR 'USD'::text = ANY (m.currencies)), c.status, c.country, EXISTS (SELECT 1 FROM blocked_bins b WHERE length('424242'::text) >= 6 AND b.bin IN (left('424242'::text, 6), left('424242'::text, 7), left('424242'::text, 8))) FROM (VALUES (1)) AS one (x) LEFT JOIN merchants m ON m.id = 'm_bench_' || :m LEFT JOIN cards c ON c.token = 'tok_bench_' || :c;
+SELECT m.status = 'active', m.max_amount, (m.currencies IS NULL OR cardinality(m.currencies) = 0 OR 'USD'::text = ANY (m.currencies)), m.currencies, c.status IN ('blocked', 'lost', 'stolen'), c.country, (SELECT coalesce(bit_or(CASE b.bin WHEN '424242'::text THEN 1 WHEN NULL::text THEN 2 ELSE 4 END), 0) FROM blocked_bins b WHERE b.bin IN ('424242'::text, NULL::text, NULL::text)) FROM (VALUES (1)) AS one (x) LEFT JOIN merchants m ON m.id = 'm_bench_' || :m LEFT JOIN cards c ON c.token = 'tok_bench_' || :c;
 EOS
 pg0=$(pg_ticks)
 pgbench_out=$(PGPASSWORD=txval pgbench -n -h 127.0.0.1 -p "$pg_port" -U txval \
@@ -544,6 +688,8 @@ label() {
         lua) echo "Lua gate (ngx_lua)" ;;
         go) echo "Go service, direct" ;;
         go+nginx) echo "Go behind nginx" ;;
+        txval-nolc) echo "txval verdict, no lookup cache" ;;
+        txval-main) echo "txval verdict, BENCH_BASELINE_MODULE (no lookup cache)" ;;
     esac
 }
 
@@ -558,6 +704,10 @@ scenario_title() {
         lat_redis_miss) echo "Latency at 50% of own peak: Redis-only miss" ;;
         lat_full_miss) echo "Latency at 50% of own peak: full miss" ;;
         eq_full_miss) echo "Latency at the same load: full miss at 50% of the Go service's (direct) peak" ;;
+        known) echo "Known merchant and card, new ids (txval: lookup cache hit)" ;;
+        mix) echo "Realistic mix: 1M cards (Zipf), 10k merchants, 10% new cards" ;;
+        freshness) echo "The mix while rows change at $fresh_rate a second (txval, lookup cache)" ;;
+        lat_known) echo "Latency at 50% of own peak: known merchant and card" ;;
     esac
 }
 
@@ -634,6 +784,43 @@ cpu_x_gn=$(ratio "$gn_srv" "$tx_srv")
 cpu_x_lua_hit=$(ratio "$(m redis_hit/lua 8)" "$(m redis_hit/gate 8)")
 cpu_x_lua_miss=$(ratio "$(m redis_miss/lua 8)" "$(m redis_miss/gate 8)")
 
+# issue 19: the lookup cache, pipelined misses, freshness
+r_known_rm=$(ratio "$(m known/txval 1)" "$(m redis_miss/txval 1)")
+r_known_p99=$(ratio "$(m known/txval 3)" "$(m redis_miss/txval 3)")
+r_known_lat_p99=$(ratio "$(m lat_known/txval 3)" "$(m lat_redis_miss/txval 3)")
+r_known_full=$(ratio "$(m known/txval 1)" "$(m full_miss/txval 1)")
+r_known_go=$(ratio "$(m known/txval 1)" "$(m known/go 1)")
+r_mix_go=$(ratio "$(m mix/txval 1)" "$(m mix/go 1)")
+r_mix_p99_go=$(ratio "$(m mix/txval 3)" "$(m mix/go 3)")
+r_mix_cpu_go=$(ratio "$(m mix/go 8)" "$(m mix/txval 8)")
+r_mix_nolc=$(ratio "$(m mix/txval 1)" "$(m mix/txval-nolc 1)")
+pg_lookup_cpu() {
+    # $1 impl: CPU µs of txval's workers per Postgres lookup: its full miss
+    # less txval's own Redis-only miss (the same request without Postgres)
+    awk -v f="$(m "full_miss/$1" 8)" -v r="$(m redis_miss/txval 8)" \
+        'BEGIN {if (f == "-" || r == "-") print "-"; else printf "%.1f", f - r}'
+}
+pg_cpu_known=$(awk -v a="$(m known/txval-nolc 8)" -v b="$(m known/txval 8)" \
+    'BEGIN {if (a == "-" || b == "-") print "-"; else printf "%.1f", a - b}')
+pg_cpu_new=$(pg_lookup_cpu txval)
+pg_cpu_old=$(pg_lookup_cpu txval-main)
+r_pg_cpu=$(ratio "$pg_cpu_new" "$pg_cpu_old")
+fresh_pct() {
+    # $1 quantile (0-1) -> ms, over every round's samples
+    [ -s "$dir/cells/fresh.all" ] || { echo "-"; return; }
+    sort -g "$dir/cells/fresh.all" | awk -v q="$1" '{a[NR] = $1}
+        END {i = int(q * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR;
+             printf "%.1f", a[i] / 1000}'
+}
+fresh_n=$(wc -l < "$dir/cells/fresh.all" 2> /dev/null || echo 0)
+fresh_p50=$(fresh_pct 0.5)
+fresh_p90=$(fresh_pct 0.9)
+fresh_p99=$(fresh_pct 0.99)
+fresh_max=$(fresh_pct 1)
+fresh_buckets=$(for le in 1 2 5 10 20 50 100 200 500; do
+                    printf "| ≤ %s ms | %s |\\n" "$le" "${fresh[le_${le}ms]:-0}"
+                done; printf '| > 500 ms | %s |\n' "${fresh[over]:-0}")
+
 # per process: after priming -> after the last cell (peak over the run), MB
 rss_line() {
     # $1 instance (a b l p) or "go"
@@ -644,8 +831,8 @@ rss_line() {
     done
     echo "$out"
 }
-worker_peak=$(for p in ${wpids[a]} ${wpids[b]}; do echo "${pid_peak[$p]:-0}"; done | sort -g | tail -1)
-worker_end_growth=$(for p in ${wpids[a]} ${wpids[b]}; do
+worker_peak=$(for p in ${wpids[a]} ${wpids[b]} ${wpids[c]}; do echo "${pid_peak[$p]:-0}"; done | sort -g | tail -1)
+worker_end_growth=$(for p in ${wpids[a]} ${wpids[b]} ${wpids[c]}; do
                         echo "${rss0[$p]:-0} ${rss1[$p]:-0}"
                     done | awk '{d = $2 - $1; if (d > m) m = d} END {printf "%.1f", m / 1024}')
 
@@ -749,8 +936,10 @@ $(dpkg-query -W -f='wrk ${Version}' wrk), $(date -u +%Y-%m-%d).
   (always counted, never exceeded), risk threshold 70; same Redis key
   scheme (\`{prefix}v:{id}\`, \`{prefix}vel:{card}:{window}\`), each
   implementation under its own prefix; txval and Go send the same Postgres
-  query (ngx_http_txval_pg.c's), prepared, txval 8 connections per worker,
-  Go 16 (pgxpool); Redis: txval 16 pipelined connections per worker, Lua
+  lookup (ngx_http_txval_pg.c's query; txval's form passes NULL for the
+  parts its lookup cache holds and returns the merchant's currencies),
+  prepared, txval 8 connections per worker (pipelined), Go 16 (pgxpool);
+  Redis: txval 16 pipelined connections per worker, Lua
   64 idle per worker (cosocket pool), Go up to 256 (redigo pool).
 - txval: \`txval_cache_zone bench:64m ttl=1h\`, Redis, Postgres (port
   $port_a); for the cold-shm scenarios an nginx without a zone and without
@@ -783,6 +972,37 @@ $(dpkg-query -W -f='wrk ${Version}' wrk), $(date -u +%Y-%m-%d).
   a schedule at half the implementation's own median peak rate (same
   $conns connections; millisecond timer resolution); latency is measured
   from each request's send (no coordinated-omission correction).
+
+## Issue 19: the lookup cache, pipelined misses, freshness
+
+txval with \`txval_lookup_cache lookup:128m ttl=60s notify=txval\` (port
+$port_c; the triggers of docker/initdb/03-notify.sql), against the same
+txval without it (port $port_d), txval's own Redis-only miss (port
+$port_b: the same configuration without Postgres; none of the three has
+a verdict cache zone, which new ids never hit), and the Go service (which
+keeps verdicts, not rows: every new transaction is a Postgres query for
+it). The mix: bench/data.sql (1,000,000 cards, 10,000 merchants), cards
+by a Zipf law (s = 1), one transaction in ten a card never seen, merchants
+uniform (bench/wrk.lua, mode \`mix\`).
+
+| target | measured | |
+|---|---|---|
+| known merchant and card ≥ 0.9 × txval's own Redis-only miss | $r_known_rm × ($(m known/txval 1) against $(m redis_miss/txval 1) req/s); $r_known_full × txval's full miss, $r_known_go × the Go service on the same transactions | $(verdict_mark "$r_known_rm" ">=" 0.9) |
+| … and p99 no worse | at peak: $(ms "$(m known/txval 3)") ms against $(ms "$(m redis_miss/txval 3)") ms ($r_known_p99 ×); at 50% of each one's peak: $(ms "$(m lat_known/txval 3)") against $(ms "$(m lat_redis_miss/txval 3)") ms ($r_known_lat_p99 ×) | $(verdict_mark "$r_known_p99" "<=" 1) (peak), $(verdict_mark "$r_known_lat_p99" "<=" 1) (50%) |
+| realistic mix, against the Go service | $r_mix_go × its throughput, p99 $r_mix_p99_go × its p99, $r_mix_cpu_go × less CPU per request ($(m mix/txval 8) against $(m mix/go 8) µs); $r_mix_nolc × txval without the lookup cache | (reported) |
+| CPU per Postgres lookup ≤ 2/3 of before (pipelining) | full miss less Redis-only miss, txval's workers: $pg_cpu_new µs now, $pg_cpu_old µs with BENCH_BASELINE_MODULE ($r_pg_cpu ×); the known transactions without the lookup cache less with it: $pg_cpu_known µs | $(verdict_mark "$r_pg_cpu" "<=" 0.6667) |
+| freshness: commit → first refusal ≤ 100 ms at p99 | $fresh_n changes measured under the mix ($fresh_rate row changes a second): p50 $fresh_p50 ms, p90 $fresh_p90 ms, p99 $fresh_p99 ms, max $fresh_max ms; ${fresh[lost]:-0} never refused within 5 s, ${fresh[skipped]:-0} skipped | $(verdict_mark "$fresh_p99" "<=" 100) |
+
+Freshness is measured by bench/go/fresh (txval-fresh): every other change
+blocks a card (one in five: suspends a merchant) that a transaction has
+just cached, then sends new transactions of it back to back; the time
+runs from sending the UPDATE (autocommit: the statement and its commit
+included) to reading the first refusal for it. The other changes put rows
+back. Distribution of the measured changes (all rounds):
+
+| commit → first refusal | changes |
+|---|---|
+$fresh_buckets
 
 ## Targets (issue 8)
 
@@ -829,6 +1049,8 @@ $(for sc in "${scenarios[@]}"; do
         replay) ref=bare ;;
         redis_hit|redis_miss|invalid) ref=lua ;;
         full_miss) ref=go+nginx ;;
+        known|mix) ref=go ;;
+        freshness) ref=txval ;;
     esac
     echo "### $(scenario_title "$sc")"
     echo
@@ -837,7 +1059,7 @@ $(for sc in "${scenarios[@]}"; do
 done)
 ## Latency at 50% of each implementation's own peak
 
-$(for sc in lat_replay lat_redis_miss lat_full_miss eq_full_miss; do
+$(for sc in lat_replay lat_redis_miss lat_full_miss lat_known eq_full_miss; do
     echo "### $(scenario_title "$sc")"
     echo
     lat_table "$sc"
@@ -852,7 +1074,8 @@ done)
   PG µs/req column of the full-miss table.
 - Private RSS per process, MB, after priming → after the last cell (peak
   of the 1s samples over the run): txval with zone + Postgres, per worker:
-  $(rss_line a); txval Redis-only, per worker: $(rss_line b); Lua gate,
+  $(rss_line a); txval with the lookup cache, per worker: $(rss_line c);
+  txval Redis-only, per worker: $(rss_line b); Lua gate,
   per worker: $(rss_line l); Go process: $(rss_line go) (its local map is
   in there; txval's and Lua's caches are shared zones, left out); nginx in
   front of Go, per worker: $(rss_line p).

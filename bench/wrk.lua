@@ -9,6 +9,16 @@
 --                               bench cards (a miss everywhere)
 --                      invalid  malformed JSON (400 invalid_json expected;
 --                               any other status counts as an error)
+--                      known    a new id every time, over 100 bench
+--                               merchants and 1,000 bench cards (once seen,
+--                               all of them in txval's lookup cache)
+--                      mix      a new id every time: cards of bench/data.sql
+--                               (tok_z_1 .. tok_z_1000000) by a Zipf law
+--                               (s = 1: rank = floor((N + 1)^u), u uniform
+--                               in [0, 1)), one transaction in ten a card
+--                               never seen (not in Postgres), merchants
+--                               m_z_1 .. m_z_10000 uniformly, a BIN among
+--                               1,000 (400000 + rank mod 1000)
 --   TXVAL_BENCH_RUN    makes unique ids unique across runs and cells
 --   TXVAL_BENCH_RATE   total requests/s to pace at (0 or unset: as fast as
 --                      possible). wrk has no constant-rate mode and wrk2 is
@@ -62,6 +72,43 @@ if mode == "unique" then
       '"merchant_id":"m_bench_%d","card_token":"tok_bench_%d",' ..
       '"card_bin":"424242","country":"US"}',
       run, tid, counter, 1000 + counter % 5000, merchant, card)
+    return wrk.format(nil, nil, nil, body)
+  end
+elseif mode == "known" then
+  function request()
+    counter = counter + 1
+    local body = string.format(
+      '{"id":"k%s_%d_%d","amount":%d,"currency":"USD",' ..
+      '"merchant_id":"m_bench_%d","card_token":"tok_bench_%d",' ..
+      '"card_bin":"424242","country":"US"}',
+      run, tid, counter, 1000 + counter % 5000, counter % 100 + 1,
+      counter % 1000 + 1)
+    return wrk.format(nil, nil, nil, body)
+  end
+elseif mode == "mix" then
+  local ncards = 1000000
+  local lnN = math.log(ncards + 1)
+  local seeded = false
+  function request()
+    if not seeded then
+      math.randomseed(os.time() * 7919 + (tid or 1) * 104729)
+      seeded = true
+    end
+    counter = counter + 1
+    local rank = math.floor(math.exp(math.random() * lnN))
+    if rank < 1 then rank = 1 elseif rank > ncards then rank = ncards end
+    local card
+    if math.random() < 0.1 then
+      card = string.format("tok_new_%s_%d_%d", run, tid, counter)
+    else
+      card = "tok_z_" .. rank
+    end
+    local body = string.format(
+      '{"id":"z%s_%d_%d","amount":%d,"currency":"USD",' ..
+      '"merchant_id":"m_z_%d","card_token":"%s",' ..
+      '"card_bin":"%d","country":"US"}',
+      run, tid, counter, 1000 + counter % 5000, math.random(1, 10000), card,
+      400000 + rank % 1000)
     return wrk.format(nil, nil, nil, body)
   end
 elseif mode == "invalid" then

@@ -13,6 +13,7 @@
 #include "ngx_http_txval_cache.h"
 #include "ngx_http_txval_redis.h"
 #include "ngx_http_txval_pg.h"
+#include "ngx_http_txval_lookup.h"
 #include "ngx_http_txval_metrics.h"
 #include "ngx_http_txval_prometheus.h"
 
@@ -981,10 +982,17 @@ ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     ctx->pending = 1;       /* held until every lookup is started */
 
     if (tmcf->pg) {
-        if (ngx_http_txval_pg_lookup(r, ctx) == NGX_OK) {
-            ctx->pending++;
+        switch (ngx_http_txval_pg_lookup(r, ctx)) {
 
-        } else {
+        case NGX_OK:
+            ctx->pending++;
+            break;
+
+        case NGX_DONE:
+            /* the lookup cache had it all */
+            break;
+
+        default:
             ngx_http_txval_backend_failed(r, ctx, NGX_HTTP_TXVAL_M_POSTGRES);
         }
     }
@@ -1521,12 +1529,36 @@ ngx_http_txval_redis_start(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
 }
 
 
-/* merchant, card and BIN from Postgres, one round trip */
+/*
+ * Merchant, card and BIN: what the lookup cache holds (NGX_DONE: all of
+ * it), and the rest from Postgres in one round trip (NGX_OK: sent).
+ */
 
 static ngx_int_t
 ngx_http_txval_pg_lookup(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
-    ngx_http_txval_pg_op_t  *op;
+    unsigned                     want;
+    ngx_http_txval_pg_op_t      *op;
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    if (tmcf->lookup) {
+        want = ngx_http_txval_lookup_get(tmcf->lookup, &ctx->txn,
+                                         &ctx->rows, &ctx->stamp);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "txval lookup cache: have:%ui want:%ui",
+                       (ngx_uint_t) ctx->rows.have, (ngx_uint_t) want);
+
+        if (want == 0) {
+            ngx_http_txval_rows_facts(&ctx->txn, &ctx->rows, &ctx->facts);
+            return NGX_DONE;
+        }
+
+    } else {
+        want = ngx_http_txval_rows_wanted(&ctx->txn);
+    }
 
     if (ngx_http_txval_watch(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -1537,12 +1569,9 @@ ngx_http_txval_pg_lookup(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    ngx_memcpy(op->merchant_id, ctx->txn.merchant_id,
-               ctx->txn.merchant_id_len + 1);
-    ngx_memcpy(op->currency, ctx->txn.currency, 4);
-    ngx_memcpy(op->card_token, ctx->txn.card_token,
-               ctx->txn.card_token_len + 1);
-    ngx_memcpy(op->card_bin, ctx->txn.card_bin, ctx->txn.card_bin_len + 1);
+    ngx_http_txval_pg_params(op, &ctx->txn);
+    op->want = want;
+    op->keep = (tmcf->lookup != NULL);
 
     op->done = ngx_http_txval_pg_looked_up;
     op->data = ctx;
@@ -1562,9 +1591,10 @@ ngx_http_txval_pg_lookup(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 static void
 ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op)
 {
-    ngx_connection_t      *c;
-    ngx_http_request_t    *r;
-    ngx_http_txval_ctx_t  *ctx;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_http_txval_ctx_t        *ctx;
+    ngx_http_txval_main_conf_t  *tmcf;
 
     ctx = op->data;
     ctx->pg_op = NULL;
@@ -1578,16 +1608,15 @@ ngx_http_txval_pg_looked_up(ngx_http_txval_pg_op_t *op)
                    "txval postgres lookup: status:%d", op->status);
 
     if (op->status == NGX_HTTP_TXVAL_PG_OK) {
-        ctx->facts.pg = 1;
-        ctx->facts.merchant_found = op->facts.merchant_found;
-        ctx->facts.merchant_active = op->facts.merchant_active;
-        ctx->facts.merchant_has_max = op->facts.merchant_has_max;
-        ctx->facts.currency_allowed = op->facts.currency_allowed;
-        ctx->facts.card_found = op->facts.card_found;
-        ctx->facts.card_blocked = op->facts.card_blocked;
-        ctx->facts.bin_blocked = op->facts.bin_blocked;
-        ctx->facts.merchant_max = op->facts.merchant_max;
-        ngx_memcpy(ctx->facts.card_country, op->facts.card_country, 3);
+        tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+        if (tmcf->lookup) {
+            ngx_http_txval_lookup_put(tmcf->lookup, &ctx->txn, &op->rows,
+                                      &ctx->stamp);
+        }
+
+        ngx_http_txval_rows_merge(&ctx->rows, &op->rows);
+        ngx_http_txval_rows_facts(&ctx->txn, &ctx->rows, &ctx->facts);
 
     } else {
         ngx_http_txval_backend_failed(r, ctx, NGX_HTTP_TXVAL_M_POSTGRES);

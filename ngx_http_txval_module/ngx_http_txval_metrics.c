@@ -13,6 +13,7 @@
 
 #include "ngx_http_txval_metrics.h"
 #include "ngx_http_txval_cache.h"
+#include "ngx_http_txval_lookup.h"
 
 
 #define NGX_HTTP_TXVAL_METRICS_SIZE  (256 * 1024)
@@ -248,6 +249,7 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
     ngx_core_conf_t               *ccf;
     ngx_http_txval_snapshot_t      s;
     ngx_http_txval_cache_stats_t   stats;
+    ngx_http_txval_lookup_stats_t  lstats;
     ngx_http_txval_main_conf_t    *tmcf;
     ngx_http_txval_metrics_sh_t   *m = ngx_http_txval_metrics_sh;
 
@@ -341,6 +343,29 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
         s.cache_bytes_used = used;
         s.cache_bytes_total = total;
         s.cache_evictions = stats.evictions;
+    }
+
+    if (tmcf->lookup) {
+        ngx_http_txval_lookup_stats(tmcf->lookup, &lstats, &used, &total);
+
+        s.lookup_results[0] = lstats.hits;
+        s.lookup_results[1] = lstats.misses;
+        s.lookup_results[2] = lstats.invalidated;
+        s.lookup_results[3] = lstats.flushed;
+        s.lookup_entries = lstats.entries;
+        s.lookup_bytes_used = used;
+        s.lookup_bytes_total = total;
+        s.lookup_evictions = lstats.evictions;
+
+        for (i = 0; i <= NGX_HTTP_TXVAL_BUCKETS; i++) {
+            s.lookup_lag.buckets[i] = lstats.lag[i];
+        }
+
+        s.lookup_lag.sum_ns = lstats.lag_sum_ns;
+
+        s.lookup_notify = (tmcf->lookup->channel.len != 0);
+        s.lookup_listener_up = s.lookup_notify
+                               && ngx_http_txval_lookup_usable(tmcf->lookup);
     }
 
     b = ngx_create_temp_buf(r->pool, NGX_HTTP_TXVAL_PROMETHEUS_MAX);

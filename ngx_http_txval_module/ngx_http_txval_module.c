@@ -10,6 +10,7 @@
 #include "ngx_http_txval_cache.h"
 #include "ngx_http_txval_redis.h"
 #include "ngx_http_txval_pg.h"
+#include "ngx_http_txval_lookup.h"
 #include "ngx_http_txval_metrics.h"
 
 
@@ -18,6 +19,7 @@ static ngx_int_t ngx_http_txval_postconfiguration(ngx_conf_t *cf);
 static char *ngx_http_txval_gate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void *ngx_http_txval_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_txval_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_txval_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -110,6 +112,13 @@ static ngx_command_t  ngx_http_txval_commands[] = {
       0,
       NULL },
 
+    { ngx_string("txval_lookup_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
+      ngx_http_txval_lookup_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("txval_postgres"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_http_txval_pg_directive,
@@ -161,7 +170,7 @@ static ngx_http_module_t  ngx_http_txval_module_ctx = {
     ngx_http_txval_postconfiguration,      /* postconfiguration */
 
     ngx_http_txval_create_main_conf,       /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_txval_init_main_conf,         /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -245,6 +254,51 @@ ngx_http_txval_create_main_conf(ngx_conf_t *cf)
      */
 
     return tmcf;
+}
+
+
+static char *
+ngx_http_txval_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_txval_main_conf_t *tmcf = conf;
+
+    ngx_uint_t  i;
+
+    if (tmcf->lookup == NULL) {
+        return NGX_CONF_OK;
+    }
+
+    if (tmcf->pg == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"txval_lookup_cache\" needs \"txval_postgres\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (tmcf->lookup->channel.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    /*
+     * notifications come from the primary; rows read from a replica may
+     * be older than a notification already handled
+     */
+
+    for (i = 0; tmcf->pg->keywords[i]; i++) {
+        if (ngx_strcmp(tmcf->pg->keywords[i], "target_session_attrs") == 0
+            && (ngx_strcmp(tmcf->pg->values[0][i], "standby") == 0
+                || ngx_strcmp(tmcf->pg->values[0][i], "prefer-standby") == 0
+                || ngx_strcmp(tmcf->pg->values[0][i], "read-only") == 0))
+        {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "\"txval_lookup_cache ... notify=\" with "
+                               "target_session_attrs=%s: LISTEN needs the "
+                               "primary, and rows read from a replica may "
+                               "be kept up to the ttl after a change",
+                               tmcf->pg->values[0][i]);
+        }
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -585,6 +639,15 @@ ngx_http_txval_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /* after the pool: the listener connects as the pool does */
+
+    if (tmcf->lookup
+        && ngx_http_txval_lookup_init_process(cycle, tmcf->lookup, tmcf->pg)
+           != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     return NGX_OK;
 }
 
@@ -593,6 +656,7 @@ static void
 ngx_http_txval_exit_process(ngx_cycle_t *cycle)
 {
     ngx_http_txval_redis_exit_process();
+    ngx_http_txval_lookup_exit_process();
     ngx_http_txval_pg_exit_process();
 }
 

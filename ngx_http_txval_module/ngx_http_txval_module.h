@@ -70,12 +70,22 @@ typedef struct ngx_http_txval_redis_op_s  ngx_http_txval_redis_op_t;
 typedef struct ngx_http_txval_redis_conf_s  ngx_http_txval_redis_conf_t;
 typedef struct ngx_http_txval_pg_op_s  ngx_http_txval_pg_op_t;
 typedef struct ngx_http_txval_pg_conf_s  ngx_http_txval_pg_conf_t;
+typedef struct ngx_http_txval_lookup_s  ngx_http_txval_lookup_t;
+
+
+/* what a lookup saw of the lookup cache: whether a store may follow */
+typedef struct {
+    uint64_t                    gen;            /* flush generation */
+    uint64_t                    seq;            /* invalidations so far */
+    unsigned                    usable:1;
+} ngx_http_txval_lookup_stamp_t;
 
 
 typedef struct {
     ngx_http_txval_cache_t     *cache;          /* txval_cache_zone */
     ngx_http_txval_redis_conf_t  *redis;        /* txval_redis */
     ngx_http_txval_pg_conf_t   *pg;             /* txval_postgres */
+    ngx_http_txval_lookup_t    *lookup;         /* txval_lookup_cache */
 
     /* what the locations failing closed need (txval_status) */
     unsigned                    closed_pg:1;
@@ -110,6 +120,7 @@ struct ngx_http_txval_ctx_s {
 
     ngx_http_txval_txn_t        txn;
     ngx_http_txval_facts_t      facts;
+    ngx_http_txval_rows_t       rows;           /* the lookup cache's part */
     ngx_http_txval_result_t     result;
     ngx_http_txval_parse_error_t  parse_error;
 
@@ -125,6 +136,7 @@ struct ngx_http_txval_ctx_s {
     time_t                      velocity_at;    /* its window, counted */
     uint64_t                    redis_at;       /* sent, ns (monotonic) */
     uint64_t                    pg_at;
+    ngx_http_txval_lookup_stamp_t  stamp;       /* the lookup cache's */
     u_char                     *body;           /* in one piece */
     size_t                      body_len;
     uint64_t                    raw[2];         /* the body's keyed hash */

@@ -5,17 +5,33 @@
  * libpq's async API driven by nginx: PQconnectStartParams, then
  * PQconnectPoll on the socket's read/write events (level-triggered, and
  * the socket may change between polls when libpq tries the next host),
- * PQsetnonblocking, one PQsendPrepare per new connection, then per lookup
- * PQsendQueryPrepared + PQflush, and PQconsumeInput / PQisBusy /
- * PQgetResult until NULL. Every stage has a deadline on an nginx timer;
- * past it the connection is closed (libpq 15 has no non-blocking cancel),
- * never waited on. Host names are resolved when the configuration is read
- * (hostaddr=), so libpq never resolves in a worker. With several servers
- * (target_session_attrs), libpq tries them in turn within PQconnectPoll;
- * one that times out is passed over by the next connections.
+ * PQsetnonblocking. A ready connection goes into pipeline mode: the
+ * lookup statement is prepared (PQsendPrepare, never the blocking
+ * PQprepare) and lookups are sent without waiting for the answers to the
+ * ones before. The lookups started in one turn of the event loop on a
+ * connection go out together: each is queued with PQsendQueryPrepared,
+ * and a posted event ends the batch with one PQpipelineSync (one write).
+ * Answers come back in order: each lookup's result and a NULL, then the
+ * batch's PGRES_PIPELINE_SYNC.
  *
- * Per worker, up to `pool` connections, one lookup at a time each; a
- * lookup that finds none free waits, at most its timeout, in a queue.
+ * A lookup that fails (a statement timeout) fails alone: the lookups of
+ * its batch that the server then skipped (PGRES_PIPELINE_ABORTED) are
+ * sent again. Each lookup has its own deadline: past it, its requester is
+ * told, and its answer, when it comes, is read and dropped. A connection
+ * is closed only when the server, with lookups outstanding, sends nothing
+ * for longer than its statement_timeout (which txval sets to twice the
+ * timeout) plus the timeout: libpq 15 has no non-blocking cancel, and the
+ * server ends a stuck statement itself. Host names are resolved when the
+ * configuration is read (hostaddr=), so libpq never resolves in a worker.
+ * With several servers (target_session_attrs), libpq tries them in turn
+ * within PQconnectPoll; one that times out is passed over by the next
+ * connections.
+ *
+ * Per worker, up to `pool` connections. A lookup joins the batch being
+ * built this turn on a connection, else takes an idle connection, else a
+ * new one while the pool has room, else the connection with the fewest
+ * lookups in flight; it waits (at most its timeout) only while every
+ * connection is connecting or has NGX_HTTP_TXVAL_PG_DEPTH in flight.
  */
 
 
@@ -27,19 +43,30 @@
 
 #define NGX_HTTP_TXVAL_PG_BACKOFF     200       /* ms of failing fast */
 #define NGX_HTTP_TXVAL_PG_MAX_WAIT    4096      /* lookups in the queue */
+#define NGX_HTTP_TXVAL_PG_DEPTH       64        /* in flight per connection */
+#define NGX_HTTP_TXVAL_PG_BATCH       32        /* lookups per sync */
 #define NGX_HTTP_TXVAL_PG_STMT        "txval_lookup"
+#define NGX_HTTP_TXVAL_PG_NPARAMS     6
+#define NGX_HTTP_TXVAL_PG_NFIELDS     7
 
 
-/* one round trip: merchant, card and BIN, parameters only */
+/*
+ * One round trip: the parts asked for (a NULL parameter asks for nothing:
+ * no row matches it). Columns: the merchant is active (NULL: no row), its
+ * cap, whether the transaction's currency is one of its currencies (the
+ * server's answer, as before), the currencies themselves (for a lookup
+ * cache entry); the card is blocked (NULL: no row), its country; the BIN
+ * prefixes of $4, $5, $6 that are blocked (bits 1, 2, 4).
+ */
 static const char  ngx_http_txval_pg_sql[] =
-    "SELECT m.status, m.max_amount,"
+    "SELECT m.status = 'active', m.max_amount,"
     " (m.currencies IS NULL OR cardinality(m.currencies) = 0"
     "  OR $2::text = ANY (m.currencies)),"
-    " c.status, c.country,"
-    " EXISTS (SELECT 1 FROM blocked_bins b"
-    "  WHERE length($4::text) >= 6"
-    "  AND b.bin IN (left($4::text, 6), left($4::text, 7),"
-    "                left($4::text, 8)))"
+    " m.currencies,"
+    " c.status IN ('blocked', 'lost', 'stolen'), c.country,"
+    " (SELECT coalesce(bit_or(CASE b.bin WHEN $4::text THEN 1"
+    "                                    WHEN $5::text THEN 2 ELSE 4 END), 0)"
+    "  FROM blocked_bins b WHERE b.bin IN ($4::text, $5::text, $6::text))"
     " FROM (VALUES (1)) AS one (x)"
     " LEFT JOIN merchants m ON m.id = $1::text"
     " LEFT JOIN cards c ON c.token = $3::text";
@@ -47,9 +74,7 @@ static const char  ngx_http_txval_pg_sql[] =
 
 typedef enum {
     NGX_HTTP_TXVAL_PG_CONNECTING = 0,
-    NGX_HTTP_TXVAL_PG_PREPARING,
-    NGX_HTTP_TXVAL_PG_IDLE,
-    NGX_HTTP_TXVAL_PG_QUERY
+    NGX_HTTP_TXVAL_PG_READY
 } ngx_http_txval_pg_state_e;
 
 
@@ -57,11 +82,18 @@ typedef struct {
     ngx_queue_t                     queue;      /* in the pool */
     PGconn                         *pg;
     ngx_connection_t               *c;
-    ngx_event_t                     timer;
-    ngx_http_txval_pg_state_e       state;
-    ngx_http_txval_pg_op_t         *op;         /* running or next */
+    ngx_event_t                     timer;      /* connect; no answer */
+    ngx_event_t                     sync;       /* posted: ends the batch */
+    ngx_queue_t                     ops;        /* sent first, in order */
+    ngx_uint_t                      nops;
+    ngx_uint_t                      batch;      /* sent, not synced yet */
+    ngx_uint_t                      syncs;      /* their answers to come */
     ngx_uint_t                      first;      /* conf->values[first] */
-    unsigned                        got_row:1;
+    ngx_http_txval_pg_state_e       state;
+    unsigned                        preparing:1;    /* its answer first */
+    unsigned                        prepare_failed:1;
+    unsigned                        started:1;  /* the head's answer is */
+    unsigned                        broken:1;   /* a send failed */
 } ngx_http_txval_pg_conn_t;
 
 
@@ -86,23 +118,33 @@ static void ngx_http_txval_pg_events(ngx_http_txval_pg_conn_t *pc,
     ngx_uint_t read, ngx_uint_t write);
 static void ngx_http_txval_pg_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc);
+static ngx_int_t ngx_http_txval_pg_ready(ngx_http_txval_pg_conn_t *pc);
 static ngx_int_t ngx_http_txval_pg_results(ngx_http_txval_pg_conn_t *pc);
+static ngx_uint_t ngx_http_txval_pg_expecting(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_answered(ngx_http_txval_pg_conn_t *pc);
 static ngx_int_t ngx_http_txval_pg_flush(ngx_http_txval_pg_conn_t *pc);
-static ngx_int_t ngx_http_txval_pg_query(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_attach(ngx_http_txval_pg_conn_t *pc,
+    ngx_http_txval_pg_op_t *op);
+static ngx_int_t ngx_http_txval_pg_query(ngx_http_txval_pg_conn_t *pc,
+    ngx_http_txval_pg_op_t *op);
+static void ngx_http_txval_pg_sync_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_txval_pg_sync(ngx_http_txval_pg_conn_t *pc);
 static void ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op,
     PGresult *res);
-static void ngx_http_txval_pg_idle(ngx_http_txval_pg_conn_t *pc);
+static void ngx_http_txval_pg_watch(ngx_http_txval_pg_conn_t *pc);
 static void ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
     ngx_http_txval_pg_status_e status, const char *why);
-static void ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
+static void ngx_http_txval_pg_report(ngx_http_txval_pg_op_t *op,
     ngx_http_txval_pg_status_e status);
+static void ngx_http_txval_pg_free(ngx_http_txval_pg_op_t *op);
 static void ngx_http_txval_pg_timer(ngx_event_t *ev);
 static void ngx_http_txval_pg_connect_timeout(ngx_http_txval_pg_conn_t *pc);
-static void ngx_http_txval_pg_wait_timeout(ngx_event_t *ev);
+static void ngx_http_txval_pg_deadline(ngx_event_t *ev);
 static void ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc,
     const char *what);
 static void ngx_http_txval_pg_publish(void);
-static void ngx_http_txval_pg_take_waiting(ngx_http_txval_pg_conn_t *pc);
+static ngx_int_t ngx_http_txval_pg_take_waiting(
+    ngx_http_txval_pg_conn_t *pc);
 static void ngx_http_txval_pg_unqueue(ngx_http_txval_pg_op_t *op);
 static void ngx_http_txval_pg_notice(void *arg, const char *message);
 static char *ngx_http_txval_pg_servers(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -153,7 +195,9 @@ ngx_http_txval_pg_exit_process(void)
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
         op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
-        ngx_http_txval_pg_complete(op, NGX_HTTP_TXVAL_PG_ERROR);
+        ngx_http_txval_pg_unqueue(op);
+        ngx_http_txval_pg_report(op, NGX_HTTP_TXVAL_PG_ERROR);
+        ngx_http_txval_pg_free(op);
     }
 
     while (!ngx_queue_empty(&pool->conns)) {
@@ -174,11 +218,35 @@ ngx_http_txval_pg_op(ngx_log_t *log)
 }
 
 
+void
+ngx_http_txval_pg_params(ngx_http_txval_pg_op_t *op,
+    ngx_http_txval_txn_t *txn)
+{
+    op->want = ngx_http_txval_rows_wanted(txn);
+
+    ngx_memcpy(op->merchant_id, txn->merchant_id, txn->merchant_id_len + 1);
+    ngx_memcpy(op->currency, txn->currency, 4);
+    ngx_memcpy(op->card_token, txn->card_token, txn->card_token_len + 1);
+    ngx_memcpy(op->card_bin, txn->card_bin, txn->card_bin_len + 1);
+}
+
+
+void
+ngx_http_txval_pg_conninfo(const char *const **keywords,
+    const char *const **values)
+{
+    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+
+    *keywords = pool->conf->keywords;
+    *values = pool->conf->values[pool->first];
+}
+
+
 ngx_int_t
 ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
 {
     ngx_queue_t               *q;
-    ngx_http_txval_pg_conn_t  *pc;
+    ngx_http_txval_pg_conn_t  *pc, *open, *idle, *least, *connecting;
     ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
 
     op->status = NGX_HTTP_TXVAL_PG_ERROR;
@@ -187,7 +255,10 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
         return NGX_ERROR;
     }
 
-    /* an idle connection */
+    open = NULL;
+    idle = NULL;
+    least = NULL;
+    connecting = NULL;
 
     for (q = ngx_queue_head(&pool->conns);
          q != ngx_queue_sentinel(&pool->conns);
@@ -195,35 +266,68 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
     {
         pc = ngx_queue_data(q, ngx_http_txval_pg_conn_t, queue);
 
-        if (pc->state == NGX_HTTP_TXVAL_PG_IDLE && pc->op == NULL) {
-            pc->op = op;
-            op->conn = pc;
+        if (pc->nops >= NGX_HTTP_TXVAL_PG_DEPTH) {
+            continue;
+        }
 
-            if (ngx_http_txval_pg_query(pc) != NGX_OK) {
-                /* never report before returning: fail it here */
-                pc->op = NULL;
-                op->conn = NULL;
-                ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
-                                        "send failed");
-                return NGX_ERROR;
+        if (pc->state == NGX_HTTP_TXVAL_PG_CONNECTING) {
+            if (connecting == NULL) {
+                connecting = pc;
             }
 
-            return NGX_OK;
+            continue;
+        }
+
+        if (pc->batch) {
+            /* a batch being built this turn: one write for all */
+            open = pc;
+            break;
+        }
+
+        if (pc->nops == 0 && idle == NULL) {
+            idle = pc;
+        }
+
+        if (least == NULL || pc->nops < least->nops) {
+            least = pc;
         }
     }
 
-    /* a new connection, while the pool has room */
+    pc = open ? open : idle;
 
-    if (pool->nconns < pool->conf->pool
+    if (pc == NULL
+        && pool->nconns < pool->conf->pool
         && (ngx_msec_int_t) (pool->down_until - ngx_current_msec) <= 0)
     {
         pc = ngx_http_txval_pg_connect(pool);
+    }
 
-        if (pc) {
-            pc->op = op;
-            op->conn = pc;
-            return NGX_OK;
+    if (pc == NULL) {
+        pc = least ? least : connecting;
+    }
+
+    if (pc) {
+        ngx_http_txval_pg_attach(pc, op);
+
+        if (pc->state == NGX_HTTP_TXVAL_PG_READY
+            && ngx_http_txval_pg_query(pc, op) != NGX_OK)
+        {
+            /*
+             * never report before returning: fail it here; the connection
+             * is closed from its own handler (this may run inside a
+             * report of one of its lookups)
+             */
+            ngx_queue_remove(&op->queue);
+            pc->nops--;
+            op->conn = NULL;
+            ngx_del_timer(&op->wait);
+            pc->broken = 1;
+            ngx_post_event(pc->c->read, &ngx_posted_events);
+            return NGX_ERROR;
         }
+
+        /* the pool's gauges: when its answers come */
+        return NGX_OK;
     }
 
     if (pool->nconns == 0 || pool->nwaiting >= NGX_HTTP_TXVAL_PG_MAX_WAIT) {
@@ -232,12 +336,12 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
         return NGX_ERROR;
     }
 
-    /* wait for one, at most the timeout */
+    /* wait for room, at most the timeout */
 
     ngx_queue_insert_tail(&pool->waiting, &op->queue);
     pool->nwaiting++;
 
-    op->wait.handler = ngx_http_txval_pg_wait_timeout;
+    op->wait.handler = ngx_http_txval_pg_deadline;
     op->wait.data = op;
     op->wait.log = pool->log;
     ngx_add_timer(&op->wait, pool->conf->timeout);
@@ -249,14 +353,26 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
 void
 ngx_http_txval_pg_abandon(ngx_http_txval_pg_op_t *op)
 {
-    if (op->conn == NULL) {
+    ngx_http_txval_pg_conn_t  *pc;
+
+    pc = op->conn;
+
+    if (pc == NULL) {
         /* still waiting: nothing was sent, just forget it */
         ngx_http_txval_pg_unqueue(op);
-        ngx_free(op);
+        ngx_http_txval_pg_free(op);
         return;
     }
 
-    /* running: its connection finishes it, reading every result */
+    if (!op->sent) {
+        /* on a connection still connecting: never sent */
+        ngx_queue_remove(&op->queue);
+        pc->nops--;
+        ngx_http_txval_pg_free(op);
+        return;
+    }
+
+    /* in flight: its answer is read, and dropped */
     op->data = NULL;
 }
 
@@ -283,15 +399,14 @@ ngx_http_txval_pg_pool_counts(ngx_uint_t *busy, ngx_uint_t *idle,
     {
         pc = ngx_queue_data(q, ngx_http_txval_pg_conn_t, queue);
 
-        switch (pc->state) {
-        case NGX_HTTP_TXVAL_PG_IDLE:
-            (*idle)++;
-            break;
-        case NGX_HTTP_TXVAL_PG_QUERY:
-            (*busy)++;
-            break;
-        default:
+        if (pc->state == NGX_HTTP_TXVAL_PG_CONNECTING) {
             (*connecting)++;
+
+        } else if (pc->nops) {
+            (*busy)++;
+
+        } else {
+            (*idle)++;
         }
     }
 }
@@ -321,12 +436,17 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     pc->pg = pg;
     pc->state = NGX_HTTP_TXVAL_PG_CONNECTING;
     pc->first = pool->first;
+    ngx_queue_init(&pc->ops);
 
     pc->timer.handler = ngx_http_txval_pg_timer;
     pc->timer.data = pc;
     pc->timer.log = pool->log;
-    /* armed only while connecting or querying: a worker exits after */
+    /* armed only while connecting or waiting for answers */
     pc->timer.cancelable = 0;
+
+    pc->sync.handler = ngx_http_txval_pg_sync_handler;
+    pc->sync.data = pc;
+    pc->sync.log = pool->log;
 
     /* libpq would print server notices to stderr: log them instead */
     PQsetNoticeProcessor(pg, ngx_http_txval_pg_notice, NULL);
@@ -361,28 +481,51 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
 static ngx_int_t
 ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc)
 {
-    int                        fd;
-    ngx_connection_t          *c;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    return ngx_http_txval_pg_socket(pc->pg, &pc->c, ngx_http_txval_pg_handler,
+                                    pc, ngx_http_txval_pg_pool.log);
+}
 
-    fd = PQsocket(pc->pg);
+
+static void
+ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc)
+{
+    ngx_http_txval_pg_unsocket(pc->pg, &pc->c);
+}
+
+
+static void
+ngx_http_txval_pg_events(ngx_http_txval_pg_conn_t *pc, ngx_uint_t read,
+    ngx_uint_t write)
+{
+    ngx_http_txval_pg_socket_events(pc->c, read, write);
+}
+
+
+ngx_int_t
+ngx_http_txval_pg_socket(PGconn *pg, ngx_connection_t **cp,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log)
+{
+    int                fd;
+    ngx_connection_t  *c;
+
+    fd = PQsocket(pg);
 
     if (fd == -1) {
         return NGX_ERROR;
     }
 
-    c = ngx_get_connection(fd, pool->log);
+    c = ngx_get_connection(fd, log);
     if (c == NULL) {
         return NGX_ERROR;
     }
 
-    c->data = pc;
-    c->read->handler = ngx_http_txval_pg_handler;
-    c->write->handler = ngx_http_txval_pg_handler;
-    c->read->log = pool->log;
-    c->write->log = pool->log;
+    c->data = data;
+    c->read->handler = handler;
+    c->write->handler = handler;
+    c->read->log = log;
+    c->write->log = log;
 
-    pc->c = c;
+    *cp = c;
 
     return NGX_OK;
 }
@@ -390,26 +533,26 @@ ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc)
 
 /* gives back the ngx_connection_t; the socket stays libpq's to close */
 
-static void
-ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc)
+void
+ngx_http_txval_pg_unsocket(PGconn *pg, ngx_connection_t **cp)
 {
     ngx_uint_t         flags;
     ngx_connection_t  *c;
 
-    c = pc->c;
+    c = *cp;
 
     if (c == NULL) {
         return;
     }
 
-    pc->c = NULL;
+    *cp = NULL;
 
     /*
      * libpq closes its socket itself when it finds the connection broken
      * (PQconsumeInput at EOF): the kernel dropped the events with it
      */
 
-    flags = (PQsocket(pc->pg) == c->fd) ? 0 : NGX_CLOSE_EVENT;
+    flags = (PQsocket(pg) == c->fd) ? 0 : NGX_CLOSE_EVENT;
 
     if (c->read->active) {
         (void) ngx_del_event(c->read, NGX_READ_EVENT, flags);
@@ -432,12 +575,10 @@ ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc)
 }
 
 
-static void
-ngx_http_txval_pg_events(ngx_http_txval_pg_conn_t *pc, ngx_uint_t read,
+void
+ngx_http_txval_pg_socket_events(ngx_connection_t *c, ngx_uint_t read,
     ngx_uint_t write)
 {
-    ngx_connection_t  *c = pc->c;
-
     if (read && !c->read->active) {
         (void) ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT);
 
@@ -460,38 +601,22 @@ ngx_http_txval_pg_handler(ngx_event_t *ev)
     ngx_connection_t          *c = ev->data;
     ngx_http_txval_pg_conn_t  *pc = c->data;
 
-    switch (pc->state) {
-
-    case NGX_HTTP_TXVAL_PG_CONNECTING:
+    if (pc->state == NGX_HTTP_TXVAL_PG_CONNECTING) {
         (void) ngx_http_txval_pg_poll(pc);
         return;
+    }
 
-    case NGX_HTTP_TXVAL_PG_PREPARING:
-    case NGX_HTTP_TXVAL_PG_QUERY:
-        if (ev->write) {
-            (void) ngx_http_txval_pg_flush(pc);
-            return;
-        }
-
-        (void) ngx_http_txval_pg_results(pc);
-        return;
-
-    default: /* NGX_HTTP_TXVAL_PG_IDLE */
-
-        /* the server closed, or said something unasked: drop it */
-        if (PQconsumeInput(pc->pg) == 0 || PQstatus(pc->pg) == CONNECTION_BAD)
-        {
-            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
-                                    "connection lost");
-            return;
-        }
-
-        if (ev->write) {
-            ngx_http_txval_pg_events(pc, 1, 0);
-        }
-
+    if (pc->broken) {
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR, "send failed");
         return;
     }
+
+    if (ev->write) {
+        (void) ngx_http_txval_pg_flush(pc);
+        return;
+    }
+
+    (void) ngx_http_txval_pg_results(pc);
 }
 
 
@@ -540,23 +665,77 @@ ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
                    "txval: postgres connected, fd:%d", pc->c->fd);
 
-    /* prepared once per connection, never with the blocking PQprepare */
+    return ngx_http_txval_pg_ready(pc);
+}
 
-    if (!PQsendPrepare(pc->pg, NGX_HTTP_TXVAL_PG_STMT, ngx_http_txval_pg_sql,
-                       4, NULL))
+
+/*
+ * Connected: pipeline mode, the statement prepared (once per connection),
+ * and the lookups that waited for the connection sent right behind it, in
+ * the same write.
+ */
+
+static ngx_int_t
+ngx_http_txval_pg_ready(ngx_http_txval_pg_conn_t *pc)
+{
+    ngx_queue_t             *q;
+    ngx_http_txval_pg_op_t  *op;
+
+    ngx_del_timer(&pc->timer);
+
+    if (!PQenterPipelineMode(pc->pg)
+        || !PQsendPrepare(pc->pg, NGX_HTTP_TXVAL_PG_STMT,
+                          ngx_http_txval_pg_sql, NGX_HTTP_TXVAL_PG_NPARAMS,
+                          NULL))
     {
         ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
                                 "prepare failed");
         return NGX_ERROR;
     }
 
-    pc->state = NGX_HTTP_TXVAL_PG_PREPARING;
+    pc->state = NGX_HTTP_TXVAL_PG_READY;
+    pc->preparing = 1;
 
-    return ngx_http_txval_pg_flush(pc);
+    /* in the order they came: answers come back in the order sent */
+
+    for (q = ngx_queue_head(&pc->ops);
+         q != ngx_queue_sentinel(&pc->ops);
+         q = ngx_queue_next(q))
+    {
+        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+        if (ngx_http_txval_pg_query(pc, op) != NGX_OK) {
+            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                    "send failed");
+            return NGX_ERROR;
+        }
+    }
+
+    if (ngx_http_txval_pg_take_waiting(pc) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the prepare alone, or with them: one sync, one write */
+
+    if (pc->batch == 0) {
+        pc->batch = 1;
+    }
+
+    if (pc->sync.posted) {
+        ngx_delete_posted_event(&pc->sync);
+    }
+
+    if (ngx_http_txval_pg_sync(pc) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_txval_pg_publish();
+
+    return NGX_OK;
 }
 
 
-/* sends what libpq holds; then waits for the results */
+/* sends what libpq holds; reads always */
 
 static ngx_int_t
 ngx_http_txval_pg_flush(ngx_http_txval_pg_conn_t *pc)
@@ -578,13 +757,20 @@ ngx_http_txval_pg_flush(ngx_http_txval_pg_conn_t *pc)
 }
 
 
+/*
+ * The answers that are in, in order: the prepare's, then each lookup's
+ * (its result, then a NULL), and a PGRES_PIPELINE_SYNC after each batch.
+ */
+
 static ngx_int_t
 ngx_http_txval_pg_results(ngx_http_txval_pg_conn_t *pc)
 {
-    PGresult        *res;
-    ExecStatusType   st;
+    PGresult                *res;
+    ngx_queue_t             *q;
+    ExecStatusType           st;
+    ngx_http_txval_pg_op_t  *op;
 
-    if (PQconsumeInput(pc->pg) == 0) {
+    if (PQconsumeInput(pc->pg) == 0 || PQstatus(pc->pg) == CONNECTION_BAD) {
         ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
                                 "connection lost");
         return NGX_ERROR;
@@ -592,179 +778,382 @@ ngx_http_txval_pg_results(ngx_http_txval_pg_conn_t *pc)
 
     for ( ;; ) {
 
+        if (!ngx_http_txval_pg_expecting(pc)) {
+            /* nothing is expected (an idle connection: a notice) */
+            break;
+        }
+
         if (PQisBusy(pc->pg)) {
-            return NGX_AGAIN;
+            break;
         }
 
         res = PQgetResult(pc->pg);
 
         if (res == NULL) {
-            break;
+
+            if (!pc->started) {
+                /* not an answer's end: nothing more is in yet */
+                break;
+            }
+
+            pc->started = 0;
+
+            if (pc->preparing) {
+                pc->preparing = 0;
+
+                if (pc->prepare_failed) {
+                    ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                            NULL);
+                    return NGX_ERROR;
+                }
+
+                continue;
+            }
+
+            q = ngx_queue_head(&pc->ops);
+            op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+            ngx_queue_remove(q);
+            pc->nops--;
+
+            ngx_http_txval_pg_answered(pc);
+
+            if (op->retry && !op->reported) {
+                /* skipped after another lookup's error: once more */
+                op->retry = 0;
+                op->sent = 0;
+                ngx_queue_insert_tail(&pc->ops, &op->queue);
+                pc->nops++;
+
+                if (ngx_http_txval_pg_query(pc, op) != NGX_OK) {
+                    ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                            "send failed");
+                    return NGX_ERROR;
+                }
+
+                continue;
+            }
+
+            ngx_http_txval_pg_report(op, op->got_row ? NGX_HTTP_TXVAL_PG_OK
+                                                     : NGX_HTTP_TXVAL_PG_ERROR);
+            ngx_http_txval_pg_free(op);
+            continue;
         }
 
         st = PQresultStatus(res);
 
-        if (st == PGRES_TUPLES_OK && pc->state == NGX_HTTP_TXVAL_PG_QUERY) {
-            if (PQntuples(res) == 1 && PQnfields(res) == 6 && pc->op) {
-                ngx_http_txval_pg_row(pc->op, res);
-                pc->got_row = 1;
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            pc->syncs--;
+            ngx_http_txval_pg_answered(pc);
+            continue;
+        }
+
+        pc->started = 1;
+
+        if (pc->preparing) {
+            if (st != PGRES_COMMAND_OK) {
+                ngx_http_txval_pg_log_error(pc, "prepare failed");
+                pc->prepare_failed = 1;
             }
 
-        } else if (st != PGRES_COMMAND_OK) {
-            ngx_http_txval_pg_log_error(pc, pc->state
-                                        == NGX_HTTP_TXVAL_PG_QUERY
-                                        ? "query failed" : "prepare failed");
             PQclear(res);
+            continue;
+        }
 
-            /* drop the connection: its state is unsure */
-            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR, NULL);
-            return NGX_ERROR;
+        q = ngx_queue_head(&pc->ops);
+        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+        switch (st) {
+
+        case PGRES_TUPLES_OK:
+            if (PQntuples(res) == 1
+                && PQnfields(res) == NGX_HTTP_TXVAL_PG_NFIELDS)
+            {
+                ngx_http_txval_pg_row(op, res);
+                op->got_row = 1;
+            }
+
+            break;
+
+        case PGRES_PIPELINE_ABORTED:
+            op->retry = 1;
+            break;
+
+        default:
+            if (!op->reported) {
+                ngx_http_txval_pg_log_error(pc, "query failed");
+            }
         }
 
         PQclear(res);
     }
 
-    /* every result is in */
+    ngx_http_txval_pg_watch(pc);
+    ngx_http_txval_pg_publish();
 
-    if (pc->state == NGX_HTTP_TXVAL_PG_QUERY && pc->op) {
-        ngx_http_txval_pg_complete(pc->op, pc->got_row
-                                           ? NGX_HTTP_TXVAL_PG_OK
-                                           : NGX_HTTP_TXVAL_PG_ERROR);
-        pc->op = NULL;
+    return ngx_http_txval_pg_take_waiting(pc);
+}
+
+
+/* whether an answer is due: the prepare's, a lookup's, a sync's */
+
+static ngx_uint_t
+ngx_http_txval_pg_expecting(ngx_http_txval_pg_conn_t *pc)
+{
+    ngx_http_txval_pg_op_t  *op;
+
+    if (pc->preparing || pc->syncs) {
+        return 1;
     }
 
-    pc->state = NGX_HTTP_TXVAL_PG_IDLE;
+    if (ngx_queue_empty(&pc->ops)) {
+        return 0;
+    }
 
-    ngx_http_txval_pg_idle(pc);
+    op = ngx_queue_data(ngx_queue_head(&pc->ops), ngx_http_txval_pg_op_t,
+                        queue);
+
+    return op->sent;
+}
+
+
+/* an answer came: the server is alive, its deadline starts again */
+
+static void
+ngx_http_txval_pg_answered(ngx_http_txval_pg_conn_t *pc)
+{
+    if (pc->timer.timer_set) {
+        ngx_del_timer(&pc->timer);
+    }
+}
+
+
+/*
+ * While answers are expected, the server must send something within its
+ * statement_timeout (2 x timeout) plus the timeout, or the connection is
+ * given up.
+ */
+
+static void
+ngx_http_txval_pg_watch(ngx_http_txval_pg_conn_t *pc)
+{
+    ngx_msec_t  timeout;
+
+    if (!ngx_http_txval_pg_expecting(pc)) {
+        if (pc->timer.timer_set) {
+            ngx_del_timer(&pc->timer);
+        }
+
+        return;
+    }
+
+    if (!pc->timer.timer_set) {
+        timeout = ngx_http_txval_pg_pool.conf->timeout;
+        ngx_add_timer(&pc->timer, 3 * timeout);
+    }
+}
+
+
+/* op joins the connection's lookups, with its deadline */
+
+static void
+ngx_http_txval_pg_attach(ngx_http_txval_pg_conn_t *pc,
+    ngx_http_txval_pg_op_t *op)
+{
+    ngx_queue_insert_tail(&pc->ops, &op->queue);
+    pc->nops++;
+    op->conn = pc;
+
+    op->wait.handler = ngx_http_txval_pg_deadline;
+    op->wait.data = op;
+    op->wait.log = ngx_http_txval_pg_pool.log;
+
+    if (!op->wait.timer_set) {
+        ngx_add_timer(&op->wait, ngx_http_txval_pg_pool.conf->timeout);
+    }
+}
+
+
+/*
+ * Queues op's lookup on a ready connection (libpq buffers it); the batch
+ * is synced and written at the end of this turn of the event loop, or now
+ * when it is full. NGX_ERROR: the connection is broken.
+ */
+
+static ngx_int_t
+ngx_http_txval_pg_query(ngx_http_txval_pg_conn_t *pc,
+    ngx_http_txval_pg_op_t *op)
+{
+    char         bins[3][NGX_HTTP_TXVAL_BIN_MAX + 1];
+    ngx_uint_t   len;
+    const char  *params[NGX_HTTP_TXVAL_PG_NPARAMS];
+
+    params[0] = (op->want & NGX_HTTP_TXVAL_ROW_MERCHANT)
+                ? op->merchant_id : NULL;
+    params[1] = op->currency;
+    params[2] = (op->want & NGX_HTTP_TXVAL_ROW_CARD) ? op->card_token : NULL;
+
+    for (len = 6; len <= 8; len++) {
+        if (op->want & NGX_HTTP_TXVAL_ROW_BIN(len)) {
+            ngx_memcpy(bins[len - 6], op->card_bin, len);
+            bins[len - 6][len] = '\0';
+            params[3 + len - 6] = bins[len - 6];
+
+        } else {
+            params[3 + len - 6] = NULL;
+        }
+    }
+
+    if (!PQsendQueryPrepared(pc->pg, NGX_HTTP_TXVAL_PG_STMT,
+                             NGX_HTTP_TXVAL_PG_NPARAMS, params, NULL, NULL, 0))
+    {
+        return NGX_ERROR;
+    }
+
+    op->sent = 1;
+    op->got_row = 0;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                   "txval: postgres lookup sent, want:%ui in flight:%ui",
+                   op->want, pc->nops);
+
+    if (++pc->batch >= NGX_HTTP_TXVAL_PG_BATCH) {
+        if (pc->sync.posted) {
+            ngx_delete_posted_event(&pc->sync);
+        }
+
+        return ngx_http_txval_pg_sync(pc);
+    }
+
+    if (!pc->sync.posted) {
+        ngx_post_event(&pc->sync, &ngx_posted_events);
+    }
 
     return NGX_OK;
 }
 
 
-/* sends pc->op's lookup; NGX_ERROR: the connection is broken */
+static void
+ngx_http_txval_pg_sync_handler(ngx_event_t *ev)
+{
+    ngx_http_txval_pg_conn_t  *pc = ev->data;
+
+    (void) ngx_http_txval_pg_sync(pc);
+}
+
+
+/* the batch's end: one PQpipelineSync, which writes it all */
 
 static ngx_int_t
-ngx_http_txval_pg_query(ngx_http_txval_pg_conn_t *pc)
+ngx_http_txval_pg_sync(ngx_http_txval_pg_conn_t *pc)
 {
-    const char              *params[4];
-    ngx_http_txval_pg_op_t  *op;
+    if (pc->batch == 0) {
+        return NGX_OK;
+    }
 
-    op = pc->op;
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->c->log, 0,
+                   "txval: postgres batch of %ui sent", pc->batch);
 
-    params[0] = op->merchant_id;
-    params[1] = op->currency;
-    params[2] = op->card_token;
-    params[3] = op->card_bin;
+    pc->batch = 0;
 
-    if (!PQsendQueryPrepared(pc->pg, NGX_HTTP_TXVAL_PG_STMT, 4, params,
-                             NULL, NULL, 0))
-    {
+    if (!PQpipelineSync(pc->pg)) {
+        ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR, "send failed");
         return NGX_ERROR;
     }
 
-    pc->state = NGX_HTTP_TXVAL_PG_QUERY;
-    pc->got_row = 0;
+    pc->syncs++;
 
-    ngx_add_timer(&pc->timer, ngx_http_txval_pg_pool.conf->timeout);
+    ngx_http_txval_pg_watch(pc);
 
-    switch (PQflush(pc->pg)) {
-
-    case 0:
-        ngx_http_txval_pg_events(pc, 1, 0);
-        return NGX_OK;
-
-    case 1:
-        ngx_http_txval_pg_events(pc, 1, 1);
-        return NGX_OK;
-
-    default:
-        return NGX_ERROR;
-    }
-}
-
-
-/* m.status, m.max_amount, currency_ok, c.status, c.country, bin_blocked */
-
-static void
-ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
-{
-    char                    *v;
-    ngx_http_txval_facts_t  *f;
-
-    f = &op->facts;
-
-    f->pg = 1;
-
-    if (!PQgetisnull(res, 0, 0)) {
-        f->merchant_found = 1;
-        f->merchant_active = (ngx_strcmp(PQgetvalue(res, 0, 0), "active")
-                              == 0);
-
-        if (!PQgetisnull(res, 0, 1)) {
-            f->merchant_has_max = 1;
-            f->merchant_max = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
-        }
-
-        f->currency_allowed = (PQgetvalue(res, 0, 2)[0] == 't');
-    }
-
-    if (!PQgetisnull(res, 0, 3)) {
-        f->card_found = 1;
-        v = PQgetvalue(res, 0, 3);
-        f->card_blocked = (ngx_strcmp(v, "blocked") == 0
-                           || ngx_strcmp(v, "lost") == 0
-                           || ngx_strcmp(v, "stolen") == 0);
-
-        if (!PQgetisnull(res, 0, 4) && PQgetlength(res, 0, 4) == 2) {
-            ngx_memcpy(f->card_country, PQgetvalue(res, 0, 4), 2);
-            f->card_country[2] = '\0';
-        }
-    }
-
-    f->bin_blocked = (PQgetvalue(res, 0, 5)[0] == 't');
-}
-
-
-/* a free connection: the next waiting lookup, or rest */
-
-static void
-ngx_http_txval_pg_idle(ngx_http_txval_pg_conn_t *pc)
-{
-    if (pc->timer.timer_set) {
-        ngx_del_timer(&pc->timer);
-    }
-
-    if (pc->op == NULL) {
-        ngx_http_txval_pg_take_waiting(pc);
-    }
-
-    if (pc->op) {
-        if (ngx_http_txval_pg_query(pc) != NGX_OK) {
-            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
-                                    "send failed");
-            return;
-        }
-
-        ngx_http_txval_pg_publish();
-        return;
-    }
-
-    /* idle: a read event now means the server went away */
-    ngx_http_txval_pg_events(pc, 1, 0);
-
-    ngx_http_txval_pg_publish();
+    return ngx_http_txval_pg_flush(pc);
 }
 
 
 /*
- * Closes a connection for good and fails its lookup; a lookup waiting
- * for a connection gets a new one when the pool may connect.
+ * merchant active, m.max_amount, currency allowed, m.currencies, card
+ * blocked, c.country, the blocked BIN prefixes: the parts op asked for
+ */
+
+static void
+ngx_http_txval_pg_row(ngx_http_txval_pg_op_t *op, PGresult *res)
+{
+    ngx_int_t                       bins;
+    ngx_uint_t                      len;
+    ngx_http_txval_rows_t          *rows;
+    ngx_http_txval_card_row_t      *c;
+    ngx_http_txval_merchant_row_t  *m;
+
+    rows = &op->rows;
+    ngx_memzero(rows, sizeof(ngx_http_txval_rows_t));
+
+    rows->have = op->want;
+
+    m = &rows->merchant;
+
+    if ((op->want & NGX_HTTP_TXVAL_ROW_MERCHANT) && !PQgetisnull(res, 0, 0)) {
+        m->found = 1;
+        m->active = (PQgetvalue(res, 0, 0)[0] == 't');
+
+        if (!PQgetisnull(res, 0, 1)) {
+            m->has_max = 1;
+            m->max = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+        }
+
+        m->currency_allowed = (PQgetvalue(res, 0, 2)[0] == 't');
+        m->listed = 1;
+
+        if (!op->keep) {
+            /* nobody keeps the row: the server's answer is enough */
+            m->listed = 0;
+
+        } else if (!PQgetisnull(res, 0, 3)
+                   && ngx_http_txval_currencies_parse(PQgetvalue(res, 0, 3),
+                                                      PQgetlength(res, 0, 3),
+                                                      m)
+                      != 0)
+        {
+            /* not understood: this row is not kept */
+            m->restricted = 1;
+            m->listed = 0;
+        }
+    }
+
+    c = &rows->card;
+
+    if ((op->want & NGX_HTTP_TXVAL_ROW_CARD) && !PQgetisnull(res, 0, 4)) {
+        c->found = 1;
+        c->blocked = (PQgetvalue(res, 0, 4)[0] == 't');
+
+        if (!PQgetisnull(res, 0, 5) && PQgetlength(res, 0, 5) == 2) {
+            ngx_memcpy(c->country, PQgetvalue(res, 0, 5), 2);
+            c->country[2] = '\0';
+        }
+    }
+
+    bins = ngx_atoi((u_char *) PQgetvalue(res, 0, 6), PQgetlength(res, 0, 6));
+
+    for (len = 6; len <= 8; len++) {
+        if ((op->want & NGX_HTTP_TXVAL_ROW_BIN(len))
+            && bins != NGX_ERROR && (bins & (1 << (len - 6))))
+        {
+            rows->bins |= NGX_HTTP_TXVAL_ROW_BIN(len);
+        }
+    }
+}
+
+
+/*
+ * Closes a connection for good and fails its lookups (those not told
+ * already); a lookup waiting for room gets a new connection when the pool
+ * may connect.
  */
 
 static void
 ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
     ngx_http_txval_pg_status_e status, const char *why)
 {
+    ngx_queue_t               *q;
     ngx_http_txval_pg_op_t    *op;
     ngx_http_txval_pg_conn_t  *npc;
     ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
@@ -780,17 +1169,35 @@ ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
         ngx_del_timer(&pc->timer);
     }
 
+    if (pc->sync.posted) {
+        ngx_delete_posted_event(&pc->sync);
+    }
+
     ngx_http_txval_pg_unwrap(pc);
 
     /* non-blocking: the terminate message is sent if it can be */
     PQfinish(pc->pg);
+    pc->pg = NULL;
 
-    op = pc->op;
+    /*
+     * one at a time from the head: a requester told may abandon another
+     * lookup of this connection meanwhile
+     */
+
+    while (!ngx_queue_empty(&pc->ops)) {
+        q = ngx_queue_head(&pc->ops);
+        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+        ngx_queue_remove(q);
+        pc->nops--;
+
+        ngx_http_txval_pg_report(op, status);
+        ngx_http_txval_pg_free(op);
+    }
+
     ngx_free(pc);
 
-    if (op) {
-        ngx_http_txval_pg_complete(op, status);
-    }
+    ngx_http_txval_pg_publish();
 
     if (pool->exiting || ngx_queue_empty(&pool->waiting)
         || (ngx_msec_int_t) (pool->down_until - ngx_current_msec) > 0)
@@ -801,31 +1208,45 @@ ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
     npc = ngx_http_txval_pg_connect(pool);
 
     if (npc) {
-        ngx_http_txval_pg_take_waiting(npc);
+        (void) ngx_http_txval_pg_take_waiting(npc);
     }
 }
 
 
-/* the oldest waiting lookup, if any, becomes the connection's */
+/*
+ * Lookups waiting for room, oldest first, become the connection's.
+ * NGX_ERROR: the connection broke, and is closed.
+ */
 
-static void
+static ngx_int_t
 ngx_http_txval_pg_take_waiting(ngx_http_txval_pg_conn_t *pc)
 {
     ngx_queue_t               *q;
     ngx_http_txval_pg_op_t    *op;
     ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
 
-    if (ngx_queue_empty(&pool->waiting)) {
-        return;
+    while (!ngx_queue_empty(&pool->waiting)
+           && pc->nops < NGX_HTTP_TXVAL_PG_DEPTH)
+    {
+        q = ngx_queue_head(&pool->waiting);
+        op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
+
+        ngx_queue_remove(&op->queue);
+        pool->nwaiting--;
+
+        /* its deadline runs on */
+        ngx_http_txval_pg_attach(pc, op);
+
+        if (pc->state == NGX_HTTP_TXVAL_PG_READY
+            && ngx_http_txval_pg_query(pc, op) != NGX_OK)
+        {
+            ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
+                                    "send failed");
+            return NGX_ERROR;
+        }
     }
 
-    q = ngx_queue_head(&pool->waiting);
-    op = ngx_queue_data(q, ngx_http_txval_pg_op_t, queue);
-
-    ngx_http_txval_pg_unqueue(op);
-
-    pc->op = op;
-    op->conn = pc;
+    return NGX_OK;
 }
 
 
@@ -834,35 +1255,44 @@ ngx_http_txval_pg_unqueue(ngx_http_txval_pg_op_t *op)
 {
     ngx_queue_remove(&op->queue);
     ngx_http_txval_pg_pool.nwaiting--;
-
-    if (op->wait.timer_set) {
-        ngx_del_timer(&op->wait);
-    }
 }
 
 
+/* tells the requester, once; the operation itself may live on */
+
 static void
-ngx_http_txval_pg_complete(ngx_http_txval_pg_op_t *op,
+ngx_http_txval_pg_report(ngx_http_txval_pg_op_t *op,
     ngx_http_txval_pg_status_e status)
 {
     ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
 
-    if (op->conn == NULL) {
-        /* failed while waiting */
-        ngx_http_txval_pg_unqueue(op);
+    if (op->reported) {
+        return;
     }
 
+    op->reported = 1;
     op->status = status;
+
+    if (op->wait.timer_set) {
+        ngx_del_timer(&op->wait);
+    }
 
     ngx_http_txval_metrics_backend(NGX_HTTP_TXVAL_M_POSTGRES, status);
 
     if (op->data && !pool->exiting) {
         op->done(op);
     }
+}
+
+
+static void
+ngx_http_txval_pg_free(ngx_http_txval_pg_op_t *op)
+{
+    if (op->wait.timer_set) {
+        ngx_del_timer(&op->wait);
+    }
 
     ngx_free(op);
-
-    ngx_http_txval_pg_publish();
 }
 
 
@@ -906,10 +1336,11 @@ ngx_http_txval_pg_timer(ngx_event_t *ev)
         return;
     }
 
-    ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT,
-                            pc->state == NGX_HTTP_TXVAL_PG_QUERY
-                            ? "query timed out, closing the connection"
-                            : "prepare timed out, closing the connection");
+    ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
+                  "txval: postgres: no answer for %Mms, closing the "
+                  "connection", 3 * ngx_http_txval_pg_pool.conf->timeout);
+
+    ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT, NULL);
 }
 
 
@@ -985,15 +1416,6 @@ ngx_http_txval_pg_connect_timeout(ngx_http_txval_pg_conn_t *pc)
 }
 
 
-static void
-ngx_http_txval_pg_wait_timeout(ngx_event_t *ev)
-{
-    ngx_http_txval_pg_op_t  *op = ev->data;
-
-    ngx_http_txval_pg_complete(op, NGX_HTTP_TXVAL_PG_TIMEOUT);
-}
-
-
 /*
  * libpq's message on one line: a line per server tried (several with a
  * list), without the indented hints; never the conninfo
@@ -1025,6 +1447,44 @@ ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc, const char *what)
     ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
                   "txval: postgres: %s%s%*s", what, p == buf ? "" : ": ",
                   p - buf, buf);
+}
+
+
+/*
+ * A lookup's deadline: its requester is told now. A lookup in flight
+ * stays on its connection, whose other lookups go on; its answer, when
+ * it comes, is dropped.
+ */
+
+static void
+ngx_http_txval_pg_deadline(ngx_event_t *ev)
+{
+    ngx_http_txval_pg_op_t    *op = ev->data;
+    ngx_http_txval_pg_conn_t  *pc;
+
+    pc = op->conn;
+
+    if (pc == NULL) {
+        /* waited for room in vain */
+        ngx_http_txval_pg_unqueue(op);
+        ngx_http_txval_pg_report(op, NGX_HTTP_TXVAL_PG_TIMEOUT);
+        ngx_http_txval_pg_free(op);
+        return;
+    }
+
+    if (!op->sent) {
+        /* its connection is still connecting */
+        ngx_queue_remove(&op->queue);
+        pc->nops--;
+        ngx_http_txval_pg_report(op, NGX_HTTP_TXVAL_PG_TIMEOUT);
+        ngx_http_txval_pg_free(op);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
+                  "txval: postgres: query timed out");
+
+    ngx_http_txval_pg_report(op, NGX_HTTP_TXVAL_PG_TIMEOUT);
 }
 
 

@@ -9,6 +9,8 @@
 #define _NGX_HTTP_TXVAL_PG_H_INCLUDED_
 
 
+#include <libpq-fe.h>
+
 #include "ngx_http_txval_module.h"
 
 
@@ -22,11 +24,18 @@ typedef enum {
 typedef void (*ngx_http_txval_pg_done_pt)(ngx_http_txval_pg_op_t *op);
 
 
-/* one lookup: merchant, card and BIN in one prepared query */
+/*
+ * One lookup: the parts in `want` (merchant, card, BIN prefixes) in one
+ * execution of the prepared query. Lookups share connections: each is
+ * sent after the others on a connection (pipeline mode) and has its own
+ * deadline.
+ */
 struct ngx_http_txval_pg_op_s {
-    ngx_queue_t                     queue;      /* waiting for a conn */
-    ngx_event_t                     wait;       /* bounded wait */
+    ngx_queue_t                     queue;      /* waiting, or in flight */
+    ngx_event_t                     wait;       /* its deadline */
     void                           *conn;
+
+    ngx_uint_t                      want;
 
     /* the parameters, NUL-terminated */
     char                            merchant_id[NGX_HTTP_TXVAL_MERCHANT_MAX
@@ -36,10 +45,17 @@ struct ngx_http_txval_pg_op_s {
     char                            card_bin[NGX_HTTP_TXVAL_BIN_MAX + 1];
 
     ngx_http_txval_pg_status_e      status;
-    ngx_http_txval_facts_t          facts;      /* the pg part */
+    ngx_http_txval_rows_t           rows;       /* the parts asked for */
 
     ngx_http_txval_pg_done_pt       done;
     void                           *data;       /* NULL: nobody waits */
+
+    unsigned                        sent:1;     /* on the wire */
+    unsigned                        got_row:1;
+    unsigned                        reported:1; /* done() was called */
+    unsigned                        retry:1;    /* skipped: send again */
+    unsigned                        keep:1;     /* for the lookup cache:
+                                                   the currencies listed */
 };
 
 
@@ -77,14 +93,34 @@ void ngx_http_txval_pg_exit_process(void);
 ngx_http_txval_pg_op_t *ngx_http_txval_pg_op(ngx_log_t *log);
 
 /*
- * Runs the lookup on a pooled connection, now or when one is free (a wait
- * bounded by the timeout). op->done is called once, later; NGX_ERROR:
- * nothing could be started (the pool is failing fast).
+ * Runs the lookup on a pooled connection, after the lookups already in
+ * flight there, or when one is ready (a wait bounded by the timeout).
+ * op->done is called once, later; NGX_ERROR: nothing could be started
+ * (the pool is failing fast).
  */
 ngx_int_t ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op);
 
 /* detaches an operation from a request that goes away */
 void ngx_http_txval_pg_abandon(ngx_http_txval_pg_op_t *op);
+
+/* the parts of a transaction's lookup: all of them, and the parameters */
+void ngx_http_txval_pg_params(ngx_http_txval_pg_op_t *op,
+    ngx_http_txval_txn_t *txn);
+
+/* the connection parameters new connections use now */
+void ngx_http_txval_pg_conninfo(const char *const **keywords,
+    const char *const **values);
+
+/*
+ * libpq's socket as an nginx connection whose events go to handler (the
+ * lookup cache's listener uses these too): wrapped after each
+ * PQconnectPoll, unwrapped before the next and before PQfinish.
+ */
+ngx_int_t ngx_http_txval_pg_socket(PGconn *pg, ngx_connection_t **cp,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log);
+void ngx_http_txval_pg_unsocket(PGconn *pg, ngx_connection_t **cp);
+void ngx_http_txval_pg_socket_events(ngx_connection_t *c, ngx_uint_t read,
+    ngx_uint_t write);
 
 void ngx_http_txval_pg_pool_counts(ngx_uint_t *busy, ngx_uint_t *idle,
     ngx_uint_t *connecting);

@@ -61,6 +61,10 @@ static const char  *ngx_http_txval_result_names[] = {
     "ok", "error", "timeout"
 };
 
+static const char  *ngx_http_txval_lookup_result_names[] = {
+    "hit", "miss", "invalidated", "flushed"
+};
+
 static const char  *ngx_http_txval_state_names[] = {
     "busy", "idle", "connecting"
 };
@@ -229,6 +233,53 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
                                 (unsigned long long) s->pools[i][j]);
         }
     }
+
+    ngx_http_txval_help(&t, "txval_lookup_cache_total", "counter",
+                        "Lookup cache: transactions answered from it (hit) "
+                        "or asking Postgres (miss), entries dropped by a "
+                        "notification (invalidated), times emptied "
+                        "(flushed).");
+
+    for (i = 0; i < NGX_HTTP_TXVAL_LOOKUP_RESULTS; i++) {
+        ngx_http_txval_text(&t, "txval_lookup_cache_total{result=\"%s\"} "
+                            "%llu\n", ngx_http_txval_lookup_result_names[i],
+                            (unsigned long long) s->lookup_results[i]);
+    }
+
+    if (s->lookup_notify) {
+        /* only where there is a listener: an alert on 0 means it */
+        ngx_http_txval_help(&t, "txval_lookup_listener_up", "gauge",
+                            "1 while the lookup cache's LISTEN connection "
+                            "is up and the cache is used.");
+        ngx_http_txval_text(&t, "txval_lookup_listener_up %llu\n",
+                            (unsigned long long) s->lookup_listener_up);
+    }
+
+    ngx_http_txval_help(&t, "txval_lookup_cache_entries", "gauge",
+                        "Rows and absences in the lookup cache.");
+    ngx_http_txval_text(&t, "txval_lookup_cache_entries %llu\n",
+                        (unsigned long long) s->lookup_entries);
+
+    ngx_http_txval_help(&t, "txval_lookup_cache_bytes_used", "gauge",
+                        "Bytes of the lookup cache zone in use.");
+    ngx_http_txval_text(&t, "txval_lookup_cache_bytes_used %llu\n",
+                        (unsigned long long) s->lookup_bytes_used);
+
+    ngx_http_txval_help(&t, "txval_lookup_cache_size_bytes", "gauge",
+                        "Size of the lookup cache zone in bytes.");
+    ngx_http_txval_text(&t, "txval_lookup_cache_size_bytes %llu\n",
+                        (unsigned long long) s->lookup_bytes_total);
+
+    ngx_http_txval_help(&t, "txval_lookup_cache_evictions_total", "counter",
+                        "Live lookup cache entries evicted to make room.");
+    ngx_http_txval_text(&t, "txval_lookup_cache_evictions_total %llu\n",
+                        (unsigned long long) s->lookup_evictions);
+
+    ngx_http_txval_help(&t, "txval_lookup_notify_lag_seconds", "histogram",
+                        "From the time a notification carries (the "
+                        "trigger's clock at commit) to the entry's drop.");
+    ngx_http_txval_histogram(&t, "txval_lookup_notify_lag_seconds", NULL,
+                             &s->lookup_lag);
 
     ngx_http_txval_help(&t, "txval_build_info", "gauge",
                         "The txval and nginx versions, as a label.");

@@ -23,6 +23,8 @@
 #define NGX_HTTP_TXVAL_POOL_STATES   3      /* busy, idle, connecting */
 #define NGX_HTTP_TXVAL_BUCKETS       13     /* 100us .. 1s, then +Inf */
 #define NGX_HTTP_TXVAL_ERRORS        8      /* the error codes, SPEC's order */
+#define NGX_HTTP_TXVAL_LOOKUP_RESULTS  4    /* hit, miss, invalidated,
+                                               flushed */
 
 
 /* a histogram: per bucket, not cumulative; the last one is above 1 s */
@@ -54,6 +56,16 @@ typedef struct {
     uint64_t   cache_evictions;
 
     uint64_t   pools[NGX_HTTP_TXVAL_BACKENDS][NGX_HTTP_TXVAL_POOL_STATES];
+
+    /* the lookup cache (txval_lookup_cache) */
+    uint64_t   lookup_results[NGX_HTTP_TXVAL_LOOKUP_RESULTS];
+    unsigned   lookup_notify:1;     /* a listener: lookup_listener_up */
+    uint64_t   lookup_listener_up;
+    uint64_t   lookup_entries;
+    uint64_t   lookup_bytes_used;
+    uint64_t   lookup_bytes_total;
+    uint64_t   lookup_evictions;
+    ngx_http_txval_histogram_t  lookup_lag;
 } ngx_http_txval_snapshot_t;
 
 
@@ -71,7 +83,7 @@ size_t ngx_http_txval_prometheus(unsigned char *buf, size_t size,
     const ngx_http_txval_snapshot_t *s);
 
 /* enough for every metric */
-#define NGX_HTTP_TXVAL_PROMETHEUS_MAX  16384
+#define NGX_HTTP_TXVAL_PROMETHEUS_MAX  20480
 
 
 #endif /* _NGX_HTTP_TXVAL_PROMETHEUS_H_INCLUDED_ */

@@ -68,6 +68,56 @@ typedef struct {
 } ngx_http_txval_facts_t;
 
 
+/* the parts of a Postgres lookup: the rows asked for, or known */
+#define NGX_HTTP_TXVAL_ROW_MERCHANT    0x01u
+#define NGX_HTTP_TXVAL_ROW_CARD        0x02u
+#define NGX_HTTP_TXVAL_ROW_BIN6        0x04u     /* the BIN's first 6 digits */
+#define NGX_HTTP_TXVAL_ROW_BIN7        0x08u
+#define NGX_HTTP_TXVAL_ROW_BIN8        0x10u
+#define NGX_HTTP_TXVAL_ROW_BINS        0x1cu
+#define NGX_HTTP_TXVAL_ROW_BIN(len)    (NGX_HTTP_TXVAL_ROW_BIN6 << ((len) - 6))
+
+/* the most currencies of a merchant a lookup cache entry holds */
+#define NGX_HTTP_TXVAL_CURRENCIES_MAX  32
+
+
+/*
+ * What Postgres holds about a merchant, a card and the prefixes of a BIN,
+ * as the rules read it. A merchant row keeps its currencies, not whether
+ * the transaction's is one of them, so that one row serves every
+ * transaction of that merchant (currency_allowed is the asking
+ * transaction's).
+ */
+typedef struct {
+    unsigned                 found:1;
+    unsigned                 active:1;
+    unsigned                 has_max:1;
+    unsigned                 restricted:1;       /* a non-empty list */
+    unsigned                 listed:1;           /* all of it below */
+    unsigned                 currency_allowed:1;
+    unsigned                 ncurrencies;
+    int64_t                  max;
+
+    /* the well-formed codes (3 uppercase letters), sorted, no repeats */
+    char                     currencies[NGX_HTTP_TXVAL_CURRENCIES_MAX * 3];
+} ngx_http_txval_merchant_row_t;
+
+
+typedef struct {
+    unsigned                 found:1;
+    unsigned                 blocked:1;          /* blocked, lost, stolen */
+    char                     country[3];         /* "": none */
+} ngx_http_txval_card_row_t;
+
+
+typedef struct {
+    unsigned                 have;               /* NGX_HTTP_TXVAL_ROW_* */
+    unsigned                 bins;               /* the blocked prefixes */
+    ngx_http_txval_merchant_row_t  merchant;
+    ngx_http_txval_card_row_t      card;
+} ngx_http_txval_rows_t;
+
+
 typedef struct {
     uint32_t                 reasons;            /* 1 << reason */
     uint32_t                 risk_score;         /* 0-100 */
@@ -85,6 +135,33 @@ typedef struct {
 void ngx_http_txval_rules_eval(const ngx_http_txval_txn_t *txn,
     const ngx_http_txval_policy_t *policy,
     const ngx_http_txval_facts_t *facts, ngx_http_txval_result_t *result);
+
+/*
+ * The parts of the rows a transaction's rules read: the merchant, the
+ * card, and a BIN prefix of each length from 6 to the BIN's.
+ */
+unsigned ngx_http_txval_rows_wanted(const ngx_http_txval_txn_t *txn);
+
+/* the parts from has, copied into into */
+void ngx_http_txval_rows_merge(ngx_http_txval_rows_t *into,
+    const ngx_http_txval_rows_t *from);
+
+/* the Postgres facts of a transaction, from rows that have every part */
+void ngx_http_txval_rows_facts(const ngx_http_txval_txn_t *txn,
+    const ngx_http_txval_rows_t *rows, ngx_http_txval_facts_t *facts);
+
+/*
+ * A text[] as Postgres writes it ("{USD,EUR}", "[0:1]={...}", quoted
+ * elements...) into the merchant's list: restricted when it has an
+ * element, listed when its well-formed codes fit the row. 0, or -1 when
+ * it is not an array literal.
+ */
+int ngx_http_txval_currencies_parse(const char *text, size_t len,
+    ngx_http_txval_merchant_row_t *m);
+
+/* whether the merchant row allows this currency (3 uppercase letters) */
+int ngx_http_txval_currency_allowed(const ngx_http_txval_merchant_row_t *m,
+    const char *currency);
 
 /* the reason's name as SPEC spells it, or NULL */
 const char *ngx_http_txval_reason_name(unsigned reason);

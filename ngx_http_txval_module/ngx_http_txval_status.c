@@ -17,12 +17,17 @@
  *
  * Redis' nodes (a server, the sentinels and their master, a cluster's
  * masters) are listed with what this worker knows of them.
+ *
+ * With a lookup cache listening for notifications, its listener is shown
+ * too ("lookup_listener":{"state":"up"}): while it is down the cache is
+ * bypassed and Postgres asked, so it never makes the answer a 503.
  */
 
 
 #include "ngx_http_txval_module.h"
 #include "ngx_http_txval_redis.h"
 #include "ngx_http_txval_pg.h"
+#include "ngx_http_txval_lookup.h"
 
 
 #define NGX_HTTP_TXVAL_STATUS_BODY_MAX  512
@@ -211,6 +216,9 @@ ngx_http_txval_status_pg(ngx_http_txval_status_ctx_t *ctx)
         return;
     }
 
+    /* empty parameters: a merchant and a card that are not there */
+    op->want = NGX_HTTP_TXVAL_ROW_MERCHANT | NGX_HTTP_TXVAL_ROW_CARD;
+    op->currency[0] = '\0';
     op->done = ngx_http_txval_status_pg_done;
     op->data = ctx;
 
@@ -323,6 +331,16 @@ ngx_http_txval_status_send(ngx_http_request_t *r,
     p = ngx_http_txval_status_backend(p, "postgres", ctx->pg,
                                       tmcf->closed_pg,
                                       ctx->redis != NGX_HTTP_TXVAL_PROBE_NONE);
+
+    if (tmcf->lookup && tmcf->lookup->channel.len) {
+        /* the cache is bypassed while it is down: never a 503 */
+        p = ngx_sprintf(p, "%s\"lookup_listener\":{\"state\":\"%s\"}",
+                        (ctx->redis != NGX_HTTP_TXVAL_PROBE_NONE
+                         || ctx->pg != NGX_HTTP_TXVAL_PROBE_NONE) ? "," : "",
+                        ngx_http_txval_lookup_usable(tmcf->lookup)
+                        ? "up" : "down");
+    }
+
     p = ngx_cpymem(p, "}}\n", 3);
 
     b->last = p;

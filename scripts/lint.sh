@@ -87,7 +87,7 @@ if command -v go > /dev/null 2>&1 \
    && [ -d /usr/share/gocode/src/github.com/gomodule/redigo ] \
    && [ -d /usr/share/gocode/src/github.com/jackc/pgx/v4 ]; then
     if (cd bench/go && GO111MODULE=off GOPATH=/usr/share/gocode GOPROXY=off \
-            GOFLAGS='' GOCACHE="$top/build/bench/go-cache" CGO_ENABLED=0 go vet .); then
+            GOFLAGS='' GOCACHE="$top/build/bench/go-cache" CGO_ENABLED=0 go vet . ./fresh); then
         pass "go vet bench/go"
     else
         fail "go vet bench/go"

@@ -46,6 +46,8 @@ chmod 0711 "$tmp"
 
 txval_redis_start "$redis_port" "$dir/redis"
 txval_pg_start "$pg_port" "$dir/pg"
+# the lookup cache's triggers, also on a cluster made before they shipped
+txval_pg_psql "$pg_port" "$dir/pg" < "$top/docker/initdb/03-notify.sql"
 
 # the examples as they are, but for the backends' ports and the log
 example() {
@@ -107,6 +109,15 @@ A decline (lost card, blocked BIN):
   curl -s -H 'Content-Type: application/json' \\
        -d '{"id":"tx_1002","amount":2500,"currency":"USD","merchant_id":"m_acme","card_token":"tok_lost","card_bin":"66666601"}' \\
        http://127.0.0.1:8080/v1/validate
+
+A change in Postgres is enforced within milliseconds, although txval keeps
+the rows in shared memory (txval_lookup_cache ... notify=txval):
+
+  PGPASSWORD=txval psql -h 127.0.0.1 -p $pg_port -U txval txval \\
+       -c "UPDATE cards SET status = 'stolen' WHERE token = 'tok_4242'"
+
+then send the first transaction again with a new id ("tx_1003"): declined,
+card_blocked.
 
 Ctrl-C stops it.
 

@@ -76,7 +76,9 @@ txval_redis_stop() {
 # symbolic link to it; `make clean` removes both. Every file is fed to psql
 # on its standard input, read by the caller, never opened by postgres.
 #
-#   txval_pg_start PORT DIR        (creates the cluster the first time)
+#   txval_pg_start PORT DIR        (creates the cluster the first time;
+#                                   TXVAL_PG_OPTIONS: more server options,
+#                                   e.g. "-c shared_preload_libraries=...")
 #   txval_pg_stop DIR
 #   txval_pg_psql PORT DIR [psql args...]   (as the postgres superuser;
 #                                            SQL with -c, or on stdin)
@@ -154,7 +156,7 @@ txval_pg_start() {
     fi
     txval_pg_stop "$dir"
     txval_pg_as "$TXVAL_PG_BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${TXVAL_PG_OPTIONS:-}" \
         start > /dev/null || {
         tail -20 "$dir/server.log" >&2
         return 1

@@ -60,6 +60,10 @@ txval_redis_start "$TEST_NGINX_REDIS_PORT" "$redis_dir"
 export TEST_NGINX_PG_PORT=${TEST_NGINX_PG_PORT:-16432}
 export TEST_NGINX_PG_DIR=$top/build/test-pg-$TEST_NGINX_PG_PORT
 txval_pg_start "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR"
+# the lookup cache's triggers (docker/initdb/03-notify.sql), also on a
+# cluster made before they were shipped
+txval_pg_psql "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR" \
+    < docker/initdb/03-notify.sql
 txval_pg_psql "$TEST_NGINX_PG_PORT" "$TEST_NGINX_PG_DIR" < t/fixtures.sql
 # the cluster's real directory (its socket directory), which may have been
 # moved out of a home directory postgres cannot reach (scripts/services.sh)

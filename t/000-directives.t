@@ -771,3 +771,135 @@ GET /t
 --- error_log
 [emerg]
 "txval_cache_zone" directive is not allowed here
+
+
+
+=== TEST 41: txval_lookup_cache: needs txval_postgres
+--- http_config
+    txval_lookup_cache lk:1m;
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+"txval_lookup_cache" needs "txval_postgres"
+
+
+
+=== TEST 42: txval_lookup_cache: no size
+--- http_config
+    txval_postgres "host=127.0.0.1 dbname=txval";
+    txval_lookup_cache lk;
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+invalid value "lk" in "txval_lookup_cache" directive, it must be NAME:SIZE
+
+
+
+=== TEST 43: txval_lookup_cache: ttl below 1s
+--- http_config
+    txval_postgres "host=127.0.0.1 dbname=txval";
+    txval_lookup_cache lk:1m ttl=500ms;
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+invalid value "ttl=500ms" in "txval_lookup_cache" directive, ttl must be a time of at least 1s
+
+
+
+=== TEST 44: txval_lookup_cache: a channel that is not a plain identifier
+--- http_config
+    txval_postgres "host=127.0.0.1 dbname=txval";
+    txval_lookup_cache lk:1m notify=tx-val;
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+invalid value "notify=tx-val" in "txval_lookup_cache" directive, the channel must be 1-63 characters of A-Z a-z 0-9 _
+
+
+
+=== TEST 45: txval_lookup_cache: unknown parameter
+--- http_config
+    txval_postgres "host=127.0.0.1 dbname=txval";
+    txval_lookup_cache lk:1m ttl=5s size=3;
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+invalid parameter "size=3" in "txval_lookup_cache" directive
+
+
+
+=== TEST 46: txval_lookup_cache: twice
+--- http_config
+    txval_postgres "host=127.0.0.1 dbname=txval";
+    txval_lookup_cache lk:1m;
+    txval_lookup_cache lk2:1m;
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+"txval_lookup_cache" directive is duplicate
+
+
+
+=== TEST 47: txval_lookup_cache: the same zone name as the verdict cache
+--- http_config
+    txval_postgres "host=127.0.0.1 dbname=txval";
+    txval_cache_zone same:1m;
+    txval_lookup_cache same:1m;
+--- config
+    location /t {
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+zone "same" is already used
+
+
+
+=== TEST 48: txval_lookup_cache: not allowed at server level
+--- config
+    txval_lookup_cache lk:1m;
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+"txval_lookup_cache" directive is not allowed here

@@ -363,7 +363,152 @@ test_prometheus(void)
        && ngx_http_txval_bucket(2000000000ULL) == NGX_HTTP_TXVAL_BUCKETS,
        "prometheus: bucket bounds");
 
+    /* the lookup cache */
+
+    n = ngx_http_txval_prometheus((unsigned char *) buf,
+                                  NGX_HTTP_TXVAL_PROMETHEUS_MAX, &s);
+    buf[n] = '\0';
+
+    ok(n > 0 && strstr(buf, "txval_lookup_listener_up") == NULL
+       && strstr(buf, "txval_lookup_cache_total{result=\"hit\"} 0\n")
+          != NULL,
+       "prometheus: no listener, no txval_lookup_listener_up");
+
+    s.lookup_results[0] = 11;
+    s.lookup_results[3] = 2;
+    s.lookup_notify = 1;
+    s.lookup_listener_up = 1;
+    s.lookup_entries = 9;
+    s.lookup_bytes_total = 1048576;
+    s.lookup_lag.buckets[2] = 6;
+    s.lookup_lag.sum_ns = 1800000;
+
+    n = ngx_http_txval_prometheus((unsigned char *) buf,
+                                  NGX_HTTP_TXVAL_PROMETHEUS_MAX, &s);
+    buf[n] = '\0';
+
+    ok(strstr(buf, "# TYPE txval_lookup_cache_total counter\n"
+                   "txval_lookup_cache_total{result=\"hit\"} 11\n"
+                   "txval_lookup_cache_total{result=\"miss\"} 0\n"
+                   "txval_lookup_cache_total{result=\"invalidated\"} 0\n"
+                   "txval_lookup_cache_total{result=\"flushed\"} 2\n")
+       != NULL, "prometheus: lookup cache results");
+    ok(strstr(buf, "# TYPE txval_lookup_listener_up gauge\n"
+                   "txval_lookup_listener_up 1\n") != NULL
+       && strstr(buf, "txval_lookup_cache_entries 9\n") != NULL
+       && strstr(buf, "txval_lookup_cache_size_bytes 1048576\n") != NULL
+       && strstr(buf, "txval_lookup_cache_evictions_total 0\n") != NULL,
+       "prometheus: lookup cache gauges");
+    ok(strstr(buf, "txval_lookup_notify_lag_seconds_bucket{le=\"0.0005\"} 6\n")
+       != NULL
+       && strstr(buf, "txval_lookup_notify_lag_seconds_sum 0.001800000\n")
+          != NULL
+       && strstr(buf, "txval_lookup_notify_lag_seconds_count 6\n") != NULL,
+       "prometheus: notification lag histogram");
+
     free(buf);
+}
+
+
+static void
+test_rows(void)
+{
+    ngx_http_txval_txn_t           txn;
+    ngx_http_txval_rows_t          rows, part;
+    ngx_http_txval_facts_t         f;
+    ngx_http_txval_merchant_row_t  m;
+
+#define C(t)  ngx_http_txval_currencies_parse(t, sizeof(t) - 1, &m)
+
+    ok(C("{USD,EUR,USD}") == 0 && m.restricted && m.listed
+       && m.ncurrencies == 2 && memcmp(m.currencies, "EURUSD", 6) == 0,
+       "currencies: sorted, once each");
+    ok(ngx_http_txval_currency_allowed(&m, "USD")
+       && ngx_http_txval_currency_allowed(&m, "EUR")
+       && !ngx_http_txval_currency_allowed(&m, "GBP"),
+       "currencies: allowed or not");
+    ok(C("{}") == 0 && !m.restricted && m.ncurrencies == 0
+       && ngx_http_txval_currency_allowed(&m, "JPY"),
+       "currencies: an empty list allows every currency");
+    ok(C("{usd,NULL,\"\",\"US D\"}") == 0 && m.restricted
+       && m.ncurrencies == 0 && !ngx_http_txval_currency_allowed(&m, "USD"),
+       "currencies: elements that match no code still restrict");
+    ok(C("{\"X,USD,Y\",GBP}") == 0 && m.ncurrencies == 1
+       && memcmp(m.currencies, "GBP", 3) == 0,
+       "currencies: a comma inside quotes is no separator");
+    ok(C("{\"a\\\"b\",\"CHF\"}") == 0 && m.ncurrencies == 1
+       && memcmp(m.currencies, "CHF", 3) == 0,
+       "currencies: escapes inside quotes");
+    ok(C("[0:1]={{USD,EUR},{JPY,KWD}}") == 0 && m.ncurrencies == 4
+       && memcmp(m.currencies, "EURJPYKWDUSD", 12) == 0,
+       "currencies: bounds and nested arrays");
+    ok(C("USD") == -1 && C("[0:1]") == -1, "currencies: not an array");
+    ok(C("{AAA,AAB,AAC,AAD,AAE,AAF,AAG,AAH,AAI,AAJ,AAK,AAL,AAM,AAN,AAO,AAP,"
+         "AAQ,AAR,AAS,AAT,AAU,AAV,AAW,AAX,AAY,AAZ,ABA,ABB,ABC,ABD,ABE,ABF}")
+       == 0 && m.listed && m.ncurrencies == 32,
+       "currencies: 32 fit");
+    ok(C("{AAA,AAB,AAC,AAD,AAE,AAF,AAG,AAH,AAI,AAJ,AAK,AAL,AAM,AAN,AAO,AAP,"
+         "AAQ,AAR,AAS,AAT,AAU,AAV,AAW,AAX,AAY,AAZ,ABA,ABB,ABC,ABD,ABE,ABF,"
+         "ABG}") == 0 && !m.listed,
+       "currencies: 33 do not (the row is not kept)");
+
+#undef C
+
+    memset(&txn, 0, sizeof(txn));
+    strcpy(txn.currency, "USD");
+    strcpy(txn.card_bin, "1234567");
+    txn.card_bin_len = 7;
+
+    ok(ngx_http_txval_rows_wanted(&txn)
+       == (NGX_HTTP_TXVAL_ROW_MERCHANT | NGX_HTTP_TXVAL_ROW_CARD
+           | NGX_HTTP_TXVAL_ROW_BIN6 | NGX_HTTP_TXVAL_ROW_BIN7),
+       "rows: a 7-digit BIN wants two prefixes");
+    txn.card_bin_len = 0;
+    ok(ngx_http_txval_rows_wanted(&txn)
+       == (NGX_HTTP_TXVAL_ROW_MERCHANT | NGX_HTTP_TXVAL_ROW_CARD),
+       "rows: no BIN, no prefix");
+
+    /* the cache's part and Postgres' part, merged */
+
+    memset(&rows, 0, sizeof(rows));
+    rows.have = NGX_HTTP_TXVAL_ROW_MERCHANT | NGX_HTTP_TXVAL_ROW_BIN6;
+    rows.merchant.found = 1;
+    rows.merchant.active = 1;
+    rows.merchant.has_max = 1;
+    rows.merchant.max = 5000;
+    rows.merchant.currency_allowed = 1;
+
+    memset(&part, 0, sizeof(part));
+    part.have = NGX_HTTP_TXVAL_ROW_CARD | NGX_HTTP_TXVAL_ROW_BIN7;
+    part.card.found = 1;
+    part.card.blocked = 1;
+    strcpy(part.card.country, "FR");
+    part.bins = NGX_HTTP_TXVAL_ROW_BIN7;
+
+    ngx_http_txval_rows_merge(&rows, &part);
+
+    ok(rows.have == (NGX_HTTP_TXVAL_ROW_MERCHANT | NGX_HTTP_TXVAL_ROW_CARD
+                     | NGX_HTTP_TXVAL_ROW_BIN6 | NGX_HTTP_TXVAL_ROW_BIN7)
+       && rows.merchant.max == 5000 && rows.card.blocked
+       && rows.bins == NGX_HTTP_TXVAL_ROW_BIN7,
+       "rows: merged");
+
+    memset(&f, 0, sizeof(f));
+    ngx_http_txval_rows_facts(&txn, &rows, &f);
+
+    ok(f.pg && f.merchant_found && f.merchant_active && f.merchant_has_max
+       && f.merchant_max == 5000 && f.currency_allowed && f.card_found
+       && f.card_blocked && strcmp(f.card_country, "FR") == 0
+       && f.bin_blocked, "rows: facts");
+
+    rows.merchant.found = 0;
+    rows.card.found = 0;
+    rows.bins = 0;
+    ngx_http_txval_rows_facts(&txn, &rows, &f);
+
+    ok(!f.merchant_found && !f.merchant_has_max && !f.currency_allowed
+       && !f.card_found && !f.card_blocked && f.card_country[0] == '\0'
+       && !f.bin_blocked, "rows: absent rows are no facts");
 }
 
 
@@ -456,6 +601,7 @@ main(void)
     test_rules();
     test_output();
     test_prometheus();
+    test_rows();
     test_slot();
     test_peek();
 

@@ -232,7 +232,9 @@ sub valgrind_cmd {
 
     # stock nginx's worker start-up allocations: ngx_alloc (or
     # ngx_memalign), then only frames of the nginx binary (some without a
-    # symbol), up to ngx_spawn_process
+    # symbol), up to ngx_spawn_process; from ngx_start_worker_processes,
+    # or straight from the master's cycle (a worker respawned after one
+    # died: ngx_reap_children is inlined there)
     open my $fh, '>', $supp or die "$supp: $!\n";
     my $n = 0;
     for my $alloc ([ 'malloc', 'ngx_alloc' ],
@@ -241,15 +243,17 @@ sub valgrind_cmd {
     {
         for my $named ('', 'ngx_set_environment') {
             for my $k (1 .. 5) {
-                $n++;
-                print $fh "{\n   txval-nginx-worker-init-$n\n"
-                    . "   Memcheck:Leak\n"
-                    . "   match-leak-kinds: definite,indirect\n"
-                    . join('', map { "   fun:$_\n" } @$alloc)
-                    . ($named ? "   fun:$named\n" : '')
-                    . "   obj:$bin\n" x $k
-                    . "   fun:ngx_spawn_process\n   obj:$bin\n"
-                    . "   fun:ngx_master_process_cycle\n   fun:main\n}\n";
+                for my $via ("   obj:$bin\n", '') {
+                    $n++;
+                    print $fh "{\n   txval-nginx-worker-init-$n\n"
+                        . "   Memcheck:Leak\n"
+                        . "   match-leak-kinds: definite,indirect\n"
+                        . join('', map { "   fun:$_\n" } @$alloc)
+                        . ($named ? "   fun:$named\n" : '')
+                        . "   obj:$bin\n" x $k
+                        . "   fun:ngx_spawn_process\n$via"
+                        . "   fun:ngx_master_process_cycle\n   fun:main\n}\n";
+                }
             }
         }
     }
