@@ -2,20 +2,23 @@
 # `make fuzz`: libFuzzer (Debian's clang 14) harnesses over the pure C
 # units, built with ASan and UBSan, each run for FUZZ_SECONDS (default 60)
 # from the seed corpus in fuzz/corpus/. A crash input is saved under
-# build/fuzz/ and fails the run: add it to fuzz/corpus/ once fixed.
+# build/fuzz/ and fails the run: add it to fuzz/corpus/ once fixed. cJSON
+# is linked as the oracle the JSON scanner is held against (fuzz_txn,
+# fuzz_map); the module itself does not use it.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${FUZZ_SECONDS:-60}
 out=$top/build/fuzz
 src=$top/ngx_http_txval_module
-units="$src/ngx_http_txval_txn.c $src/ngx_http_txval_rules.c
-       $src/ngx_http_txval_output.c $src/ngx_http_txval_prometheus.c"
+units="$src/ngx_http_txval_json.c $src/ngx_http_txval_txn.c
+       $src/ngx_http_txval_rules.c $src/ngx_http_txval_output.c
+       $src/ngx_http_txval_prometheus.c"
 
 mkdir -p "$out"
 
 status=0
-for h in txn record rules; do
+for h in txn map record rules; do
     # shellcheck disable=SC2086
     clang -g -O1 -fsanitize=fuzzer,address,undefined \
         -fno-sanitize-recover=undefined -I"$src" -I/usr/include/cjson \

@@ -3,11 +3,12 @@
  * txval: the shared-memory verdict cache.
  *
  * One zone for all workers: a red-black tree keyed by a hash of the
- * transaction id (the full id compared on a hit), an LRU queue, and an
- * expiry time per entry. Every entry has the same size (room for the
- * longest id), so all entries live in one slab class and a full zone never
- * fragments: when the slab is full, entries are evicted from the LRU tail
- * until the allocation succeeds.
+ * transaction id and its namespace (txval_namespace; both compared in
+ * full on a hit), an LRU queue, and an expiry time per entry. Every entry
+ * has the same size (room for the longest id and namespace), so all
+ * entries live in one slab class and a full zone never fragments: when
+ * the slab is full, entries are evicted from the LRU tail until the
+ * allocation succeeds.
  *
  * An entry is a verdict, or the mark of a transaction being validated
  * (pending): a lookup that finds nothing leaves a mark with the id, so
@@ -32,7 +33,9 @@ typedef struct {
     uint8_t                     risk_score;
     uint8_t                     pending;
     uint8_t                     id_len;
+    uint8_t                     ns_len;     /* 0: no namespace */
     u_char                      id[NGX_HTTP_TXVAL_ID_MAX];
+    u_char                      ns[NGX_HTTP_TXVAL_NAMESPACE_MAX];
 } ngx_http_txval_cache_node_t;
 
 
@@ -56,19 +59,23 @@ static ngx_int_t ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone,
 static ngx_int_t ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone);
 static void ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static uint32_t ngx_http_txval_cache_hash(ngx_str_t *ns, const u_char *id,
+    size_t len);
+static ngx_int_t ngx_http_txval_cache_cmp(ngx_str_t *ns, const u_char *id,
+    size_t len, ngx_http_txval_cache_node_t *cn);
 static ngx_http_txval_cache_node_t *ngx_http_txval_cache_find(
-    ngx_http_txval_cache_t *cache, const u_char *id, size_t len,
-    uint32_t hash);
+    ngx_http_txval_cache_t *cache, ngx_str_t *ns, const u_char *id,
+    size_t len, uint32_t hash);
 static void ngx_http_txval_cache_delete(ngx_http_txval_cache_t *cache,
     ngx_http_txval_cache_node_t *cn);
 static void ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache,
     ngx_uint_t n);
 static ngx_http_txval_cache_node_t *ngx_http_txval_cache_get(
-    ngx_http_txval_cache_t *cache, ngx_http_txval_txn_t *txn,
+    ngx_http_txval_cache_t *cache, ngx_str_t *ns, ngx_http_txval_txn_t *txn,
     uint32_t hash);
 static ngx_http_txval_cache_node_t *ngx_http_txval_cache_alloc(
-    ngx_http_txval_cache_t *cache, ngx_http_txval_txn_t *txn, uint32_t hash,
-    ngx_log_t *log);
+    ngx_http_txval_cache_t *cache, ngx_str_t *ns, ngx_http_txval_txn_t *txn,
+    uint32_t hash, ngx_log_t *log);
 static void ngx_http_txval_cache_copy(ngx_http_txval_cache_node_t *cn,
     ngx_http_txval_record_t *rec);
 
@@ -296,7 +303,7 @@ ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone)
 
 
 ngx_int_t
-ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
+ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache, ngx_str_t *ns,
     ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec, uint64_t owner,
     ngx_log_t *log)
 {
@@ -304,18 +311,18 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
     ngx_int_t                     rc;
     ngx_http_txval_cache_node_t  *cn;
 
-    hash = ngx_crc32_short((u_char *) txn->id, txn->id_len);
+    hash = ngx_http_txval_cache_hash(ns, (u_char *) txn->id, txn->id_len);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_txval_cache_get(cache, txn, hash);
+    cn = ngx_http_txval_cache_get(cache, ns, txn, hash);
 
     if (cn == NULL) {
         cache->sh->stats.misses++;
 
         /* the mark: in progress, for anyone else (best effort) */
 
-        cn = ngx_http_txval_cache_alloc(cache, txn, hash, log);
+        cn = ngx_http_txval_cache_alloc(cache, ns, txn, hash, log);
 
         if (cn) {
             cn->pending = 1;
@@ -360,18 +367,19 @@ ngx_http_txval_cache_lookup(ngx_http_txval_cache_t *cache,
  */
 
 ngx_int_t
-ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache, const u_char *id,
-    size_t len, const uint64_t raw[2], ngx_http_txval_record_t *rec)
+ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache, ngx_str_t *ns,
+    const u_char *id, size_t len, const uint64_t raw[2],
+    ngx_http_txval_record_t *rec)
 {
     uint32_t                      hash;
     ngx_int_t                     rc;
     ngx_http_txval_cache_node_t  *cn;
 
-    hash = ngx_crc32_short((u_char *) id, len);
+    hash = ngx_http_txval_cache_hash(ns, id, len);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_txval_cache_find(cache, id, len, hash);
+    cn = ngx_http_txval_cache_find(cache, ns, id, len, hash);
 
     if (cn && !cn->pending && cn->raw[0] == raw[0] && cn->raw[1] == raw[1]
         && (ngx_msec_int_t) (cn->expires - ngx_current_msec) > 0)
@@ -396,28 +404,29 @@ ngx_http_txval_cache_replay(ngx_http_txval_cache_t *cache, const u_char *id,
 
 void
 ngx_http_txval_cache_raw(ngx_http_txval_cache_t *cache, const u_char *body,
-    size_t len, uint64_t raw[2])
+    size_t len, const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_value_t *values, uint64_t raw[2])
 {
     /* the key never changes once the zone is made: read without the lock */
-    ngx_http_txval_siphash128(cache->sh->key, body, len, raw);
+    ngx_http_txval_txn_raw(cache->sh->key, body, len, map, values, raw);
 }
 
 
 ngx_int_t
-ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
+ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache, ngx_str_t *ns,
     ngx_http_txval_txn_t *txn, ngx_http_txval_record_t *rec,
     const uint64_t raw[2], ngx_log_t *log)
 {
     uint32_t                      hash;
     ngx_http_txval_cache_node_t  *cn;
 
-    hash = ngx_crc32_short((u_char *) txn->id, txn->id_len);
+    hash = ngx_http_txval_cache_hash(ns, (u_char *) txn->id, txn->id_len);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
     ngx_http_txval_cache_expire(cache, 2);
 
-    cn = ngx_http_txval_cache_get(cache, txn, hash);
+    cn = ngx_http_txval_cache_get(cache, ns, txn, hash);
 
     if (cn && !cn->pending) {
         /*
@@ -440,7 +449,7 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
     }
 
     if (cn == NULL) {
-        cn = ngx_http_txval_cache_alloc(cache, txn, hash, log);
+        cn = ngx_http_txval_cache_alloc(cache, ns, txn, hash, log);
 
         if (cn == NULL) {
             ngx_shmtx_unlock(&cache->shpool->mutex);
@@ -468,18 +477,18 @@ ngx_http_txval_cache_store(ngx_http_txval_cache_t *cache,
 /* a mark this request left and no verdict replaced */
 
 void
-ngx_http_txval_cache_release(ngx_http_txval_cache_t *cache,
+ngx_http_txval_cache_release(ngx_http_txval_cache_t *cache, ngx_str_t *ns,
     ngx_http_txval_txn_t *txn, uint64_t owner)
 {
     uint32_t                      hash;
     ngx_http_txval_cache_node_t  *cn;
 
-    hash = ngx_crc32_short((u_char *) txn->id, txn->id_len);
+    hash = ngx_http_txval_cache_hash(ns, (u_char *) txn->id, txn->id_len);
 
     ngx_shmtx_lock(&cache->shpool->mutex);
 
-    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
-                                   hash);
+    cn = ngx_http_txval_cache_find(cache, ns, (u_char *) txn->id,
+                                   txn->id_len, hash);
 
     if (cn && cn->pending && cn->owner == owner) {
         ngx_http_txval_cache_delete(cache, cn);
@@ -508,9 +517,58 @@ ngx_http_txval_cache_stats(ngx_http_txval_cache_t *cache,
 }
 
 
+/*
+ * An entry's key is its namespace and its id: the hash covers both, each
+ * after its length, and both are compared (an id with ':' in it cannot
+ * pass for a namespace)
+ */
+
+static uint32_t
+ngx_http_txval_cache_hash(ngx_str_t *ns, const u_char *id, size_t len)
+{
+    u_char    n;
+    uint32_t  hash;
+
+    if (ns == NULL) {
+        return ngx_crc32_short((u_char *) id, len);
+    }
+
+    n = (u_char) ns->len;
+
+    ngx_crc32_init(hash);
+    ngx_crc32_update(&hash, &n, 1);
+    ngx_crc32_update(&hash, ns->data, ns->len);
+    ngx_crc32_update(&hash, (u_char *) id, len);
+    ngx_crc32_final(hash);
+
+    return hash;
+}
+
+
+static ngx_int_t
+ngx_http_txval_cache_cmp(ngx_str_t *ns, const u_char *id, size_t len,
+    ngx_http_txval_cache_node_t *cn)
+{
+    ngx_int_t  rc;
+
+    if (ns == NULL) {
+        rc = (cn->ns_len == 0) ? 0 : -1;
+
+    } else {
+        rc = ngx_memn2cmp(ns->data, cn->ns, ns->len, cn->ns_len);
+    }
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return ngx_memn2cmp((u_char *) id, cn->id, len, cn->id_len);
+}
+
+
 static ngx_http_txval_cache_node_t *
-ngx_http_txval_cache_find(ngx_http_txval_cache_t *cache, const u_char *id,
-    size_t len, uint32_t hash)
+ngx_http_txval_cache_find(ngx_http_txval_cache_t *cache, ngx_str_t *ns,
+    const u_char *id, size_t len, uint32_t hash)
 {
     ngx_int_t                     rc;
     ngx_rbtree_node_t            *node, *sentinel;
@@ -535,7 +593,7 @@ ngx_http_txval_cache_find(ngx_http_txval_cache_t *cache, const u_char *id,
 
         cn = (ngx_http_txval_cache_node_t *) node;
 
-        rc = ngx_memn2cmp((u_char *) id, cn->id, len, cn->id_len);
+        rc = ngx_http_txval_cache_cmp(ns, id, len, cn);
 
         if (rc == 0) {
             return cn;
@@ -552,6 +610,7 @@ static void
 ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
 {
+    ngx_str_t                      ns;
     ngx_rbtree_node_t            **p;
     ngx_http_txval_cache_node_t   *cn, *cnt;
 
@@ -567,8 +626,11 @@ ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
 
             cn = (ngx_http_txval_cache_node_t *) node;
             cnt = (ngx_http_txval_cache_node_t *) temp;
+            ns.data = cn->ns;
+            ns.len = cn->ns_len;
 
-            p = (ngx_memn2cmp(cn->id, cnt->id, cn->id_len, cnt->id_len) < 0)
+            p = (ngx_http_txval_cache_cmp(cn->ns_len ? &ns : NULL, cn->id,
+                                          cn->id_len, cnt) < 0)
                 ? &temp->left : &temp->right;
         }
 
@@ -624,13 +686,13 @@ ngx_http_txval_cache_expire(ngx_http_txval_cache_t *cache, ngx_uint_t n)
 /* the live entry for this id (an expired one is dropped); locked */
 
 static ngx_http_txval_cache_node_t *
-ngx_http_txval_cache_get(ngx_http_txval_cache_t *cache,
+ngx_http_txval_cache_get(ngx_http_txval_cache_t *cache, ngx_str_t *ns,
     ngx_http_txval_txn_t *txn, uint32_t hash)
 {
     ngx_http_txval_cache_node_t  *cn;
 
-    cn = ngx_http_txval_cache_find(cache, (u_char *) txn->id, txn->id_len,
-                                   hash);
+    cn = ngx_http_txval_cache_find(cache, ns, (u_char *) txn->id,
+                                   txn->id_len, hash);
 
     if (cn && (ngx_msec_int_t) (cn->expires - ngx_current_msec) <= 0) {
         ngx_http_txval_cache_delete(cache, cn);
@@ -648,7 +710,7 @@ ngx_http_txval_cache_get(ngx_http_txval_cache_t *cache,
  */
 
 static ngx_http_txval_cache_node_t *
-ngx_http_txval_cache_alloc(ngx_http_txval_cache_t *cache,
+ngx_http_txval_cache_alloc(ngx_http_txval_cache_t *cache, ngx_str_t *ns,
     ngx_http_txval_txn_t *txn, uint32_t hash, ngx_log_t *log)
 {
     ngx_queue_t                  *q;
@@ -680,6 +742,11 @@ ngx_http_txval_cache_alloc(ngx_http_txval_cache_t *cache,
     cn->node.key = hash;
     cn->id_len = txn->id_len;
     ngx_memcpy(cn->id, txn->id, txn->id_len);
+
+    if (ns) {
+        cn->ns_len = (uint8_t) ns->len;
+        ngx_memcpy(cn->ns, ns->data, ns->len);
+    }
 
     ngx_rbtree_insert(&cache->sh->rbtree, &cn->node);
     ngx_queue_insert_head(&cache->sh->lru, &cn->queue);

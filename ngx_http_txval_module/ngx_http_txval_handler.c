@@ -338,6 +338,11 @@ ngx_http_txval_outcome(ngx_http_txval_ctx_t *ctx, ngx_http_txval_ctx_t *from)
     ctx->txn = from->txn;
     ctx->result = from->result;
     ctx->parse_error = from->parse_error;
+
+    if (from->parse_error.detail == from->parse_error.buf) {
+        ctx->parse_error.detail = ctx->parse_error.buf;
+    }
+
     ctx->error = from->error;
     ctx->source = from->source;
     ctx->elapsed_ns = from->elapsed_ns;
@@ -345,6 +350,9 @@ ngx_http_txval_outcome(ngx_http_txval_ctx_t *ctx, ngx_http_txval_ctx_t *from)
     ctx->fields = from->fields;
     ctx->body = from->body;
     ctx->body_len = from->body_len;
+    ctx->map = from->map;
+    ctx->ns = from->ns;
+    ngx_memcpy(ctx->values, from->values, sizeof(ctx->values));
     ctx->degraded = from->degraded;
     ctx->done = 1;
 }
@@ -756,6 +764,17 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
     ctx->body = data;
     ctx->body_len = len;
 
+    if (ngx_http_txval_mapping_request(r, ctx) != NGX_OK) {
+
+        if (ctx->gate && !ctx->waiting) {
+            ctx->failed = 1;
+            return;
+        }
+
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
     if (ctx->gate && r == r->main) {
         /*
          * While the backends are asked, a client that goes away is
@@ -769,8 +788,8 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    switch (ngx_http_txval_txn_parse(data, len, &ctx->txn,
-                                     &ctx->parse_error))
+    switch (ngx_http_txval_txn_parse(data, len, ctx->map, ctx->values,
+                                     &ctx->txn, &ctx->parse_error))
     {
     case NGX_HTTP_TXVAL_PARSE_OK:
         ctx->parsed = 1;
@@ -796,10 +815,11 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
 
 
 /*
- * The replay of a body of the very same bytes as one with a verdict in the
- * cache zone (a client's retry): that verdict, without parsing the body.
- * Bytes that differ in any way take the full path (parse, fingerprint),
- * which finds the same verdict for the same content.
+ * The replay of a body of the very same bytes (and values from variables,
+ * under the same mapping) as one with a verdict in the cache zone (a
+ * client's retry): that verdict, without parsing the body. Bytes that
+ * differ in any way take the full path (parse, fingerprint), which finds
+ * the same verdict for the same content.
  */
 
 static ngx_int_t
@@ -812,13 +832,14 @@ ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
-    if (ngx_http_txval_txn_peek_id(ctx->body, ctx->body_len, &id, &id_len)
+    if (ngx_http_txval_txn_peek_id(ctx->body, ctx->body_len, ctx->map,
+                                   ctx->values, &id, &id_len)
         != 0)
     {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_txval_cache_replay(tmcf->cache, id, id_len,
+    if (ngx_http_txval_cache_replay(tmcf->cache, ctx->ns, id, id_len,
                                     ngx_http_txval_raw(r, ctx), &rec)
         != NGX_OK)
     {
@@ -845,7 +866,10 @@ ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 }
 
 
-/* the body's keyed hash, made when first needed (a replay, a store) */
+/*
+ * the keyed hash of the body and the values from variables, made when
+ * first needed (a replay, a store)
+ */
 
 static uint64_t *
 ngx_http_txval_raw(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
@@ -856,7 +880,7 @@ ngx_http_txval_raw(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
         tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
         ngx_http_txval_cache_raw(tmcf->cache, ctx->body, ctx->body_len,
-                                 ctx->raw);
+                                 ctx->map, ctx->values, ctx->raw);
         ctx->hashed = 1;
     }
 
@@ -922,8 +946,9 @@ ngx_http_txval_validate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     }
 
     if (tmcf->cache) {
-        rc = ngx_http_txval_cache_lookup(tmcf->cache, &ctx->txn, &rec,
-                                         ctx->token[1], r->connection->log);
+        rc = ngx_http_txval_cache_lookup(tmcf->cache, ctx->ns, &ctx->txn,
+                                         &rec, ctx->token[1],
+                                         r->connection->log);
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "txval shm lookup: %i", rc);
@@ -1223,7 +1248,7 @@ ngx_http_txval_redis_claimed(ngx_http_txval_redis_op_t *op)
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
     if (tmcf->cache
-        && ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
+        && ngx_http_txval_cache_store(tmcf->cache, ctx->ns, &ctx->txn, &rec,
                                       ngx_http_txval_raw(r, ctx), c->log)
            == NGX_OK)
     {
@@ -1332,7 +1357,11 @@ ngx_http_txval_redis_counted(ngx_http_txval_redis_op_t *op)
 }
 
 
-/* {prefix}v:{id} */
+/*
+ * {prefix}v:{id}, or in a namespace {prefix}ns:{namespace}:v:{id}: never
+ * the same key ("v:" and "ns:" differ in their first byte, and a
+ * namespace holds no ':')
+ */
 
 static size_t
 ngx_http_txval_verdict_key(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
@@ -1344,6 +1373,13 @@ ngx_http_txval_verdict_key(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
     p = ngx_cpymem(key, tmcf->redis->prefix.data, tmcf->redis->prefix.len);
+
+    if (ctx->ns) {
+        p = ngx_cpymem(p, "ns:", 3);
+        p = ngx_cpymem(p, ctx->ns->data, ctx->ns->len);
+        *p++ = ':';
+    }
+
     p = ngx_cpymem(p, "v:", 2);
     p = ngx_cpymem(p, ctx->txn.id, ctx->txn.id_len);
 
@@ -1692,7 +1728,8 @@ ngx_http_txval_release(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
     if (ctx->marked) {
-        ngx_http_txval_cache_release(tmcf->cache, &ctx->txn, ctx->token[1]);
+        ngx_http_txval_cache_release(tmcf->cache, ctx->ns, &ctx->txn,
+                                     ctx->token[1]);
         ctx->marked = 0;
     }
 
@@ -1741,8 +1778,8 @@ ngx_http_txval_evaluate(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     rec.risk_score = (uint8_t) ctx->result.risk_score;
 
     if (tmcf->cache) {
-        rc = ngx_http_txval_cache_store(tmcf->cache, &ctx->txn, &rec,
-                                        ngx_http_txval_raw(r, ctx),
+        rc = ngx_http_txval_cache_store(tmcf->cache, ctx->ns, &ctx->txn,
+                                        &rec, ngx_http_txval_raw(r, ctx),
                                         r->connection->log);
 
         if (rc == NGX_BUSY) {

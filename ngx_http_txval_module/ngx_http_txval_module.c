@@ -161,6 +161,34 @@ static ngx_command_t  ngx_http_txval_commands[] = {
       offsetof(ngx_http_txval_loc_conf_t, decline_status),
       &ngx_http_txval_status_bounds },
 
+    { ngx_string("txval_field"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_txval_field,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_amount_format"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_txval_amount_format,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_currency_case"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_txval_currency_case,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("txval_namespace"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_txval_namespace,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -317,6 +345,9 @@ ngx_http_txval_create_loc_conf(ngx_conf_t *cf)
      *
      *     tlcf->mode = NGX_HTTP_TXVAL_OFF;
      *     tlcf->policy = { 0 };
+     *     tlcf->fields = NULL;
+     *     tlcf->ns = { 0, NULL };
+     *     tlcf->mapping = NULL;
      */
 
     tlcf->gate = NGX_CONF_UNSET;
@@ -327,6 +358,8 @@ ngx_http_txval_create_loc_conf(ngx_conf_t *cf)
     tlcf->fail_mode = NGX_CONF_UNSET_UINT;
     tlcf->velocity_count = NGX_CONF_UNSET;
     tlcf->velocity_window = NGX_CONF_UNSET;
+    tlcf->amount_format = NGX_CONF_UNSET_UINT;
+    tlcf->currency_case = NGX_CONF_UNSET_UINT;
 
     return tlcf;
 }
@@ -396,6 +429,10 @@ ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     conf->policy.risk_threshold = conf->risk_threshold;
+
+    if (ngx_http_txval_merge_mapping(cf, prev, conf) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     /*
      * readiness (txval_status): the backends that a location failing

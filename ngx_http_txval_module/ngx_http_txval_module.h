@@ -55,7 +55,13 @@ typedef enum {
  */
 #define NGX_HTTP_TXVAL_PENDING_TTL  5000
 
-/* the longest Redis key: prefix (<= 64), "vel:", token, ":", window */
+/* txval_namespace: 1 to 32 of A-Z a-z 0-9 _ - */
+#define NGX_HTTP_TXVAL_NAMESPACE_MAX  32
+
+/*
+ * the longest Redis key: prefix (<= 64), "vel:", token, ":", window;
+ * longer than a verdict key, prefix "ns:" namespace ":v:" id
+ */
 #define NGX_HTTP_TXVAL_PREFIX_MAX   64
 #define NGX_HTTP_TXVAL_KEY_MAX      (NGX_HTTP_TXVAL_PREFIX_MAX + 4         \
                                      + NGX_HTTP_TXVAL_TOKEN_MAX + 1        \
@@ -97,6 +103,17 @@ typedef struct {
 } ngx_http_txval_main_conf_t;
 
 
+/*
+ * txval_field, txval_amount_format, txval_currency_case: the mapping, and
+ * the variables that supply its FROM_VALUE fields
+ */
+typedef struct {
+    ngx_http_txval_mapping_t    map;
+    ngx_http_complex_value_t   *values[NGX_HTTP_TXVAL_NFIELDS];
+    ngx_uint_t                  set;            /* fields set at its level */
+} ngx_http_txval_fields_t;
+
+
 typedef struct {
     ngx_uint_t                  mode;           /* "txval": VERDICT */
     ngx_flag_t                  gate;           /* txval_gate, inherited */
@@ -108,8 +125,13 @@ typedef struct {
     ngx_uint_t                  fail_mode;
     ngx_int_t                   velocity_count;
     time_t                      velocity_window;
+    ngx_http_txval_fields_t    *fields;         /* txval_field, this level */
+    ngx_uint_t                  amount_format;
+    ngx_uint_t                  currency_case;
+    ngx_str_t                   ns;             /* txval_namespace */
 
     ngx_http_txval_policy_t     policy;         /* built at merge */
+    ngx_http_txval_fields_t    *mapping;        /* merged; NULL: default */
 } ngx_http_txval_loc_conf_t;
 
 
@@ -139,6 +161,9 @@ struct ngx_http_txval_ctx_s {
     ngx_http_txval_lookup_stamp_t  stamp;       /* the lookup cache's */
     u_char                     *body;           /* in one piece */
     size_t                      body_len;
+    const ngx_http_txval_mapping_t  *map;       /* NULL: the default */
+    ngx_str_t                  *ns;             /* NULL: no namespace */
+    ngx_http_txval_value_t      values[NGX_HTTP_TXVAL_NFIELDS];
     uint64_t                    raw[2];         /* the body's keyed hash */
     uint64_t                    token[2];       /* names this request's marks */
     u_char                     *seen;           /* in Redis, not a verdict */
@@ -174,6 +199,19 @@ ngx_int_t ngx_http_txval_gate_handler(ngx_http_request_t *r);
 /* ngx_http_txval_body.c */
 ngx_int_t ngx_http_txval_body_bytes(ngx_http_request_t *r, u_char **data,
     size_t *len);
+
+/* ngx_http_txval_mapping.c */
+char *ngx_http_txval_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+char *ngx_http_txval_amount_format(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_txval_currency_case(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_txval_namespace(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_txval_merge_mapping(ngx_conf_t *cf,
+    ngx_http_txval_loc_conf_t *prev, ngx_http_txval_loc_conf_t *conf);
+ngx_int_t ngx_http_txval_mapping_request(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
 
 /* ngx_http_txval_status.c */
 ngx_int_t ngx_http_txval_status_handler(ngx_http_request_t *r);

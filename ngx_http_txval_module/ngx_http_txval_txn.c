@@ -1,14 +1,17 @@
 
 /*
- * txval: parsing and validating the transaction body.
+ * txval: the field mapping, the field rules, the content fingerprint.
  *
- * Pure C (cJSON, no nginx): see ngx_http_txval_txn.h.
+ * Pure C (no nginx): see ngx_http_txval_txn.h. The body is read in one
+ * pass by the JSON scanner (ngx_http_txval_json.c), which finds every
+ * mapped field's value; the rules then read each value where it lies in
+ * the body: strings unescaped into the transaction's fixed buffers,
+ * numbers from their text (exact integer arithmetic, never a double).
  */
 
 
-#include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
-#include <cJSON.h>
 
 /* SHA256_Init() and friends: direct, without the EVP provider look-ups */
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -17,24 +20,21 @@
 #include "ngx_http_txval_txn.h"
 
 
-typedef enum {
-    NGX_HTTP_TXVAL_F_ID = 0,
-    NGX_HTTP_TXVAL_F_AMOUNT,
-    NGX_HTTP_TXVAL_F_CURRENCY,
-    NGX_HTTP_TXVAL_F_MERCHANT_ID,
-    NGX_HTTP_TXVAL_F_CARD_TOKEN,
-    NGX_HTTP_TXVAL_F_CARD_BIN,
-    NGX_HTTP_TXVAL_F_COUNTRY,
-    NGX_HTTP_TXVAL_F_PAN,
-    NGX_HTTP_TXVAL_F_CARD_NUMBER,
-    NGX_HTTP_TXVAL_F_COUNT
-} ngx_http_txval_field_e;
+/* a field's value for the rules: a JSON value, or a supplied one */
+typedef struct {
+    const unsigned char     *data;
+    size_t                   len;
+    unsigned                 type;       /* ngx_http_txval_json_type_e */
+    unsigned                 escaped;    /* JSON escapes to decode */
+} ngx_http_txval_field_value_t;
 
 
 typedef struct {
-    const char              *name;
-    const char              *detail;
-} ngx_http_txval_field_t;
+    uint64_t                 v0, v1, v2, v3;
+    uint64_t                 total;
+    size_t                   nbuf;
+    unsigned char            buf[8];
+} ngx_http_txval_siphash_t;
 
 
 /*
@@ -45,6 +45,7 @@ typedef struct {
 #define NGX_HTTP_TXVAL_A_ID     1
 #define NGX_HTTP_TXVAL_A_DIGIT  2
 #define NGX_HTTP_TXVAL_A_UPPER  4
+#define NGX_HTTP_TXVAL_A_LOWER  8
 
 static const unsigned char  ngx_http_txval_alphabet[256] = {
     ['-'] = 1, ['.'] = 1, [':'] = 1, ['_'] = 1,
@@ -55,91 +56,332 @@ static const unsigned char  ngx_http_txval_alphabet[256] = {
     ['M'] = 5, ['N'] = 5, ['O'] = 5, ['P'] = 5, ['Q'] = 5, ['R'] = 5,
     ['S'] = 5, ['T'] = 5, ['U'] = 5, ['V'] = 5, ['W'] = 5, ['X'] = 5,
     ['Y'] = 5, ['Z'] = 5,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1
+    ['a'] = 9, ['b'] = 9, ['c'] = 9, ['d'] = 9, ['e'] = 9, ['f'] = 9,
+    ['g'] = 9, ['h'] = 9, ['i'] = 9, ['j'] = 9, ['k'] = 9, ['l'] = 9,
+    ['m'] = 9, ['n'] = 9, ['o'] = 9, ['p'] = 9, ['q'] = 9, ['r'] = 9,
+    ['s'] = 9, ['t'] = 9, ['u'] = 9, ['v'] = 9, ['w'] = 9, ['x'] = 9,
+    ['y'] = 9, ['z'] = 9
 };
 
 
-static void ngx_http_txval_delete(cJSON *root);
-static void *ngx_http_txval_arena_alloc(size_t size);
-static void ngx_http_txval_arena_free(void *p);
-static int ngx_http_txval_field_index(const char *name);
-static const char *ngx_http_txval_prescan(const unsigned char *p,
-    size_t len);
-static const unsigned char *ngx_http_txval_number(const unsigned char *p,
-    const unsigned char *end);
-static int ngx_http_txval_has_pan(const cJSON *item);
-static int ngx_http_txval_copy_string(const cJSON *item, char *dst,
-    size_t min, size_t max, unsigned char alphabet);
-static int ngx_http_txval_amount(const cJSON *item, int64_t *amount);
-static int ngx_http_txval_amount_text(const unsigned char *buf, size_t len);
+static ngx_http_txval_parse_rc_e ngx_http_txval_txn_fields(
+    const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_field_value_t *v, ngx_http_txval_txn_t *txn,
+    ngx_http_txval_parse_error_t *err);
+static int ngx_http_txval_copy_string(const ngx_http_txval_field_value_t *v,
+    char *dst, size_t min, size_t max, unsigned char alphabet);
+static int ngx_http_txval_currency(const ngx_http_txval_field_value_t *v,
+    unsigned any, char *dst);
+static int ngx_http_txval_amount_text(const ngx_http_txval_field_value_t *v,
+    unsigned char *buf, size_t size, const unsigned char **num, size_t *len);
+static ngx_http_txval_parse_rc_e ngx_http_txval_fail(
+    ngx_http_txval_parse_error_t *err, const ngx_http_txval_mapping_t *map,
+    int field, const char *rule);
 static unsigned char *ngx_http_txval_digest_field(unsigned char *p,
     const void *data, size_t len);
+static void ngx_http_txval_siphash_init(ngx_http_txval_siphash_t *s,
+    const unsigned char *key);
+static void ngx_http_txval_siphash_update(ngx_http_txval_siphash_t *s,
+    const unsigned char *in, size_t len);
+static void ngx_http_txval_siphash_final(ngx_http_txval_siphash_t *s,
+    uint64_t out[2]);
+
+
+static const char  *ngx_http_txval_field_names[] = {
+    "id", "amount", "currency", "merchant_id", "card_token", "card_bin",
+    "country"
+};
+
+
+/* what a value must be, after the field's name (and its source) */
+
+#define NGX_HTTP_TXVAL_RULE_ID                                               \
+    "must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -"
+#define NGX_HTTP_TXVAL_RULE_MINOR                                            \
+    "must be an integral number of minor units from 1 to 9007199254740991"
+#define NGX_HTTP_TXVAL_RULE_DECIMAL                                          \
+    "must be a decimal number of major units, as a JSON number or a string"
+#define NGX_HTTP_TXVAL_RULE_UPPER                                            \
+    "must be 3 uppercase letters (ISO 4217)"
+#define NGX_HTTP_TXVAL_RULE_ANY                                              \
+    "must be 3 letters (ISO 4217)"
+#define NGX_HTTP_TXVAL_RULE_EXPONENT                                         \
+    "must be an ISO 4217 code with a minor unit, to scale a decimal amount"
+#define NGX_HTTP_TXVAL_RULE_MERCHANT                                         \
+    "must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -"
+#define NGX_HTTP_TXVAL_RULE_TOKEN                                            \
+    "must be a string of 1-128 characters from A-Z a-z 0-9 . _ : -"
+#define NGX_HTTP_TXVAL_RULE_BIN                                              \
+    "must be a string of 6-8 digits"
+#define NGX_HTTP_TXVAL_RULE_COUNTRY                                          \
+    "must be 2 uppercase letters (ISO 3166-1 alpha-2)"
+
+
+/* each field at the top-level key of its name */
+
+#define NGX_HTTP_TXVAL_DEFAULT(name)                                         \
+    { NGX_HTTP_TXVAL_FROM_DEFAULT, sizeof(name),                             \
+      { 1, { { 0, sizeof(name) - 1, 0, name } } }, "/" name }
+
+static const ngx_http_txval_mapping_t  ngx_http_txval_default_mapping = {
+    { NGX_HTTP_TXVAL_DEFAULT("id"),
+      NGX_HTTP_TXVAL_DEFAULT("amount"),
+      NGX_HTTP_TXVAL_DEFAULT("currency"),
+      NGX_HTTP_TXVAL_DEFAULT("merchant_id"),
+      NGX_HTTP_TXVAL_DEFAULT("card_token"),
+      NGX_HTTP_TXVAL_DEFAULT("card_bin"),
+      NGX_HTTP_TXVAL_DEFAULT("country") },
+    NGX_HTTP_TXVAL_AMOUNT_MINOR,
+    NGX_HTTP_TXVAL_CASE_UPPER,
+    0,
+    0
+};
+
+#undef NGX_HTTP_TXVAL_DEFAULT
 
 
 /*
- * cJSON mallocs every node and string. A parse is synchronous and a worker
- * has one thread, so the parse runs on a static bump arena installed for
- * its duration only (cJSON_InitHooks), with malloc() beyond it; the arena
- * is reset when the tree is deleted.
+ * The ISO 4217 minor unit of every current currency (and of those in
+ * their withdrawal period), sorted: a code and its exponent per 4 bytes.
+ * The codes without one (XAU, XDR, XXX, ...) are not here.
  */
 
-#define NGX_HTTP_TXVAL_ARENA_SIZE  16384
-
-static unsigned char  ngx_http_txval_arena[NGX_HTTP_TXVAL_ARENA_SIZE]
-    __attribute__((aligned(16)));
-static size_t         ngx_http_txval_arena_used;
-
-static cJSON_Hooks    ngx_http_txval_arena_hooks = {
-    ngx_http_txval_arena_alloc,
-    ngx_http_txval_arena_free
-};
-
-
-static const ngx_http_txval_field_t  ngx_http_txval_fields[] = {
-    { "id",
-      "id must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -" },
-    { "amount",
-      "amount must be an integral number of minor units "
-      "from 1 to 9007199254740991" },
-    { "currency",
-      "currency must be 3 uppercase letters (ISO 4217)" },
-    { "merchant_id",
-      "merchant_id must be a string of 1-64 characters "
-      "from A-Z a-z 0-9 . _ : -" },
-    { "card_token",
-      "card_token must be a string of 1-128 characters "
-      "from A-Z a-z 0-9 . _ : -" },
-    { "card_bin",
-      "card_bin must be a string of 6-8 digits" },
-    { "country",
-      "country must be 2 uppercase letters (ISO 3166-1 alpha-2)" },
-    { "pan", NULL },
-    { "card_number", NULL }
-};
+static const char  ngx_http_txval_currencies[] =
+    "AED2AFN2ALL2AMD2ANG2AOA2ARS2AUD2AWG2"
+    "AZN2BAM2BBD2BDT2BGN2BHD3BIF0BMD2BND2"
+    "BOB2BOV2BRL2BSD2BTN2BWP2BYN2BZD2CAD2"
+    "CDF2CHE2CHF2CHW2CLF4CLP0CNY2COP2COU2"
+    "CRC2CUC2CUP2CVE2CZK2DJF0DKK2DOP2DZD2"
+    "EGP2ERN2ETB2EUR2FJD2FKP2GBP2GEL2GHS2"
+    "GIP2GMD2GNF0GTQ2GYD2HKD2HNL2HTG2HUF2"
+    "IDR2ILS2INR2IQD3IRR2ISK0JMD2JOD3JPY0"
+    "KES2KGS2KHR2KMF0KPW2KRW0KWD3KYD2KZT2"
+    "LAK2LBP2LKR2LRD2LSL2LYD3MAD2MDL2MGA2"
+    "MKD2MMK2MNT2MOP2MRU2MUR2MVR2MWK2MXN2"
+    "MXV2MYR2MZN2NAD2NGN2NIO2NOK2NPR2NZD2"
+    "OMR3PAB2PEN2PGK2PHP2PKR2PLN2PYG0QAR2"
+    "RON2RSD2RUB2RWF0SAR2SBD2SCR2SDG2SEK2"
+    "SGD2SHP2SLE2SLL2SOS2SRD2SSP2STN2SVC2"
+    "SYP2SZL2THB2TJS2TMT2TND3TOP2TRY2TTD2"
+    "TWD2TZS2UAH2UGX0USD2USN2UYI0UYU2UYW4"
+    "UZS2VED2VES2VND0VUV0WST2XAF0XCD2XCG2"
+    "XOF0XPF0YER2ZAR2ZMW2ZWG2ZWL2";
 
 
-static const char *ngx_http_txval_missing[] = {
-    "id is required",
-    "amount is required",
-    "currency is required",
-    "merchant_id is required",
-    "card_token is required"
-};
+void
+ngx_http_txval_mapping_init(ngx_http_txval_mapping_t *map)
+{
+    memcpy(map, &ngx_http_txval_default_mapping,
+           sizeof(ngx_http_txval_mapping_t));
+}
+
+
+int
+ngx_http_txval_mapping_field(const unsigned char *name, size_t len)
+{
+    int  n;
+
+    for (n = 0; n < NGX_HTTP_TXVAL_NFIELDS; n++) {
+        if (strlen(ngx_http_txval_field_names[n]) == len
+            && memcmp(ngx_http_txval_field_names[n], name, len) == 0)
+        {
+            return n;
+        }
+    }
+
+    return -1;
+}
+
+
+const char *
+ngx_http_txval_field_name(int field)
+{
+    return ngx_http_txval_field_names[field];
+}
+
+
+int
+ngx_http_txval_mapping_pointer(ngx_http_txval_mapping_t *map, int field,
+    const unsigned char *text, size_t len, const char **why)
+{
+    ngx_http_txval_source_t     *src;
+    ngx_http_txval_json_path_t   path;
+
+    src = &map->fields[field];
+
+    if (len > NGX_HTTP_TXVAL_SOURCE_MAX) {
+        *why = "it is longer than 256 bytes";
+        return -1;
+    }
+
+    if (ngx_http_txval_json_pointer(text, len, &path, why) != 0) {
+        return -1;      /* the source as it was */
+    }
+
+    src->path = path;
+    src->from = NGX_HTTP_TXVAL_FROM_POINTER;
+    src->text_len = (uint16_t) len;
+    memcpy(src->text, text, len);
+    src->text[len] = '\0';
+
+    return 0;
+}
+
+
+int
+ngx_http_txval_mapping_value(ngx_http_txval_mapping_t *map, int field,
+    const unsigned char *text, size_t len, const char **why)
+{
+    ngx_http_txval_source_t  *src;
+
+    src = &map->fields[field];
+
+    if (len > NGX_HTTP_TXVAL_SOURCE_MAX) {
+        *why = "it is longer than 256 bytes";
+        return -1;
+    }
+
+    memset(&src->path, 0, sizeof(ngx_http_txval_json_path_t));
+    src->from = NGX_HTTP_TXVAL_FROM_VALUE;
+    src->text_len = (uint16_t) len;
+    memcpy(src->text, text, len);
+    src->text[len] = '\0';
+
+    return 0;
+}
+
+
+/*
+ * The supplied fields, and the tag: a hash of everything that decides
+ * what a body means (each source, the amount format, the currency case),
+ * so that the same bytes read by two mappings never hash alike. The
+ * default mapping's tag is 0.
+ */
+
+void
+ngx_http_txval_mapping_done(ngx_http_txval_mapping_t *map)
+{
+    int                       n, dflt;
+    uint64_t                  out[2];
+    unsigned char             b[3];
+    ngx_http_txval_siphash_t  s;
+
+    static const unsigned char  key[16] = "txval mapping 1";
+
+    map->values = 0;
+    dflt = (map->amount_format == NGX_HTTP_TXVAL_AMOUNT_MINOR
+            && map->currency_case == NGX_HTTP_TXVAL_CASE_UPPER);
+
+    ngx_http_txval_siphash_init(&s, key);
+
+    for (n = 0; n < NGX_HTTP_TXVAL_NFIELDS; n++) {
+
+        if (map->fields[n].from == NGX_HTTP_TXVAL_FROM_VALUE) {
+            map->values |= (uint8_t) (1u << n);
+        }
+
+        if (map->fields[n].from != NGX_HTTP_TXVAL_FROM_DEFAULT) {
+            dflt = 0;
+        }
+
+        b[0] = map->fields[n].from;
+        b[1] = (unsigned char) (map->fields[n].text_len & 0xff);
+        b[2] = (unsigned char) (map->fields[n].text_len >> 8);
+
+        ngx_http_txval_siphash_update(&s, b, 3);
+        ngx_http_txval_siphash_update(&s,
+                                      (const unsigned char *)
+                                          map->fields[n].text,
+                                      map->fields[n].text_len);
+    }
+
+    b[0] = map->amount_format;
+    b[1] = map->currency_case;
+    ngx_http_txval_siphash_update(&s, b, 2);
+    ngx_http_txval_siphash_final(&s, out);
+
+    map->tag = dflt ? 0 : (out[0] ? out[0] : 1);
+}
+
+
+int
+ngx_http_txval_mapping_check(int field, const unsigned char *data,
+    size_t len, const char **why)
+{
+    int                           ok;
+    char                          buf[NGX_HTTP_TXVAL_TOKEN_MAX + 1];
+    size_t                        n;
+    const unsigned char          *num;
+    ngx_http_txval_field_value_t  v;
+
+    v.data = data;
+    v.len = len;
+    v.type = NGX_HTTP_TXVAL_JSON_STRING;
+    v.escaped = 0;
+
+    switch (field) {
+
+    case NGX_HTTP_TXVAL_FIELD_ID:
+        ok = ngx_http_txval_copy_string(&v, buf, 1, NGX_HTTP_TXVAL_ID_MAX,
+                                        NGX_HTTP_TXVAL_A_ID);
+        *why = NGX_HTTP_TXVAL_RULE_ID;
+        break;
+
+    case NGX_HTTP_TXVAL_FIELD_AMOUNT:
+        ok = (ngx_http_txval_amount_text(&v, (unsigned char *) buf,
+                                         sizeof(buf), &num, &n) == 0);
+        *why = "must be a number";
+        break;
+
+    case NGX_HTTP_TXVAL_FIELD_CURRENCY:
+        ok = ngx_http_txval_currency(&v, 1, buf);
+        *why = NGX_HTTP_TXVAL_RULE_ANY;
+        break;
+
+    case NGX_HTTP_TXVAL_FIELD_MERCHANT_ID:
+        ok = ngx_http_txval_copy_string(&v, buf, 1,
+                                        NGX_HTTP_TXVAL_MERCHANT_MAX,
+                                        NGX_HTTP_TXVAL_A_ID);
+        *why = NGX_HTTP_TXVAL_RULE_MERCHANT;
+        break;
+
+    case NGX_HTTP_TXVAL_FIELD_CARD_TOKEN:
+        ok = ngx_http_txval_copy_string(&v, buf, 1, NGX_HTTP_TXVAL_TOKEN_MAX,
+                                        NGX_HTTP_TXVAL_A_ID);
+        *why = NGX_HTTP_TXVAL_RULE_TOKEN;
+        break;
+
+    case NGX_HTTP_TXVAL_FIELD_CARD_BIN:
+        ok = ngx_http_txval_copy_string(&v, buf, NGX_HTTP_TXVAL_BIN_MIN,
+                                        NGX_HTTP_TXVAL_BIN_MAX,
+                                        NGX_HTTP_TXVAL_A_DIGIT);
+        *why = NGX_HTTP_TXVAL_RULE_BIN;
+        break;
+
+    default: /* NGX_HTTP_TXVAL_FIELD_COUNTRY */
+        ok = ngx_http_txval_copy_string(&v, buf, 2, 2, NGX_HTTP_TXVAL_A_UPPER);
+        *why = NGX_HTTP_TXVAL_RULE_COUNTRY;
+        break;
+    }
+
+    return ok > 0 ? 0 : -1;
+}
 
 
 ngx_http_txval_parse_rc_e
 ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
+    const ngx_http_txval_mapping_t *map, const ngx_http_txval_value_t *values,
     ngx_http_txval_txn_t *txn, ngx_http_txval_parse_error_t *err)
 {
-    int                         n, ok;
-    size_t                      i;
-    cJSON                      *root, *item, *found[NGX_HTTP_TXVAL_F_COUNT];
-    const char                 *end, *why;
-    ngx_http_txval_parse_rc_e   rc;
+    int                           n;
+    const char                   *why;
+    ngx_http_txval_json_span_t   *span;
+    ngx_http_txval_json_scan_t    scan;
+    ngx_http_txval_field_value_t  v[NGX_HTTP_TXVAL_NFIELDS];
+
+    if (map == NULL) {
+        map = &ngx_http_txval_default_mapping;
+    }
 
     memset(txn, 0, sizeof(ngx_http_txval_txn_t));
     err->field = NULL;
@@ -149,148 +391,184 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
         return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
     }
 
-    why = ngx_http_txval_prescan(buf, len);
+    for (n = 0; n < NGX_HTTP_TXVAL_JSON_PATHS; n++) {
+        scan.paths[n] = (n < NGX_HTTP_TXVAL_NFIELDS
+                         && map->fields[n].from != NGX_HTTP_TXVAL_FROM_VALUE)
+                        ? &map->fields[n].path : NULL;
+    }
+
+    why = ngx_http_txval_json_scan(buf, len, &scan);
+
     if (why != NULL) {
         err->detail = why;
         return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
     }
 
-    end = NULL;
-
-    cJSON_InitHooks(&ngx_http_txval_arena_hooks);
-    root = cJSON_ParseWithLengthOpts((const char *) buf, len, &end, 0);
-
-    if (root == NULL) {
-        cJSON_InitHooks(NULL);
-        ngx_http_txval_arena_used = 0;
-        err->detail = "the body is not valid JSON";
-        return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
-    }
-
-    /* nothing but white space may follow the value */
-
-    for (i = (size_t) (end - (const char *) buf); i < len; i++) {
-        if (buf[i] != ' ' && buf[i] != '\t' && buf[i] != '\n'
-            && buf[i] != '\r')
-        {
-            ngx_http_txval_delete(root);
-            err->detail = "the body has data after the JSON value";
-            return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
-        }
-    }
-
-    if (!cJSON_IsObject(root)) {
-        ngx_http_txval_delete(root);
-        err->detail = "the body is not a JSON object";
-        return NGX_HTTP_TXVAL_PARSE_INVALID_JSON;
-    }
-
-    memset(found, 0, sizeof(found));
-    rc = NGX_HTTP_TXVAL_PARSE_OK;
-
-    for (item = root->child; item; item = item->next) {
-
-        n = ngx_http_txval_field_index(item->string);
-
-        if (n == NGX_HTTP_TXVAL_F_COUNT) {
-            continue;       /* unknown fields are ignored */
-        }
-
-        if (found[n] != NULL && rc == NGX_HTTP_TXVAL_PARSE_OK) {
-            /* a duplicate key is refused: which one wins is not defined */
-            rc = NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
-            err->field = ngx_http_txval_fields[n].name;
-            err->detail = "a field appears more than once";
-        }
-
-        found[n] = item;
-    }
-
-    if (found[NGX_HTTP_TXVAL_F_PAN] || found[NGX_HTTP_TXVAL_F_CARD_NUMBER]
-        || ngx_http_txval_has_pan(root->child))
-    {
-        ngx_http_txval_delete(root);
-        err->field = NULL;
+    if (scan.pan) {
         err->detail = "card numbers are not accepted: send a card_token";
         return NGX_HTTP_TXVAL_PARSE_PAN;
     }
 
-    if (rc != NGX_HTTP_TXVAL_PARSE_OK) {
-        ngx_http_txval_delete(root);
-        return rc;
+    if (scan.duplicate >= 0) {
+        /* which of the two values is meant is not defined */
+        n = scan.duplicate;
+
+        return ngx_http_txval_fail(err, map, n, NULL);
     }
 
-    for (n = NGX_HTTP_TXVAL_F_ID; n <= NGX_HTTP_TXVAL_F_COUNTRY; n++) {
+    for (n = 0; n < NGX_HTTP_TXVAL_NFIELDS; n++) {
 
-        item = found[n];
+        if (map->fields[n].from == NGX_HTTP_TXVAL_FROM_VALUE) {
+            v[n].data = values ? values[n].data : NULL;
+            v[n].len = values ? values[n].len : 0;
+            v[n].type = v[n].len ? NGX_HTTP_TXVAL_JSON_STRING
+                                 : NGX_HTTP_TXVAL_JSON_ABSENT;
+            v[n].escaped = 0;
+            continue;
+        }
 
-        if (item == NULL || cJSON_IsNull(item)) {
-            if (n <= NGX_HTTP_TXVAL_F_CARD_TOKEN) {
-                err->field = ngx_http_txval_fields[n].name;
-                err->detail = ngx_http_txval_missing[n];
-                ngx_http_txval_delete(root);
-                return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
+        span = &scan.spans[n];
+        v[n].data = span->data;
+        v[n].len = span->len;
+        v[n].type = span->type;
+        v[n].escaped = span->escaped;
+
+        if (v[n].type == NGX_HTTP_TXVAL_JSON_NULL) {
+            v[n].type = NGX_HTTP_TXVAL_JSON_ABSENT;
+        }
+    }
+
+    return ngx_http_txval_txn_fields(map, v, txn, err);
+}
+
+
+/*
+ * The rules, field by field in the order errors are reported. In decimal
+ * mode the amount's scale needs the currency: the amount's form is
+ * checked in its turn, its scale once the currency is known.
+ */
+
+static ngx_http_txval_parse_rc_e
+ngx_http_txval_txn_fields(const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_field_value_t *v, ngx_http_txval_txn_t *txn,
+    ngx_http_txval_parse_error_t *err)
+{
+    int                   n, ok, exponent;
+    char                  scale[128];
+    size_t                num_len;
+    const char           *rule;
+    unsigned char         num_buf[64];
+    const unsigned char  *num;
+
+    num = NULL;
+    num_len = 0;
+
+    for (n = 0; n < NGX_HTTP_TXVAL_NFIELDS; n++) {
+
+        if (v[n].type == NGX_HTTP_TXVAL_JSON_ABSENT) {
+            if (n > NGX_HTTP_TXVAL_FIELD_CARD_TOKEN) {
+                continue;       /* optional and absent */
             }
 
-            continue;       /* optional and absent */
+            return ngx_http_txval_fail(err, map, n, "");
         }
 
         switch (n) {
 
-        case NGX_HTTP_TXVAL_F_ID:
-            ok = ngx_http_txval_copy_string(item, txn->id, 1,
+        case NGX_HTTP_TXVAL_FIELD_ID:
+            ok = ngx_http_txval_copy_string(&v[n], txn->id, 1,
                                             NGX_HTTP_TXVAL_ID_MAX,
                                             NGX_HTTP_TXVAL_A_ID);
             txn->id_len = (uint8_t) (ok > 0 ? ok : 0);
+            rule = NGX_HTTP_TXVAL_RULE_ID;
             break;
 
-        case NGX_HTTP_TXVAL_F_AMOUNT:
-            ok = ngx_http_txval_amount(item, &txn->amount)
-                 && ngx_http_txval_amount_text(buf, len);
+        case NGX_HTTP_TXVAL_FIELD_AMOUNT:
+            ok = (ngx_http_txval_amount_text(&v[n], num_buf, sizeof(num_buf),
+                                             &num, &num_len) == 0);
+
+            if (ok && map->amount_format == NGX_HTTP_TXVAL_AMOUNT_MINOR) {
+                ok = (ngx_http_txval_amount_value(num, num_len, -1,
+                                                  &txn->amount) == 0);
+            }
+
+            rule = (map->amount_format == NGX_HTTP_TXVAL_AMOUNT_MINOR)
+                   ? NGX_HTTP_TXVAL_RULE_MINOR : NGX_HTTP_TXVAL_RULE_DECIMAL;
             break;
 
-        case NGX_HTTP_TXVAL_F_CURRENCY:
-            ok = ngx_http_txval_copy_string(item, txn->currency, 3, 3,
-                                            NGX_HTTP_TXVAL_A_UPPER);
+        case NGX_HTTP_TXVAL_FIELD_CURRENCY:
+            ok = ngx_http_txval_currency(&v[n],
+                                 map->currency_case == NGX_HTTP_TXVAL_CASE_ANY,
+                                 txn->currency);
+            rule = (map->currency_case == NGX_HTTP_TXVAL_CASE_ANY)
+                   ? NGX_HTTP_TXVAL_RULE_ANY : NGX_HTTP_TXVAL_RULE_UPPER;
             break;
 
-        case NGX_HTTP_TXVAL_F_MERCHANT_ID:
-            ok = ngx_http_txval_copy_string(item, txn->merchant_id, 1,
+        case NGX_HTTP_TXVAL_FIELD_MERCHANT_ID:
+            ok = ngx_http_txval_copy_string(&v[n], txn->merchant_id, 1,
                                             NGX_HTTP_TXVAL_MERCHANT_MAX,
                                             NGX_HTTP_TXVAL_A_ID);
             txn->merchant_id_len = (uint8_t) (ok > 0 ? ok : 0);
+            rule = NGX_HTTP_TXVAL_RULE_MERCHANT;
             break;
 
-        case NGX_HTTP_TXVAL_F_CARD_TOKEN:
-            ok = ngx_http_txval_copy_string(item, txn->card_token, 1,
+        case NGX_HTTP_TXVAL_FIELD_CARD_TOKEN:
+            ok = ngx_http_txval_copy_string(&v[n], txn->card_token, 1,
                                             NGX_HTTP_TXVAL_TOKEN_MAX,
                                             NGX_HTTP_TXVAL_A_ID);
             txn->card_token_len = (uint8_t) (ok > 0 ? ok : 0);
+            rule = NGX_HTTP_TXVAL_RULE_TOKEN;
             break;
 
-        case NGX_HTTP_TXVAL_F_CARD_BIN:
-            ok = ngx_http_txval_copy_string(item, txn->card_bin,
+        case NGX_HTTP_TXVAL_FIELD_CARD_BIN:
+            ok = ngx_http_txval_copy_string(&v[n], txn->card_bin,
                                             NGX_HTTP_TXVAL_BIN_MIN,
                                             NGX_HTTP_TXVAL_BIN_MAX,
                                             NGX_HTTP_TXVAL_A_DIGIT);
             txn->card_bin_len = (uint8_t) (ok > 0 ? ok : 0);
+            rule = NGX_HTTP_TXVAL_RULE_BIN;
             break;
 
-        default: /* NGX_HTTP_TXVAL_F_COUNTRY */
-            ok = ngx_http_txval_copy_string(item, txn->country, 2, 2,
+        default: /* NGX_HTTP_TXVAL_FIELD_COUNTRY */
+            ok = ngx_http_txval_copy_string(&v[n], txn->country, 2, 2,
                                             NGX_HTTP_TXVAL_A_UPPER);
+            rule = NGX_HTTP_TXVAL_RULE_COUNTRY;
             break;
         }
 
         if (ok <= 0) {
-            err->field = ngx_http_txval_fields[n].name;
-            err->detail = ngx_http_txval_fields[n].detail;
-            ngx_http_txval_delete(root);
-            return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
+            return ngx_http_txval_fail(err, map, n, rule);
+        }
+
+        if (n != NGX_HTTP_TXVAL_FIELD_CURRENCY
+            || map->amount_format != NGX_HTTP_TXVAL_AMOUNT_DECIMAL)
+        {
+            continue;
+        }
+
+        /* decimal: the amount's scale, now that the currency is known */
+
+        exponent = ngx_http_txval_currency_exponent(txn->currency);
+
+        if (exponent < 0) {
+            return ngx_http_txval_fail(err, map, n,
+                                       NGX_HTTP_TXVAL_RULE_EXPONENT);
+        }
+
+        if (ngx_http_txval_amount_value(num, num_len, exponent,
+                                        &txn->amount)
+            != 0)
+        {
+            (void) snprintf(scale, sizeof(scale),
+                            "must be a decimal number of major units with "
+                            "at most %d decimals for %s, of 1 to "
+                            "9007199254740991 minor units", exponent,
+                            txn->currency);
+
+            return ngx_http_txval_fail(err, map, NGX_HTTP_TXVAL_FIELD_AMOUNT,
+                                       scale);
         }
     }
-
-    ngx_http_txval_delete(root);
 
     ngx_http_txval_txn_fingerprint(txn, txn->fingerprint);
 
@@ -298,44 +576,350 @@ ngx_http_txval_txn_parse(const unsigned char *buf, size_t len,
 }
 
 
-static void
-ngx_http_txval_delete(cJSON *root)
+/*
+ * An invalid_field error for a field, the detail naming its source unless
+ * it is the default: rule NULL, a key on its path appears twice; rule "",
+ * it is missing; else it breaks the rule ("amount at /amount/value must
+ * be ...", "id from $http_idempotency_key must be ...").
+ */
+
+static ngx_http_txval_parse_rc_e
+ngx_http_txval_fail(ngx_http_txval_parse_error_t *err,
+    const ngx_http_txval_mapping_t *map, int field, const char *rule)
 {
-    cJSON_Delete(root);
-    cJSON_InitHooks(NULL);
-    ngx_http_txval_arena_used = 0;
-}
+    const char                     *name, *text;
+    const ngx_http_txval_source_t  *src;
 
+    name = ngx_http_txval_field_names[field];
+    src = &map->fields[field];
+    text = src->text;
 
-static void *
-ngx_http_txval_arena_alloc(size_t size)
-{
-    void  *p;
+    err->field = name;
+    err->detail = err->buf;
 
-    size = (size + 15) & ~(size_t) 15;
+    if (rule == NULL) {
+        if (src->from == NGX_HTTP_TXVAL_FROM_DEFAULT) {
+            err->detail = "a field appears more than once";
 
-    if (size > NGX_HTTP_TXVAL_ARENA_SIZE - ngx_http_txval_arena_used) {
-        return malloc(size);
+        } else {
+            (void) snprintf(err->buf, sizeof(err->buf),
+                            "a key on the path %s appears more than once",
+                            text);
+        }
+
+        return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
     }
 
-    p = ngx_http_txval_arena + ngx_http_txval_arena_used;
-    ngx_http_txval_arena_used += size;
+    switch (src->from) {
 
-    return p;
+    case NGX_HTTP_TXVAL_FROM_DEFAULT:
+        if (rule[0] == '\0') {
+            (void) snprintf(err->buf, sizeof(err->buf), "%s is required",
+                            name);
+
+        } else {
+            (void) snprintf(err->buf, sizeof(err->buf), "%s %s", name, rule);
+        }
+
+        break;
+
+    case NGX_HTTP_TXVAL_FROM_POINTER:
+        if (rule[0] == '\0') {
+            (void) snprintf(err->buf, sizeof(err->buf), "%s is missing at %s",
+                            name, text);
+
+        } else {
+            (void) snprintf(err->buf, sizeof(err->buf), "%s at %s %s", name,
+                            text, rule);
+        }
+
+        break;
+
+    default: /* NGX_HTTP_TXVAL_FROM_VALUE */
+        if (rule[0] == '\0') {
+            (void) snprintf(err->buf, sizeof(err->buf),
+                            "%s is missing (%s is empty)", name, text);
+
+        } else {
+            (void) snprintf(err->buf, sizeof(err->buf), "%s from %s %s",
+                            name, text, rule);
+        }
+
+        break;
+    }
+
+    return NGX_HTTP_TXVAL_PARSE_INVALID_FIELD;
 }
 
 
-static void
-ngx_http_txval_arena_free(void *p)
+/*
+ * A string field copied, unescaped, into dst (room for max bytes and a
+ * NUL): its length, or 0 when the value breaks the rule. The alphabets
+ * are ASCII: an escape of any other character breaks it.
+ */
+
+static int
+ngx_http_txval_copy_string(const ngx_http_txval_field_value_t *v, char *dst,
+    size_t min, size_t max, unsigned char alphabet)
 {
-    if ((unsigned char *) p >= ngx_http_txval_arena
-        && (unsigned char *) p
-           < ngx_http_txval_arena + NGX_HTTP_TXVAL_ARENA_SIZE)
+    size_t   i;
+    ssize_t  n;
+
+    if (v->type != NGX_HTTP_TXVAL_JSON_STRING) {
+        return 0;
+    }
+
+    if (v->escaped) {
+        n = ngx_http_txval_json_unescape(v->data, v->len,
+                                         (unsigned char *) dst, max);
+
+    } else if (v->len <= max) {
+        n = (ssize_t) v->len;
+        memcpy(dst, v->data, v->len);
+
+    } else {
+        n = -1;
+    }
+
+    if (n < (ssize_t) min) {
+        return 0;
+    }
+
+    for (i = 0; i < (size_t) n; i++) {
+        if (!(ngx_http_txval_alphabet[(unsigned char) dst[i]] & alphabet)) {
+            return 0;
+        }
+    }
+
+    dst[n] = '\0';
+
+    return (int) n;
+}
+
+
+/* 3 letters, uppercase or (any) of either case, kept uppercase */
+
+static int
+ngx_http_txval_currency(const ngx_http_txval_field_value_t *v, unsigned any,
+    char *dst)
+{
+    int            i;
+    unsigned char  letters;
+
+    letters = any ? (NGX_HTTP_TXVAL_A_UPPER | NGX_HTTP_TXVAL_A_LOWER)
+                  : NGX_HTTP_TXVAL_A_UPPER;
+
+    if (ngx_http_txval_copy_string(v, dst, 3, 3, letters) != 3) {
+        return 0;
+    }
+
+    for (i = 0; i < 3; i++) {
+        if (dst[i] >= 'a' && dst[i] <= 'z') {
+            dst[i] = (char) (dst[i] - 'a' + 'A');
+        }
+    }
+
+    return 1;
+}
+
+
+/*
+ * An amount's text: a JSON number as written, or a string that holds
+ * one ("1000", "10.50"). 0 and num, or -1.
+ */
+
+static int
+ngx_http_txval_amount_text(const ngx_http_txval_field_value_t *v,
+    unsigned char *buf, size_t size, const unsigned char **num, size_t *len)
+{
+    ssize_t  n;
+
+    if (v->type == NGX_HTTP_TXVAL_JSON_NUMBER) {
+        *num = v->data;
+        *len = v->len;
+        return 0;
+    }
+
+    if (v->type != NGX_HTTP_TXVAL_JSON_STRING) {
+        return -1;
+    }
+
+    if (v->escaped) {
+        n = ngx_http_txval_json_unescape(v->data, v->len, buf, size);
+
+        if (n <= 0) {
+            return -1;
+        }
+
+        *num = buf;
+        *len = (size_t) n;
+
+    } else {
+        *num = v->data;
+        *len = v->len;
+    }
+
+    if (*len == 0 || ngx_http_txval_json_number(*num, *num + *len)
+                     != *num + *len)
     {
-        return;
+        return -1;
     }
 
-    free(p);
+    return 0;
+}
+
+
+/*
+ * The digits D (integer and fraction digits together), F of them after
+ * the point, times 10^E: D's significant digits S (leading and trailing
+ * zeros dropped, T trailing ones) times 10^(E - F + T). Minor units: that
+ * power must not be negative. Decimal: F - E decimals as written, at most
+ * the exponent, and the value times 10^exponent. In range when S has at
+ * most 16 digits with the power, and is at most 2^53-1.
+ */
+
+int
+ngx_http_txval_amount_value(const unsigned char *num, size_t len,
+    int exponent, int64_t *amount)
+{
+    int                   neg;
+    size_t                nint, nfrac, ndigits, i, first, last;
+    int64_t               e, k;
+    uint64_t              value;
+    const unsigned char  *p, *end, *ip, *fp;
+
+    end = num + len;
+
+    if (len == 0 || ngx_http_txval_json_number(num, end) != end
+        || *num == '-')
+    {
+        /* not a number, or negative (-0 too): below 1 */
+        return -1;
+    }
+
+    ip = num;
+
+    for (p = num; p < end && *p >= '0' && *p <= '9'; p++) {
+        /* void */
+    }
+
+    nint = p - ip;
+    fp = p;
+    nfrac = 0;
+
+    if (p < end && *p == '.') {
+        fp = ++p;
+
+        while (p < end && *p >= '0' && *p <= '9') {
+            p++;
+        }
+
+        nfrac = p - fp;
+    }
+
+    e = 0;
+
+    if (p < end) {
+        /* [eE][+-]?[0-9]+, saturated far beyond any amount */
+        p++;
+        neg = 0;
+
+        if (*p == '+' || *p == '-') {
+            neg = (*p++ == '-');
+        }
+
+        for ( /* void */ ; p < end; p++) {
+            if (e < 1000000) {
+                e = e * 10 + (*p - '0');
+            }
+        }
+
+        if (neg) {
+            e = -e;
+        }
+    }
+
+    if (exponent >= 0 && (int64_t) nfrac - e > exponent) {
+        return -1;
+    }
+
+#define NGX_HTTP_TXVAL_DIGIT(i)                                              \
+    ((i) < nint ? ip[i] - '0' : fp[(i) - nint] - '0')
+
+    ndigits = nint + nfrac;
+
+    for (first = 0; first < ndigits; first++) {
+        if (NGX_HTTP_TXVAL_DIGIT(first) != 0) {
+            break;
+        }
+    }
+
+    if (first == ndigits) {
+        return -1;          /* zero */
+    }
+
+    for (last = ndigits - 1; NGX_HTTP_TXVAL_DIGIT(last) == 0; last--) {
+        /* void */
+    }
+
+    k = e - (int64_t) nfrac + (int64_t) (ndigits - 1 - last)
+        + (exponent > 0 ? exponent : 0);
+
+    if (k < 0 || (int64_t) (last - first + 1) + k > 16) {
+        return -1;
+    }
+
+    value = 0;
+
+    for (i = first; i <= last; i++) {
+        value = value * 10 + NGX_HTTP_TXVAL_DIGIT(i);
+    }
+
+#undef NGX_HTTP_TXVAL_DIGIT
+
+    while (k--) {
+        value *= 10;
+    }
+
+    if (value > (uint64_t) NGX_HTTP_TXVAL_AMOUNT_MAX) {
+        return -1;
+    }
+
+    *amount = (int64_t) value;
+
+    return 0;
+}
+
+
+int
+ngx_http_txval_currency_exponent(const char *code)
+{
+    int          cmp;
+    size_t       lo, hi, mid;
+    const char  *c;
+
+    lo = 0;
+    hi = (sizeof(ngx_http_txval_currencies) - 1) / 4;
+
+    while (lo < hi) {
+        mid = (lo + hi) / 2;
+        c = ngx_http_txval_currencies + mid * 4;
+
+        cmp = memcmp(code, c, 3);
+
+        if (cmp == 0) {
+            return c[3] - '0';
+        }
+
+        if (cmp < 0) {
+            hi = mid;
+
+        } else {
+            lo = mid + 1;
+        }
+    }
+
+    return -1;
 }
 
 
@@ -394,486 +978,63 @@ ngx_http_txval_digest_field(unsigned char *p, const void *data, size_t len)
 }
 
 
-/* the known field's number, or NGX_HTTP_TXVAL_F_COUNT */
-
-static int
-ngx_http_txval_field_index(const char *name)
-{
-    int  n;
-
-    switch (name[0]) {
-    case 'i': n = NGX_HTTP_TXVAL_F_ID; break;
-    case 'a': n = NGX_HTTP_TXVAL_F_AMOUNT; break;
-    case 'm': n = NGX_HTTP_TXVAL_F_MERCHANT_ID; break;
-    case 'p': n = NGX_HTTP_TXVAL_F_PAN; break;
-    case 'c':
-        switch (name[1]) {
-        case 'u': n = NGX_HTTP_TXVAL_F_CURRENCY; break;
-        case 'o': n = NGX_HTTP_TXVAL_F_COUNTRY; break;
-        case 'a':
-            if (strncmp(name, "card_", 5) != 0) {
-                return NGX_HTTP_TXVAL_F_COUNT;
-            }
-
-            switch (name[5]) {
-            case 't': n = NGX_HTTP_TXVAL_F_CARD_TOKEN; break;
-            case 'b': n = NGX_HTTP_TXVAL_F_CARD_BIN; break;
-            case 'n': n = NGX_HTTP_TXVAL_F_CARD_NUMBER; break;
-            default: return NGX_HTTP_TXVAL_F_COUNT;
-            }
-            break;
-        default: return NGX_HTTP_TXVAL_F_COUNT;
-        }
-        break;
-    default: return NGX_HTTP_TXVAL_F_COUNT;
-    }
-
-    return strcmp(name, ngx_http_txval_fields[n].name) == 0
-           ? n : NGX_HTTP_TXVAL_F_COUNT;
-}
-
-
-/*
- * What cJSON accepts but JSON (RFC 8259) does not, or what would let two
- * different bodies look alike after cJSON: invalid UTF-8, raw control
- * characters (tab, CR and LF only between tokens), escaped NULs (cJSON
- * would cut the string there), and numbers outside JSON's grammar
- * (01000, 1., .5, +1, 1.e3 all parse in cJSON).
- */
-
-static const char *
-ngx_http_txval_prescan(const unsigned char *p, size_t len)
-{
-    int                   in_string;
-    size_t                n, i;
-    uint32_t              cp;
-    const unsigned char  *end, *class;
-
-    /*
-     * 0: nothing to check, 1: control character, 2: '"', 3: '\\',
-     * 4: not ASCII, 5: a number's first character, 6: tab, CR, LF
-     */
-
-#define NGX_HTTP_TXVAL_CLASS_HIGH                                            \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,                      \
-        4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4
-
-    /* between tokens */
-    static const unsigned char  value_class[256] = {
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 6, 6, 1, 1, 6, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0, 0,
-        5, 5, 5, 5, 5, 5, 5, 5, 5, 5, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        NGX_HTTP_TXVAL_CLASS_HIGH
-    };
-
-    /* inside a string */
-    static const unsigned char  string_class[256] = {
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-        0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        NGX_HTTP_TXVAL_CLASS_HIGH
-    };
-
-#undef NGX_HTTP_TXVAL_CLASS_HIGH
-
-    end = p + len;
-    in_string = 0;
-    class = value_class;
-
-    for ( ;; ) {
-
-        while (p < end && class[*p] == 0) {
-            p++;
-        }
-
-        if (p >= end) {
-            return NULL;
-        }
-
-        switch (class[*p]) {
-
-        case 1:
-            return "the body holds a control character";
-
-        case 2:
-            in_string = !in_string;
-            class = in_string ? string_class : value_class;
-            p++;
-            continue;
-
-        case 3:
-            if (in_string) {
-                if (end - p >= 6 && p[1] == 'u' && p[2] == '0'
-                    && p[3] == '0' && p[4] == '0' && p[5] == '0')
-                {
-                    return "the body holds an escaped NUL character";
-                }
-
-                if (p + 1 == end) {
-                    return "the body is not valid JSON";
-                }
-
-                if (string_class[p[1]] == 1) {
-                    return "the body holds a control character";
-                }
-
-                p++;        /* the escaped character: '"' or '\\' too */
-            }
-
-            p++;
-            continue;
-
-        case 5:
-            p = ngx_http_txval_number(p, end);
-            if (p == NULL) {
-                return "the body is not valid JSON";
-            }
-
-            continue;
-
-        case 6:
-            p++;
-            continue;
-
-        default:
-            break;
-        }
-
-        /* a multi-byte UTF-8 sequence */
-
-        if (*p >= 0xc2 && *p <= 0xdf) {
-            n = 1;
-            cp = *p & 0x1f;
-
-        } else if (*p >= 0xe0 && *p <= 0xef) {
-            n = 2;
-            cp = *p & 0x0f;
-
-        } else if (*p >= 0xf0 && *p <= 0xf4) {
-            n = 3;
-            cp = *p & 0x07;
-
-        } else {
-            return "the body is not valid UTF-8";
-        }
-
-        if ((size_t) (end - p) <= n) {
-            return "the body is not valid UTF-8";
-        }
-
-        for (i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80) {
-                return "the body is not valid UTF-8";
-            }
-
-            cp = (cp << 6) | (p[i] & 0x3f);
-        }
-
-        if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-            || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-        {
-            return "the body is not valid UTF-8";
-        }
-
-        p += n + 1;
-    }
-}
-
-
-/*
- * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? followed by the end,
- * white space, ',', ']' or '}': returns the end of the number, or NULL.
- */
-
-static const unsigned char *
-ngx_http_txval_number(const unsigned char *p, const unsigned char *end)
-{
-    if (*p == '-') {
-        p++;
-    }
-
-    if (p == end || *p < '0' || *p > '9') {
-        return NULL;
-    }
-
-    if (*p++ != '0') {
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < end && *p == '.') {
-        if (++p == end || *p < '0' || *p > '9') {
-            return NULL;
-        }
-
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        p++;
-
-        if (p < end && (*p == '+' || *p == '-')) {
-            p++;
-        }
-
-        if (p == end || *p < '0' || *p > '9') {
-            return NULL;
-        }
-
-        while (p < end && *p >= '0' && *p <= '9') {
-            p++;
-        }
-    }
-
-    if (p < end && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r'
-        && *p != ',' && *p != ']' && *p != '}')
-    {
-        return NULL;
-    }
-
-    return p;
-}
-
-
-/* a card number anywhere in the body, at any depth */
-
-static int
-ngx_http_txval_has_pan(const cJSON *item)
-{
-    for ( /* void */ ; item; item = item->next) {
-
-        if (item->string
-            && ((item->string[0] == 'p' && strcmp(item->string, "pan") == 0)
-                || (item->string[0] == 'c'
-                    && strcmp(item->string, "card_number") == 0)))
-        {
-            return 1;
-        }
-
-        if (item->child && ngx_http_txval_has_pan(item->child)) {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
-
-/* returns the length copied, or 0 when the value breaks the rule */
-
-static int
-ngx_http_txval_copy_string(const cJSON *item, char *dst, size_t min,
-    size_t max, unsigned char alphabet)
-{
-    size_t       n;
-    const char  *s;
-
-    if (!cJSON_IsString(item) || item->valuestring == NULL) {
-        return 0;
-    }
-
-    s = item->valuestring;
-
-    for (n = 0; s[n] != '\0'; n++) {
-        if (n == max
-            || !(ngx_http_txval_alphabet[(unsigned char) s[n]] & alphabet))
-        {
-            return 0;
-        }
-
-        dst[n] = s[n];
-    }
-
-    if (n < min) {
-        return 0;
-    }
-
-    dst[n] = '\0';
-
-    return (int) n;
-}
-
-
-/*
- * The amount as written: a double cannot tell 1.0000000000000001 from 1,
- * the text can. Finds the top-level "amount" key in the body (valid JSON
- * by now) and checks that its number has no fractional part: digits D
- * with F of them after the point, times 10^E, is integral when E - F plus
- * D's trailing zeros is not negative. 1: integral, or the key is written
- * with escapes (then the double's check stands alone).
- */
-
-static int
-ngx_http_txval_amount_text(const unsigned char *buf, size_t len)
-{
-    int                   depth, esc, neg;
-    long                  e, f, zeros;
-    const unsigned char  *p, *end, *start;
-
-    end = buf + len;
-    depth = 0;
-
-    for (p = buf; p < end; p++) {
-
-        if (*p == '{' || *p == '[') {
-            depth++;
-            continue;
-        }
-
-        if (*p == '}' || *p == ']') {
-            depth--;
-            continue;
-        }
-
-        if (*p != '"') {
-            continue;
-        }
-
-        start = ++p;
-        esc = 0;
-
-        while (p < end && *p != '"') {
-            if (*p == '\\') {
-                esc = 1;
-                p++;
-            }
-
-            p++;
-        }
-
-        if (p >= end) {
-            return 1;
-        }
-
-        if (depth != 1 || esc || p - start != 6
-            || memcmp(start, "amount", 6) != 0)
-        {
-            continue;
-        }
-
-        for (p++; p < end && (*p == ' ' || *p == '\t' || *p == '\n'
-                              || *p == '\r'); p++) { /* void */ }
-
-        if (p == end || *p != ':') {
-            continue;       /* a value "amount", not the key */
-        }
-
-        for (p++; p < end && (*p == ' ' || *p == '\t' || *p == '\n'
-                              || *p == '\r'); p++) { /* void */ }
-
-        /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, as prescanned */
-
-        if (p < end && *p == '-') {
-            p++;
-        }
-
-        f = 0;
-        zeros = 0;
-
-        for ( /* void */ ; p < end && *p >= '0' && *p <= '9'; p++) {
-            zeros = (*p == '0') ? zeros + 1 : 0;
-        }
-
-        if (p < end && *p == '.') {
-            for (p++; p < end && *p >= '0' && *p <= '9'; p++) {
-                zeros = (*p == '0') ? zeros + 1 : 0;
-                f++;
-            }
-        }
-
-        e = 0;
-
-        if (p < end && (*p == 'e' || *p == 'E')) {
-            p++;
-            neg = 0;
-
-            if (p < end && (*p == '+' || *p == '-')) {
-                neg = (*p++ == '-');
-            }
-
-            for ( /* void */ ; p < end && *p >= '0' && *p <= '9'; p++) {
-                if (e < 100000) {
-                    e = e * 10 + (*p - '0');
-                }
-            }
-
-            if (neg) {
-                e = -e;
-            }
-        }
-
-        return e - f + zeros >= 0;
-    }
-
-    return 1;
-}
-
-
-/* 1000, 1e3 and 1000.0 are the same number; 1000.5, 0 and 1e400 are not */
-
-static int
-ngx_http_txval_amount(const cJSON *item, int64_t *amount)
-{
-    double  d;
-
-    if (!cJSON_IsNumber(item)) {
-        return 0;
-    }
-
-    d = item->valuedouble;
-
-    /* also false for NaN and infinities */
-
-    if (!(d >= 1.0 && d <= (double) NGX_HTTP_TXVAL_AMOUNT_MAX)) {
-        return 0;
-    }
-
-    *amount = (int64_t) d;
-
-    return (double) *amount == d;
-}
-
-
 int
 ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
+    const ngx_http_txval_mapping_t *map, const ngx_http_txval_value_t *values,
     const unsigned char **id, size_t *id_len)
 {
-    const unsigned char  *p, *end, *start;
+    size_t                              i, n;
+    const unsigned char                *p, *end, *start;
+    const ngx_http_txval_source_t      *src;
+    const ngx_http_txval_json_token_t  *tok;
+
+    if (map == NULL) {
+        map = &ngx_http_txval_default_mapping;
+    }
+
+    src = &map->fields[NGX_HTTP_TXVAL_FIELD_ID];
+
+    if (src->from == NGX_HTTP_TXVAL_FROM_VALUE) {
+        if (values == NULL || values[NGX_HTTP_TXVAL_FIELD_ID].len == 0
+            || values[NGX_HTTP_TXVAL_FIELD_ID].len > NGX_HTTP_TXVAL_ID_MAX)
+        {
+            return -1;
+        }
+
+        *id = values[NGX_HTTP_TXVAL_FIELD_ID].data;
+        *id_len = values[NGX_HTTP_TXVAL_FIELD_ID].len;
+
+        return 0;
+    }
+
+    /* the key the id's pointer ends with, as written without escapes */
+
+    tok = &src->path.tokens[src->path.ntokens - 1];
+    n = tok->len;
+
+    for (i = 0; i < n; i++) {
+        if (tok->text[i] == '"' || tok->text[i] == '\\'
+            || tok->text[i] < 0x20)
+        {
+            return -1;
+        }
+    }
 
     end = buf + len;
 
-    for (p = buf; end - p > 4; p++) {
+    for (p = buf; (size_t) (end - p) > n + 2; p++) {
 
-        p = memchr(p, '"', end - p - 4);
+        p = memchr(p, '"', end - p - n - 2);
         if (p == NULL) {
             return -1;
         }
 
-        if (p[1] != 'i' || p[2] != 'd' || p[3] != '"') {
+        if (memcmp(p + 1, tok->text, n) != 0 || p[n + 1] != '"') {
             continue;
         }
 
-        for (p += 4; p < end && (*p == ' ' || *p == '\t' || *p == '\n'
-                                 || *p == '\r'); p++) { /* void */ }
+        for (p += n + 2; p < end && (*p == ' ' || *p == '\t' || *p == '\n'
+                                     || *p == '\r'); p++) { /* void */ }
 
         if (p == end || *p++ != ':') {
             return -1;
@@ -906,6 +1067,51 @@ ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
     }
 
     return -1;
+}
+
+
+void
+ngx_http_txval_txn_raw(const unsigned char *key, const unsigned char *buf,
+    size_t len, const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_value_t *values, uint64_t raw[2])
+{
+    int                       n, i;
+    size_t                    vlen;
+    unsigned char             b[8];
+    ngx_http_txval_siphash_t  s;
+
+    ngx_http_txval_siphash_init(&s, key);
+    ngx_http_txval_siphash_update(&s, buf, len);
+
+    if (map && map->tag) {
+
+        for (n = 0; n < NGX_HTTP_TXVAL_NFIELDS; n++) {
+
+            if (!(map->values & (1u << n))) {
+                continue;
+            }
+
+            vlen = values ? values[n].len : 0;
+
+            for (i = 0; i < 8; i++) {
+                b[i] = (unsigned char) ((uint64_t) vlen >> (i * 8));
+            }
+
+            ngx_http_txval_siphash_update(&s, b, 8);
+
+            if (vlen) {
+                ngx_http_txval_siphash_update(&s, values[n].data, vlen);
+            }
+        }
+
+        for (i = 0; i < 8; i++) {
+            b[i] = (unsigned char) (map->tag >> (i * 8));
+        }
+
+        ngx_http_txval_siphash_update(&s, b, 8);
+    }
+
+    ngx_http_txval_siphash_final(&s, raw);
 }
 
 
@@ -942,21 +1148,71 @@ void
 ngx_http_txval_siphash128(const unsigned char *key, const unsigned char *in,
     size_t len, uint64_t out[2])
 {
-    int                   i;
-    size_t                left;
-    uint64_t              k0, k1, v0, v1, v2, v3, m, b;
-    const unsigned char  *end;
+    ngx_http_txval_siphash_t  s;
+
+    ngx_http_txval_siphash_init(&s, key);
+    ngx_http_txval_siphash_update(&s, in, len);
+    ngx_http_txval_siphash_final(&s, out);
+}
+
+
+/* SipHash-2-4-128 in pieces: the input may come in several parts */
+
+static void
+ngx_http_txval_siphash_init(ngx_http_txval_siphash_t *s,
+    const unsigned char *key)
+{
+    uint64_t  k0, k1;
 
     k0 = ngx_http_txval_le64(key);
     k1 = ngx_http_txval_le64(key + 8);
 
-    v0 = 0x736f6d6570736575ULL ^ k0;
-    v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
-    v2 = 0x6c7967656e657261ULL ^ k0;
-    v3 = 0x7465646279746573ULL ^ k1;
+    s->v0 = 0x736f6d6570736575ULL ^ k0;
+    s->v1 = 0x646f72616e646f6dULL ^ k1 ^ 0xee;
+    s->v2 = 0x6c7967656e657261ULL ^ k0;
+    s->v3 = 0x7465646279746573ULL ^ k1;
+    s->total = 0;
+    s->nbuf = 0;
+}
 
-    left = len & 7;
-    end = in + len - left;
+
+static void
+ngx_http_txval_siphash_update(ngx_http_txval_siphash_t *s,
+    const unsigned char *in, size_t len)
+{
+    size_t                n;
+    uint64_t              v0, v1, v2, v3, m;
+    const unsigned char  *end;
+
+    s->total += len;
+
+    v0 = s->v0;
+    v1 = s->v1;
+    v2 = s->v2;
+    v3 = s->v3;
+
+    if (s->nbuf) {
+        n = 8 - s->nbuf;
+
+        if (len < n) {
+            memcpy(s->buf + s->nbuf, in, len);
+            s->nbuf += len;
+            return;
+        }
+
+        memcpy(s->buf + s->nbuf, in, n);
+        in += n;
+        len -= n;
+        s->nbuf = 0;
+
+        m = ngx_http_txval_le64(s->buf);
+        v3 ^= m;
+        NGX_HTTP_TXVAL_SIPROUND;
+        NGX_HTTP_TXVAL_SIPROUND;
+        v0 ^= m;
+    }
+
+    end = in + (len & ~(size_t) 7);
 
     for ( /* void */ ; in != end; in += 8) {
         m = ngx_http_txval_le64(in);
@@ -966,10 +1222,31 @@ ngx_http_txval_siphash128(const unsigned char *key, const unsigned char *in,
         v0 ^= m;
     }
 
-    b = (uint64_t) len << 56;
+    s->nbuf = len & 7;
+    memcpy(s->buf, in, s->nbuf);
 
-    for (i = (int) left - 1; i >= 0; i--) {
-        b |= (uint64_t) in[i] << (8 * i);
+    s->v0 = v0;
+    s->v1 = v1;
+    s->v2 = v2;
+    s->v3 = v3;
+}
+
+
+static void
+ngx_http_txval_siphash_final(ngx_http_txval_siphash_t *s, uint64_t out[2])
+{
+    int       i;
+    uint64_t  v0, v1, v2, v3, b;
+
+    v0 = s->v0;
+    v1 = s->v1;
+    v2 = s->v2;
+    v3 = s->v3;
+
+    b = s->total << 56;
+
+    for (i = (int) s->nbuf - 1; i >= 0; i--) {
+        b |= (uint64_t) s->buf[i] << (8 * i);
     }
 
     v3 ^= b;

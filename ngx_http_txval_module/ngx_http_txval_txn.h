@@ -2,8 +2,11 @@
 /*
  * txval: the transaction, parsed and validated.
  *
- * Pure C, no nginx types and no I/O: the parser, the field rules and the
- * content fingerprint, usable from unit tests and fuzzers.
+ * Pure C, no nginx types and no I/O: the field mapping (where each field
+ * is read: a JSON pointer into the body, or a value the caller supplies),
+ * the parser and field rules, amounts scaled by the ISO 4217 exponent of
+ * their currency, the content fingerprint and the replay path's id guess
+ * and body hash, usable from unit tests and fuzzers.
  */
 
 
@@ -13,6 +16,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "ngx_http_txval_json.h"
 
 
 #define NGX_HTTP_TXVAL_ID_MAX          64
@@ -25,6 +30,10 @@
 /* a content fingerprint: the first 128 bits of a SHA-256 */
 #define NGX_HTTP_TXVAL_DIGEST_LEN      16
 
+/* a source as configured (for error details), and a detail */
+#define NGX_HTTP_TXVAL_SOURCE_MAX      256
+#define NGX_HTTP_TXVAL_DETAIL_MAX      512
+
 
 typedef enum {
     NGX_HTTP_TXVAL_PARSE_OK = 0,
@@ -32,6 +41,58 @@ typedef enum {
     NGX_HTTP_TXVAL_PARSE_INVALID_FIELD,
     NGX_HTTP_TXVAL_PARSE_PAN
 } ngx_http_txval_parse_rc_e;
+
+
+/* the transaction's fields, in the order their errors are reported */
+typedef enum {
+    NGX_HTTP_TXVAL_FIELD_ID = 0,
+    NGX_HTTP_TXVAL_FIELD_AMOUNT,
+    NGX_HTTP_TXVAL_FIELD_CURRENCY,
+    NGX_HTTP_TXVAL_FIELD_MERCHANT_ID,
+    NGX_HTTP_TXVAL_FIELD_CARD_TOKEN,
+    NGX_HTTP_TXVAL_FIELD_CARD_BIN,
+    NGX_HTTP_TXVAL_FIELD_COUNTRY,
+    NGX_HTTP_TXVAL_NFIELDS
+} ngx_http_txval_field_e;
+
+
+/* where a field is read */
+typedef enum {
+    NGX_HTTP_TXVAL_FROM_DEFAULT = 0,    /* the top-level key of its name */
+    NGX_HTTP_TXVAL_FROM_POINTER,        /* a JSON pointer */
+    NGX_HTTP_TXVAL_FROM_VALUE           /* a value the caller supplies */
+} ngx_http_txval_from_e;
+
+
+#define NGX_HTTP_TXVAL_AMOUNT_MINOR    0    /* txval_amount_format */
+#define NGX_HTTP_TXVAL_AMOUNT_DECIMAL  1
+
+#define NGX_HTTP_TXVAL_CASE_UPPER      0    /* txval_currency_case */
+#define NGX_HTTP_TXVAL_CASE_ANY        1
+
+
+typedef struct {
+    uint8_t                      from;       /* ngx_http_txval_from_e */
+    uint16_t                     text_len;
+    ngx_http_txval_json_path_t   path;       /* DEFAULT, POINTER */
+    char                         text[NGX_HTTP_TXVAL_SOURCE_MAX + 1];
+} ngx_http_txval_source_t;
+
+
+typedef struct {
+    ngx_http_txval_source_t      fields[NGX_HTTP_TXVAL_NFIELDS];
+    uint8_t                      amount_format;
+    uint8_t                      currency_case;
+    uint8_t                      values;     /* a bit per FROM_VALUE field */
+    uint64_t                     tag;        /* names it in body hashes */
+} ngx_http_txval_mapping_t;
+
+
+/* a FROM_VALUE field's value for one request (len 0: missing) */
+typedef struct {
+    const unsigned char         *data;
+    size_t                       len;
+} ngx_http_txval_value_t;
 
 
 typedef struct {
@@ -54,16 +115,47 @@ typedef struct {
 
 typedef struct {
     const char              *field;     /* INVALID_FIELD: the field's name */
-    const char              *detail;    /* a sentence for the client */
+    const char              *detail;    /* a sentence for the client: a
+                                           static string, or buf */
+    char                     buf[NGX_HTTP_TXVAL_DETAIL_MAX];
 } ngx_http_txval_parse_error_t;
 
 
 /*
- * Parses and validates a request body (len bytes, not NUL-terminated).
- * On success fills txn, including its content fingerprint.
+ * The mapping: ngx_http_txval_mapping_init() makes the default (each
+ * field at the top-level key of its name, minor units, uppercase
+ * currencies); _pointer() and _value() set one field's source, 0 or -1
+ * with *why; _done() is called once all are set. A NULL mapping anywhere
+ * below is the default.
+ */
+void ngx_http_txval_mapping_init(ngx_http_txval_mapping_t *map);
+int ngx_http_txval_mapping_field(const unsigned char *name, size_t len);
+const char *ngx_http_txval_field_name(int field);
+int ngx_http_txval_mapping_pointer(ngx_http_txval_mapping_t *map,
+    int field, const unsigned char *text, size_t len, const char **why);
+int ngx_http_txval_mapping_value(ngx_http_txval_mapping_t *map, int field,
+    const unsigned char *text, size_t len, const char **why);
+void ngx_http_txval_mapping_done(ngx_http_txval_mapping_t *map);
+
+/*
+ * A constant for a field (a FROM_VALUE source without variables), checked
+ * when the configuration is read: 0, or -1 with *why, the rule it breaks
+ * (a currency's case and a decimal amount's scale are checked per
+ * request, with the mapping's settings).
+ */
+int ngx_http_txval_mapping_check(int field, const unsigned char *data,
+    size_t len, const char **why);
+
+/*
+ * Parses and validates a request body (len bytes, not NUL-terminated),
+ * reading each field where map says; values[] holds the FROM_VALUE
+ * fields' values (may be NULL when there are none). On success fills txn,
+ * including its content fingerprint.
  */
 ngx_http_txval_parse_rc_e ngx_http_txval_txn_parse(const unsigned char *buf,
-    size_t len, ngx_http_txval_txn_t *txn, ngx_http_txval_parse_error_t *err);
+    size_t len, const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_value_t *values, ngx_http_txval_txn_t *txn,
+    ngx_http_txval_parse_error_t *err);
 
 /*
  * The first 128 bits of a SHA-256 over every content field of the
@@ -76,13 +168,40 @@ void ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn,
     unsigned char *fp);
 
 /*
- * A guess at the id, without parsing: the value of the first "id" key,
- * if it is a plain string of 1 to NGX_HTTP_TXVAL_ID_MAX characters with
- * no escape. 0: found. Only as good as a guess: a replay of the very same
- * bytes (see ngx_http_txval_siphash()) is what confirms it.
+ * A guess at the id, without parsing: the id's value when it is supplied,
+ * else the value of the first key named like the last token of its
+ * pointer ("id" by default), if it is a plain string of 1 to
+ * NGX_HTTP_TXVAL_ID_MAX characters with no escape. 0: found. Only as good
+ * as a guess: a replay of the very same bytes and values (see
+ * ngx_http_txval_txn_raw()) is what confirms it.
  */
 int ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
-    const unsigned char **id, size_t *id_len);
+    const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_value_t *values, const unsigned char **id,
+    size_t *id_len);
+
+/*
+ * The keyed hash of a request as the mapping reads it: the body's bytes,
+ * then each supplied value after its length, then the mapping's tag. Two
+ * requests with the same hash read the same fields.
+ */
+void ngx_http_txval_txn_raw(const unsigned char *key,
+    const unsigned char *buf, size_t len,
+    const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_value_t *values, uint64_t raw[2]);
+
+/*
+ * An amount written as a JSON number (the text, len bytes), in minor
+ * units: exponent < 0, the number itself, which must be integral; else
+ * major units scaled by 10^exponent, with at most exponent decimals as
+ * written. 0 and *amount (1 to NGX_HTTP_TXVAL_AMOUNT_MAX), or -1.
+ * Integers only, exactly.
+ */
+int ngx_http_txval_amount_value(const unsigned char *num, size_t len,
+    int exponent, int64_t *amount);
+
+/* the ISO 4217 minor unit exponent of a currency (3 uppercase), or -1 */
+int ngx_http_txval_currency_exponent(const char *code);
 
 /* SipHash-2-4 with its 128-bit output, of len bytes under a 16-byte key */
 void ngx_http_txval_siphash128(const unsigned char *key,

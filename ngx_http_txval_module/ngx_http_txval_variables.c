@@ -260,7 +260,8 @@ ngx_http_txval_fields(ngx_http_txval_ctx_t *ctx)
         return 0;
     }
 
-    if (ngx_http_txval_txn_parse(ctx->body, ctx->body_len, &ctx->txn, &err)
+    if (ngx_http_txval_txn_parse(ctx->body, ctx->body_len, ctx->map,
+                                 ctx->values, &ctx->txn, &err)
         != NGX_HTTP_TXVAL_PARSE_OK)
     {
         return 0;

@@ -156,7 +156,7 @@ txval: refused
 
 
 
-=== TEST 4: amount: 0, -0, negative, fractional, 2^53, out of double range, a string, other types
+=== TEST 4: amount: 0, -0, negative, fractional, 2^53, out of double range, a string that is not a number, other types
 --- config
     location /t {
         txval;
@@ -177,7 +177,7 @@ Content-Type: application/json
 ::req(amount => '1e400'),
 ::req(amount => '-1e400'),
 ::req(amount => '1e-400'),
-::req(amount => '"1000"'),
+::req(amount => '"1000 "'),
 ::req(amount => 'true'),
 ::req(amount => 'false'),
 ::req(amount => '[1000]'),

@@ -327,7 +327,7 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [::post(id => 'tx_i1'),
- ::post(id => 'tx_i1', amount => '"1000"'),
+ ::post(id => 'tx_i1', amount => '"1000x"'),
  ::post(id => 'tx_i1', amount => '1.5'),
  ::post(id => 'tx_i1', currency => undef),
  ::post(id => 'tx_i1', country => 'de'),

@@ -666,7 +666,7 @@ Content-Type: application/json
 
 
 
-=== TEST 13: numbers: 1e400, -1e400, 1e-400, -0, -0.0, 0e5, a fraction, 2^53: invalid amount; 1e400 in an unknown member is fine
+=== TEST 13: numbers: 1e400, -1e400, 1e-400, -0, -0.0, 0e5, a fraction, 2^53, a negative numeric string: invalid amount; 1e400 in an unknown member is fine
 --- http_config
     txval_cache_zone t600:1m;
     txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T600 $TEST_NGINX_T600_REDIS_TIMEOUTS;
@@ -688,7 +688,7 @@ Content-Type: application/json
 ::post(amount => '0e5'),
 ::post(amount => '1.5'),
 ::post(amount => '9007199254740992'),
-::post(amount => '"1000"'),
+::post(amount => '"-1000"'),
 ]
 --- error_code eval
 [ (400) x 9 ]

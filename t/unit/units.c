@@ -48,7 +48,7 @@ parse(const char *body, ngx_http_txval_txn_t *txn,
     ngx_http_txval_parse_error_t *err)
 {
     return ngx_http_txval_txn_parse((const unsigned char *) body,
-                                    strlen(body), txn, err);
+                                    strlen(body), NULL, NULL, txn, err);
 }
 
 
@@ -558,7 +558,7 @@ test_peek(void)
     const unsigned char  *id;
 
 #define P(b)  ngx_http_txval_txn_peek_id((const unsigned char *) b,          \
-                                         sizeof(b) - 1, &id, &n)
+                                         sizeof(b) - 1, NULL, NULL, &id, &n)
 
     ok(P("{\"amount\":1,\"id\" : \"tx_1\",\"x\":2}") == 0 && n == 4
        && memcmp(id, "tx_1", 4) == 0, "peek: the id");
