@@ -811,21 +811,10 @@ ngx_http_txval_json_unescape(const unsigned char *s, size_t len,
 
 
 int
-ngx_http_txval_json_pointer(const unsigned char *text, size_t len,
-    ngx_http_txval_json_path_t *path, const char **why)
+ngx_http_txval_json_printable(const unsigned char *text, size_t len,
+    const char **why)
 {
-    size_t                        n, i;
-    uint32_t                      index;
-    unsigned char                 c;
-    const unsigned char          *p, *q, *end;
-    ngx_http_txval_json_token_t  *tok;
-
-    memset(path, 0, sizeof(ngx_http_txval_json_path_t));
-
-    if (len == 0 || text[0] != '/') {
-        *why = "it must start with \"/\"";
-        return -1;
-    }
+    const unsigned char  *p, *q, *end;
 
     end = text + len;
 
@@ -848,6 +837,33 @@ ngx_http_txval_json_pointer(const unsigned char *text, size_t len,
 
         p = q;
     }
+
+    return 0;
+}
+
+
+int
+ngx_http_txval_json_pointer(const unsigned char *text, size_t len,
+    ngx_http_txval_json_path_t *path, const char **why)
+{
+    size_t                        n, i;
+    uint32_t                      index;
+    unsigned char                 c;
+    const unsigned char          *p, *end;
+    ngx_http_txval_json_token_t  *tok;
+
+    memset(path, 0, sizeof(ngx_http_txval_json_path_t));
+
+    if (len == 0 || text[0] != '/') {
+        *why = "it must start with \"/\"";
+        return -1;
+    }
+
+    if (ngx_http_txval_json_printable(text, len, why) != 0) {
+        return -1;
+    }
+
+    end = text + len;
 
     for (p = text; p < end; /* void */ ) {
 

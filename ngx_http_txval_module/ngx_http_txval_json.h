@@ -113,6 +113,13 @@ const unsigned char *ngx_http_txval_json_number(const unsigned char *p,
     const unsigned char *end);
 
 /*
+ * Text that may stand in a JSON string as it is but for '"' and '\':
+ * valid UTF-8 without control characters. 0, or -1 with *why.
+ */
+int ngx_http_txval_json_printable(const unsigned char *text, size_t len,
+    const char **why);
+
+/*
  * Compiles an RFC 6901 JSON pointer ("/a/0/b~1c"): 0, or -1 with *why, a
  * sentence for nginx -t.
  */

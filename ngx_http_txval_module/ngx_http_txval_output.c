@@ -21,6 +21,8 @@ typedef struct {
 static void ngx_http_txval_put(ngx_http_txval_out_t *o, const char *s,
     size_t len);
 static void ngx_http_txval_puts(ngx_http_txval_out_t *o, const char *s);
+static void ngx_http_txval_put_escaped(ngx_http_txval_out_t *o,
+    const char *s);
 static void ngx_http_txval_put_uint(ngx_http_txval_out_t *o, uint64_t n);
 static void ngx_http_txval_put_hex(ngx_http_txval_out_t *o, uint64_t n);
 static void ngx_http_txval_put_bytes(ngx_http_txval_out_t *o,
@@ -90,7 +92,7 @@ ngx_http_txval_error_json(unsigned char *buf, size_t size, const char *error,
     }
 
     ngx_http_txval_puts(&o, "\",\"detail\":\"");
-    ngx_http_txval_puts(&o, detail);
+    ngx_http_txval_put_escaped(&o, detail);
     ngx_http_txval_puts(&o, "\"");
     ngx_http_txval_flags(&o, flags);
 
@@ -347,6 +349,39 @@ static void
 ngx_http_txval_puts(ngx_http_txval_out_t *o, const char *s)
 {
     ngx_http_txval_put(o, s, strlen(s));
+}
+
+
+/* a JSON string's content: " and \ escaped, control characters too */
+
+static void
+ngx_http_txval_put_escaped(ngx_http_txval_out_t *o, const char *s)
+{
+    char                  esc[6];
+    const unsigned char  *p;
+
+    static const char     hex[] = "0123456789abcdef";
+
+    for (p = (const unsigned char *) s; *p; p++) {
+
+        if (*p == '"' || *p == '\\') {
+            esc[0] = '\\';
+            esc[1] = (char) *p;
+            ngx_http_txval_put(o, esc, 2);
+
+        } else if (*p < 0x20) {
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 0xf];
+            ngx_http_txval_put(o, esc, 6);
+
+        } else {
+            ngx_http_txval_put(o, (const char *) p, 1);
+        }
+    }
 }
 
 

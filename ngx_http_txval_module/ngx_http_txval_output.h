@@ -14,8 +14,11 @@
 #include "ngx_http_txval_rules.h"
 
 
-/* enough for the longest verdict or error body */
-#define NGX_HTTP_TXVAL_BODY_MAX  512
+/*
+ * enough for the longest verdict or error body (a detail that names a
+ * source of up to 256 bytes, escaped)
+ */
+#define NGX_HTTP_TXVAL_BODY_MAX  1024
 
 
 /* what a body adds at its end: "degraded":true, "dry_run":true */
@@ -30,7 +33,8 @@ size_t ngx_http_txval_verdict_json(unsigned char *buf, size_t size,
 /*
  * {"error":"<error>"[,"field":"<field>"][,"id":"<id>"],"detail":"<detail>"
  * [,"dry_run":true]}
- * field, id may be NULL; none of the strings may need JSON escaping.
+ * field, id may be NULL; the detail is escaped (it may name a source as
+ * configured), the others may not need JSON escaping.
  */
 size_t ngx_http_txval_error_json(unsigned char *buf, size_t size,
     const char *error, const char *field, const char *id,

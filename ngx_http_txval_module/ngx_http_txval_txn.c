@@ -241,6 +241,12 @@ ngx_http_txval_mapping_value(ngx_http_txval_mapping_t *map, int field,
         return -1;
     }
 
+    /* it is named in error details */
+
+    if (ngx_http_txval_json_printable(text, len, why) != 0) {
+        return -1;
+    }
+
     memset(&src->path, 0, sizeof(ngx_http_txval_json_path_t));
     src->from = NGX_HTTP_TXVAL_FROM_VALUE;
     src->text_len = (uint16_t) len;

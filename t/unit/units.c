@@ -594,10 +594,526 @@ test_peek(void)
 }
 
 
+static ngx_http_txval_parse_rc_e
+parse_map(const char *body, const ngx_http_txval_mapping_t *map,
+    const ngx_http_txval_value_t *values, ngx_http_txval_txn_t *txn,
+    ngx_http_txval_parse_error_t *err)
+{
+    return ngx_http_txval_txn_parse((const unsigned char *) body,
+                                    strlen(body), map, values, txn, err);
+}
+
+
+static int
+ptr(const char *text, ngx_http_txval_json_path_t *path, const char **why)
+{
+    return ngx_http_txval_json_pointer((const unsigned char *) text,
+                                       strlen(text), path, why);
+}
+
+
+static int
+amount(const char *num, int exponent, int64_t *a)
+{
+    return ngx_http_txval_amount_value((const unsigned char *) num,
+                                       strlen(num), exponent, a);
+}
+
+
+static void
+test_pointer(void)
+{
+    const char                  *why;
+    ngx_http_txval_json_path_t   p;
+
+    ok(ptr("/amount/value", &p, &why) == 0 && p.ntokens == 2
+       && p.tokens[0].len == 6 && memcmp(p.tokens[0].text, "amount", 6) == 0
+       && p.tokens[1].len == 5 && !p.tokens[1].is_index,
+       "pointer: two keys");
+    ok(ptr("/purchase_units/0/amount", &p, &why) == 0 && p.ntokens == 3
+       && p.tokens[1].is_index && p.tokens[1].index == 0,
+       "pointer: an array index");
+    ok(ptr("/a/10/b/007/-", &p, &why) == 0 && p.tokens[1].is_index
+       && p.tokens[1].index == 10 && !p.tokens[3].is_index
+       && !p.tokens[4].is_index,
+       "pointer: 10 is an index; 007 and - are keys only");
+    ok(ptr("/a~1b/m~0n/~01", &p, &why) == 0 && p.ntokens == 3
+       && p.tokens[0].len == 3 && memcmp(p.tokens[0].text, "a/b", 3) == 0
+       && memcmp(p.tokens[1].text, "m~n", 3) == 0
+       && p.tokens[2].len == 2 && memcmp(p.tokens[2].text, "~1", 2) == 0,
+       "pointer: ~1 is /, ~0 is ~, ~01 is ~1 (RFC 6901 order)");
+    ok(ptr("/", &p, &why) == 0 && p.ntokens == 1 && p.tokens[0].len == 0,
+       "pointer: / is the empty key");
+    ok(ptr("/a//b/", &p, &why) == 0 && p.ntokens == 4
+       && p.tokens[1].len == 0 && p.tokens[3].len == 0,
+       "pointer: empty tokens");
+    ok(ptr("/9999999999", &p, &why) == 0 && !p.tokens[0].is_index,
+       "pointer: 10 digits: a key only");
+
+    ok(ptr("", &p, &why) == -1 && strcmp(why, "it must start with \"/\"") == 0,
+       "pointer: empty (the whole document) refused");
+    ok(ptr("amount/value", &p, &why) == -1, "pointer: no leading /");
+    ok(ptr("/a~2", &p, &why) == -1 && ptr("/a~", &p, &why) == -1
+       && strcmp(why, "\"~\" must be followed by \"0\" or \"1\"") == 0,
+       "pointer: ~ not followed by 0 or 1");
+    ok(ptr("/a/b/c/d/e/f/g/h", &p, &why) == 0
+       && ptr("/a/b/c/d/e/f/g/h/i", &p, &why) == -1,
+       "pointer: 8 tokens, not 9");
+    ok(ptr("/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa~0~1",
+           &p, &why) == 0 && p.tokens[0].len == 64
+       && ptr("/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+              &p, &why) == -1,
+       "pointer: a token of 64 bytes (after escapes), not 65");
+    ok(ptr("/a\tb", &p, &why) == -1 && ptr("/caf\xc3", &p, &why) == -1,
+       "pointer: control characters and bad UTF-8 refused");
+    ok(ptr("/caf\xc3\xa9", &p, &why) == 0 && p.tokens[0].len == 5,
+       "pointer: UTF-8 keys");
+}
+
+
+static void
+test_scan(void)
+{
+    const char                  *why;
+    ngx_http_txval_json_path_t   pa, pb, pc;
+    ngx_http_txval_json_scan_t   sc;
+
+#define SCAN(b)  ngx_http_txval_json_scan((const unsigned char *) b,          \
+                                          sizeof(b) - 1, &sc)
+
+    memset(&sc, 0, sizeof(sc));
+    ptr("/a/1/b", &pa, &why);
+    ptr("/x", &pb, &why);
+    ptr("/a/0", &pc, &why);
+    sc.paths[0] = &pa;
+    sc.paths[1] = &pb;
+    sc.paths[5] = &pc;
+
+    ok(SCAN("{\"x\":\"s\\u0041\",\"a\":[{\"b\":1},{\"b\":2.5e1}]}") == NULL
+       && sc.spans[0].type == NGX_HTTP_TXVAL_JSON_NUMBER
+       && sc.spans[0].len == 5 && memcmp(sc.spans[0].data, "2.5e1", 5) == 0
+       && sc.spans[1].type == NGX_HTTP_TXVAL_JSON_STRING
+       && sc.spans[1].escaped && sc.spans[1].len == 7
+       && sc.spans[5].type == NGX_HTTP_TXVAL_JSON_OBJECT
+       && sc.duplicate == -1 && !sc.pan,
+       "scan: spans of an array element's member, a string, a container");
+    ok(SCAN("{\"a\":{\"1\":{\"b\":true}}}") == NULL
+       && sc.spans[0].type == NGX_HTTP_TXVAL_JSON_TRUE
+       && sc.spans[1].type == NGX_HTTP_TXVAL_JSON_ABSENT,
+       "scan: an index token matches an object key too");
+    ok(SCAN("{\"a\":[1],\"x\":null}") == NULL
+       && sc.spans[0].type == NGX_HTTP_TXVAL_JSON_ABSENT
+       && sc.spans[1].type == NGX_HTTP_TXVAL_JSON_NULL,
+       "scan: past the end is absent; null is null");
+    ok(SCAN("{\"a\":[{},{\"b\":1,\"b\":2}]}") == NULL && sc.duplicate == 0,
+       "scan: a duplicate key at a path's end");
+    ok(SCAN("{\"a\":[],\"\\u0061\":[]}") == NULL && sc.duplicate == 0,
+       "scan: a duplicate container on a path, one key escaped");
+    ok(SCAN("{\"a\":[{\"c\":1,\"c\":2},{\"b\":1}],\"y\":1,\"y\":2}") == NULL
+       && sc.duplicate == -1, "scan: duplicates off the paths are ignored");
+    ok(SCAN("{\"q\":[[{\"z\":{\"card_number\":1}}]]}") == NULL && sc.pan,
+       "scan: a card_number key deep down");
+    ok(SCAN("{\"p\\u0061n\":1}") == NULL && sc.pan, "scan: an escaped pan key");
+    ok(SCAN("{\"pan_id\":1,\"xpan\":2,\"pa\":3}") == NULL && !sc.pan,
+       "scan: keys that only look like pan");
+    ok(SCAN("\xef\xbb\xbf{}") == NULL, "scan: a byte order mark");
+    ok(SCAN("{\"a\":\"\\u00G1\"}") != NULL
+       && strcmp(SCAN("{\"a\":\"\\u00G1\"}"), "the body is not valid JSON") == 0,
+       "scan: \\u without 4 hex digits is refused (cJSON read a NUL)");
+    ok(SCAN("{\"a\":\"\\ud800\"}") != NULL && SCAN("{\"a\":\"\\udc00x\"}") != NULL
+       && SCAN("{\"a\":\"\\ud83d\\ude00\"}") == NULL,
+       "scan: lone surrogates refused, a pair accepted");
+    ok(strcmp(SCAN("{\"a\":1,}"), "the body is not valid JSON") == 0
+       && strcmp(SCAN("[1] x"), "the body has data after the JSON value") == 0
+       && strcmp(SCAN("\"s\""), "the body is not a JSON object") == 0
+       && strcmp(SCAN("{\"a\" 1, \"b\":\"\x01\"}"),
+                 "the body holds a control character") == 0
+       && strcmp(SCAN("{\"a\":01}"), "the body is not valid JSON") == 0
+       && strcmp(SCAN("{\"a\":1} \xff"), "the body is not valid UTF-8") == 0,
+       "scan: messages, a lexical fault anywhere first");
+
+#undef SCAN
+
+    {
+        /* 1000 nested containers, not 1001 */
+        static char  deep[2 * 1001 + 8];
+        size_t       i, n;
+
+        n = 0;
+        deep[n++] = '{';
+        deep[n++] = '"';
+        deep[n++] = 'a';
+        deep[n++] = '"';
+        deep[n++] = ':';
+
+        for (i = 0; i < 999; i++) {
+            deep[n++] = '[';
+        }
+
+        for (i = 0; i < 999; i++) {
+            deep[n++] = ']';
+        }
+
+        deep[n++] = '}';
+
+        ok(ngx_http_txval_json_scan((unsigned char *) deep, n, &sc) == NULL,
+           "scan: 1000 nested containers");
+
+        /* one more pair: {"a":[[...]]} */
+
+        memmove(deep + 6, deep + 5, n - 5);
+        deep[5] = '[';
+        deep[n] = ']';
+        deep[n + 1] = '}';
+
+        ok(ngx_http_txval_json_scan((unsigned char *) deep, n + 2, &sc)
+           != NULL, "scan: 1001 refused");
+    }
+}
+
+
+static void
+test_amount(void)
+{
+    int64_t  a;
+
+    ok(amount("1000", -1, &a) == 0 && a == 1000
+       && amount("1e3", -1, &a) == 0 && a == 1000
+       && amount("1000.0", -1, &a) == 0 && a == 1000
+       && amount("0.1e4", -1, &a) == 0 && a == 1000
+       && amount("10000e-1", -1, &a) == 0 && a == 1000,
+       "minor: 1000 written five ways");
+    ok(amount("1.0000000000000001", -1, &a) == -1
+       && amount("0", -1, &a) == -1 && amount("-0", -1, &a) == -1
+       && amount("-5", -1, &a) == -1 && amount("1e400", -1, &a) == -1
+       && amount("1e-400", -1, &a) == -1,
+       "minor: fractions, zero, negatives, out of range");
+    ok(amount("9007199254740991", -1, &a) == 0 && a == 9007199254740991LL
+       && amount("9007199254740992", -1, &a) == -1
+       && amount("9.007199254740991e15", -1, &a) == 0
+       && amount("90071992547409910e-1", -1, &a) == 0,
+       "minor: 2^53-1 and not above");
+    ok(amount("01", -1, &a) == -1 && amount("1.", -1, &a) == -1
+       && amount(".5", -1, &a) == -1 && amount("+1", -1, &a) == -1
+       && amount("", -1, &a) == -1 && amount("1 ", -1, &a) == -1,
+       "minor: not JSON numbers");
+
+    ok(amount("1000", 0, &a) == 0 && a == 1000
+       && amount("1000.0", 0, &a) == -1 && amount("1000.5", 0, &a) == -1
+       && amount("1e3", 0, &a) == 0 && a == 1000,
+       "decimal, exponent 0 (JPY): no decimals as written");
+    ok(amount("10.50", 2, &a) == 0 && a == 1050
+       && amount("10.5", 2, &a) == 0 && a == 1050
+       && amount("10", 2, &a) == 0 && a == 1000
+       && amount("0.01", 2, &a) == 0 && a == 1
+       && amount("10.500", 2, &a) == -1 && amount("0.00", 2, &a) == -1
+       && amount("0.001", 2, &a) == -1,
+       "decimal, exponent 2 (USD): up to 2 decimals, at least one cent");
+    ok(amount("1.005e1", 2, &a) == 0 && a == 1005
+       && amount("1050e-2", 2, &a) == 0 && a == 1050
+       && amount("1e-3", 2, &a) == -1 && amount("1.0005e1", 2, &a) == -1,
+       "decimal: decimals as written, after the exponent");
+    ok(amount("90071992547409.91", 2, &a) == 0 && a == 9007199254740991LL
+       && amount("90071992547409.92", 2, &a) == -1,
+       "decimal: the largest amount");
+    ok(amount("1.234", 3, &a) == 0 && a == 1234
+       && amount("1.2345", 3, &a) == -1 && amount("1.2345", 4, &a) == 0
+       && a == 12345 && amount("-1.00", 2, &a) == -1,
+       "decimal, exponents 3 and 4");
+
+    ok(ngx_http_txval_currency_exponent("JPY") == 0
+       && ngx_http_txval_currency_exponent("USD") == 2
+       && ngx_http_txval_currency_exponent("KWD") == 3
+       && ngx_http_txval_currency_exponent("CLF") == 4
+       && ngx_http_txval_currency_exponent("AED") == 2
+       && ngx_http_txval_currency_exponent("ZWL") == 2
+       && ngx_http_txval_currency_exponent("XXX") == -1
+       && ngx_http_txval_currency_exponent("XAU") == -1
+       && ngx_http_txval_currency_exponent("usd") == -1,
+       "ISO 4217 exponents: the first, the last, none for XXX and XAU");
+
+    {
+        static const char  *zero[] = { "BIF", "CLP", "DJF", "GNF", "ISK",
+            "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND", "VUV",
+            "XAF", "XOF", "XPF" };
+        static const char  *three[] = { "BHD", "IQD", "JOD", "KWD", "LYD",
+            "OMR", "TND" };
+        size_t  i;
+        int     good;
+
+        good = 1;
+
+        for (i = 0; i < sizeof(zero) / sizeof(zero[0]); i++) {
+            good &= (ngx_http_txval_currency_exponent(zero[i]) == 0);
+        }
+
+        for (i = 0; i < sizeof(three) / sizeof(three[0]); i++) {
+            good &= (ngx_http_txval_currency_exponent(three[i]) == 3);
+        }
+
+        ok(good && ngx_http_txval_currency_exponent("UYW") == 4,
+           "ISO 4217: every 0 and 3 exponent, UYW 4");
+    }
+}
+
+
+static void
+test_mapping(void)
+{
+    const char                    *why;
+    uint64_t                       r1[2], r2[2];
+    unsigned char                  key[16];
+    ngx_http_txval_txn_t           txn, flat;
+    ngx_http_txval_value_t         values[NGX_HTTP_TXVAL_NFIELDS];
+    ngx_http_txval_mapping_t       map, dflt;
+    ngx_http_txval_parse_error_t   err;
+
+#define PTR(m, f, t)  ngx_http_txval_mapping_pointer(m, f,                   \
+                          (const unsigned char *) t, sizeof(t) - 1, &why)
+#define VAL(m, f, t)  ngx_http_txval_mapping_value(m, f,                     \
+                          (const unsigned char *) t, sizeof(t) - 1, &why)
+
+    memset(key, 7, sizeof(key));
+    memset(values, 0, sizeof(values));
+
+    ngx_http_txval_mapping_init(&dflt);
+    ngx_http_txval_mapping_done(&dflt);
+    ok(dflt.tag == 0 && dflt.values == 0, "mapping: the default's tag is 0");
+
+    ngx_http_txval_mapping_init(&map);
+    ok(PTR(&map, NGX_HTTP_TXVAL_FIELD_ID, "/reference") == 0
+       && PTR(&map, NGX_HTTP_TXVAL_FIELD_AMOUNT, "/amount/value") == 0
+       && PTR(&map, NGX_HTTP_TXVAL_FIELD_CURRENCY, "/amount/currency") == 0
+       && PTR(&map, NGX_HTTP_TXVAL_FIELD_CARD_TOKEN, "/pm/0/token") == 0,
+       "mapping: pointers set");
+    ok(PTR(&map, NGX_HTTP_TXVAL_FIELD_MERCHANT_ID, "merchant") == -1
+       && map.fields[NGX_HTTP_TXVAL_FIELD_MERCHANT_ID].from
+          == NGX_HTTP_TXVAL_FROM_DEFAULT,
+       "mapping: a pointer refused leaves the source as it was");
+    ngx_http_txval_mapping_done(&map);
+    ok(map.tag != 0, "mapping: another mapping, another tag");
+
+    ok(parse_map("{\"reference\":\"r_1\",\"amount\":{\"value\":1000,"
+                 "\"currency\":\"USD\"},\"merchant_id\":\"m_1\","
+                 "\"pm\":[{\"token\":\"tok_1\"}],\"id\":\"decoy\"}",
+                 &map, NULL, &txn, &err) == NGX_HTTP_TXVAL_PARSE_OK
+       && strcmp(txn.id, "r_1") == 0 && txn.amount == 1000
+       && strcmp(txn.card_token, "tok_1") == 0,
+       "mapping: nested fields read");
+    ok(parse("{\"id\":\"r_1\",\"amount\":1000,\"currency\":\"USD\","
+             "\"merchant_id\":\"m_1\",\"card_token\":\"tok_1\"}", &flat, &err)
+       == NGX_HTTP_TXVAL_PARSE_OK
+       && memcmp(flat.fingerprint, txn.fingerprint, 16) == 0,
+       "mapping: the fingerprint is of the fields, wherever they were");
+
+    ok(parse_map("{\"reference\":\"r_1\",\"amount\":{\"currency\":\"USD\"},"
+                 "\"merchant_id\":\"m_1\",\"pm\":[{\"token\":\"tok_1\"}]}",
+                 &map, NULL, &txn, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.field, "amount") == 0
+       && strcmp(err.detail, "amount is missing at /amount/value") == 0,
+       "mapping: missing, the pointer named");
+    ok(parse_map("{\"reference\":7,\"amount\":{\"value\":1,\"currency\":\"USD\"}}",
+                 &map, NULL, &txn, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.detail, "id at /reference must be a string of 1-64 "
+                 "characters from A-Z a-z 0-9 . _ : -") == 0,
+       "mapping: the rule, the pointer named");
+    ok(parse_map("{\"reference\":\"r\",\"amount\":{\"value\":1},\"amount\":{}}",
+                 &map, NULL, &txn, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.field, "amount") == 0
+       && strcmp(err.detail, "a key on the path /amount/value appears more "
+                 "than once") == 0,
+       "mapping: a duplicate on the path, the first field through it");
+    ok(parse_map("{\"pm\":[{\"token\":{\"pan\":\"4111111111111111\"}}]}",
+                 &map, NULL, &txn, &err) == NGX_HTTP_TXVAL_PARSE_PAN,
+       "mapping: a card number under a mapped path");
+
+    /* values from variables */
+
+    ok(VAL(&map, NGX_HTTP_TXVAL_FIELD_MERCHANT_ID, "$http_x_merchant") == 0
+       && VAL(&map, NGX_HTTP_TXVAL_FIELD_ID, "$http_idempotency_key") == 0,
+       "mapping: values set");
+    map.currency_case = NGX_HTTP_TXVAL_CASE_ANY;
+    map.amount_format = NGX_HTTP_TXVAL_AMOUNT_DECIMAL;
+    ngx_http_txval_mapping_done(&map);
+    ok(map.values == ((1 << NGX_HTTP_TXVAL_FIELD_ID)
+                      | (1 << NGX_HTTP_TXVAL_FIELD_MERCHANT_ID)),
+       "mapping: the supplied fields");
+
+    values[NGX_HTTP_TXVAL_FIELD_ID].data = (const unsigned char *) "key-1";
+    values[NGX_HTTP_TXVAL_FIELD_ID].len = 5;
+    values[NGX_HTTP_TXVAL_FIELD_MERCHANT_ID].data =
+                                              (const unsigned char *) "m_h";
+    values[NGX_HTTP_TXVAL_FIELD_MERCHANT_ID].len = 3;
+
+    ok(parse_map("{\"amount\":{\"value\":\"10.50\",\"currency\":\"usd\"},"
+                 "\"pm\":[{\"token\":\"tok_1\"}]}", &map, values, &txn, &err)
+       == NGX_HTTP_TXVAL_PARSE_OK && strcmp(txn.id, "key-1") == 0
+       && strcmp(txn.merchant_id, "m_h") == 0 && txn.amount == 1050
+       && strcmp(txn.currency, "USD") == 0,
+       "mapping: values, a decimal string, a lowercase currency");
+    ok(parse_map("{\"amount\":{\"value\":\"10.505\",\"currency\":\"usd\"},"
+                 "\"pm\":[{\"token\":\"tok_1\"}]}", &map, values, &txn, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.detail, "amount at /amount/value must be a decimal "
+                 "number of major units with at most 2 decimals for USD, "
+                 "of 1 to 9007199254740991 minor units") == 0,
+       "mapping: too many decimals, the exponent and currency named");
+    ok(parse_map("{\"amount\":{\"value\":\"10\",\"currency\":\"xxx\"},"
+                 "\"pm\":[{\"token\":\"tok_1\"}]}", &map, values, &txn, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.field, "currency") == 0,
+       "mapping: no exponent known for the currency");
+
+    values[NGX_HTTP_TXVAL_FIELD_ID].len = 0;
+    ok(parse_map("{}", &map, values, &txn, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strcmp(err.detail,
+                 "id is missing ($http_idempotency_key is empty)") == 0,
+       "mapping: an empty value is missing, the variable named");
+    values[NGX_HTTP_TXVAL_FIELD_ID].data = (const unsigned char *) "a\"b";
+    values[NGX_HTTP_TXVAL_FIELD_ID].len = 3;
+    ok(parse_map("{}", &map, values, &txn, &err)
+       == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
+       && strncmp(err.detail, "id from $http_idempotency_key must be", 37)
+          == 0, "mapping: a bad value, the variable named");
+
+    /* the replay guess and hash follow the mapping */
+
+    {
+        size_t                n;
+        const unsigned char  *id;
+
+        values[NGX_HTTP_TXVAL_FIELD_ID].data = (const unsigned char *) "k-9";
+
+        ok(ngx_http_txval_txn_peek_id((const unsigned char *) "{}", 2, &map,
+                                      values, &id, &n) == 0
+           && n == 3 && memcmp(id, "k-9", 3) == 0,
+           "peek: a supplied id, without looking at the body");
+
+        ngx_http_txval_mapping_init(&dflt);
+        PTR(&dflt, NGX_HTTP_TXVAL_FIELD_ID, "/payment/reference");
+        ngx_http_txval_mapping_done(&dflt);
+
+        ok(ngx_http_txval_txn_peek_id(
+                (const unsigned char *) "{\"payment\":{\"reference\":\"r9\"}}",
+                31, &dflt, NULL, &id, &n) == 0 && n == 2
+           && memcmp(id, "r9", 2) == 0,
+           "peek: the key the id's pointer ends with");
+    }
+
+    ngx_http_txval_txn_raw(key, (const unsigned char *) "{}", 2, &map,
+                           values, r1);
+    values[NGX_HTTP_TXVAL_FIELD_MERCHANT_ID].data =
+                                              (const unsigned char *) "m_i";
+    ngx_http_txval_txn_raw(key, (const unsigned char *) "{}", 2, &map,
+                           values, r2);
+    ok(r1[0] != r2[0] || r1[1] != r2[1],
+       "raw: another value, another hash");
+    values[NGX_HTTP_TXVAL_FIELD_MERCHANT_ID].len = 2;
+    values[NGX_HTTP_TXVAL_FIELD_ID].len = 4;
+    ngx_http_txval_txn_raw(key, (const unsigned char *) "{}", 2, &map,
+                           values, r1);
+    ok(r1[0] != r2[0] || r1[1] != r2[1],
+       "raw: values are length-prefixed (k-9m / m_ vs k-9 / m_i)");
+
+    ngx_http_txval_txn_raw(key, (const unsigned char *) "{}", 2, NULL, NULL,
+                           r1);
+    ngx_http_txval_siphash128(key, (const unsigned char *) "{}", 2, r2);
+    ok(r1[0] == r2[0] && r1[1] == r2[1],
+       "raw: the default mapping hashes the body alone");
+
+    ok(ngx_http_txval_mapping_check(NGX_HTTP_TXVAL_FIELD_CURRENCY,
+                                    (const unsigned char *) "eur", 3, &why)
+       == 0
+       && ngx_http_txval_mapping_check(NGX_HTTP_TXVAL_FIELD_CURRENCY,
+                                       (const unsigned char *) "EU1", 3, &why)
+          == -1
+       && ngx_http_txval_mapping_check(NGX_HTTP_TXVAL_FIELD_AMOUNT,
+                                       (const unsigned char *) "10.5", 4,
+                                       &why) == 0
+       && ngx_http_txval_mapping_check(NGX_HTTP_TXVAL_FIELD_COUNTRY,
+                                       (const unsigned char *) "FR", 2, &why)
+          == 0,
+       "mapping: constants checked");
+
+#undef PTR
+#undef VAL
+}
+
+
+static void
+test_siphash_pieces(void)
+{
+    size_t          i, cut;
+    uint64_t        a[2], b[2];
+    unsigned char   key[16], in[40];
+    ngx_http_txval_mapping_t      map;
+    ngx_http_txval_value_t        v[NGX_HTTP_TXVAL_NFIELDS];
+    const char                   *why;
+
+    for (i = 0; i < 16; i++) {
+        key[i] = (unsigned char) (i * 3);
+    }
+
+    for (i = 0; i < sizeof(in); i++) {
+        in[i] = (unsigned char) (i * 7);
+    }
+
+    /*
+     * a body and one supplied value are hashed in two parts: the same as
+     * hashing them at once
+     */
+
+    ngx_http_txval_mapping_init(&map);
+    ngx_http_txval_mapping_value(&map, NGX_HTTP_TXVAL_FIELD_ID,
+                                 (const unsigned char *) "$x", 2, &why);
+    ngx_http_txval_mapping_done(&map);
+    memset(v, 0, sizeof(v));
+
+    for (cut = 0; cut <= 17; cut++) {
+        unsigned char  all[64];
+        size_t         n;
+
+        v[NGX_HTTP_TXVAL_FIELD_ID].data = in + cut;
+        v[NGX_HTTP_TXVAL_FIELD_ID].len = 17 - cut;
+
+        ngx_http_txval_txn_raw(key, in, cut, &map, v, a);
+
+        n = 0;
+        memcpy(all + n, in, cut);
+        n += cut;
+
+        for (i = 0; i < 8; i++) {
+            all[n++] = (unsigned char) ((17 - cut) >> (8 * i));
+        }
+
+        memcpy(all + n, in + cut, 17 - cut);
+        n += 17 - cut;
+
+        for (i = 0; i < 8; i++) {
+            all[n++] = (unsigned char) (map.tag >> (8 * i));
+        }
+
+        ngx_http_txval_siphash128(key, all, n, b);
+
+        if (a[0] != b[0] || a[1] != b[1]) {
+            break;
+        }
+    }
+
+    ok(cut == 18, "siphash in pieces: the same as at once, every cut");
+}
+
+
 int
 main(void)
 {
     test_parse();
+    test_pointer();
+    test_scan();
+    test_amount();
+    test_mapping();
+    test_siphash_pieces();
     test_rules();
     test_output();
     test_prometheus();
