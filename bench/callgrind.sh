@@ -10,9 +10,13 @@
 # Paths:
 #   txval, with a cache zone:  bare `return 200`, verdict replay (shm
 #     hit), gate replay (to a `return 200` upstream in the same nginx), a
-#     malformed-JSON request
+#     malformed-JSON request; the replay of the same fields in a nested,
+#     Adyen-like body read by txval_field pointers (/vm), and a full parse
+#     of each (the replayed transaction in other bytes every time: a
+#     counter in an unknown member; answered from shm after parsing)
 #   txval without a zone, with Redis (started here):  Redis hit, gate
-#     Redis hit, Redis-only miss (GET, INCR+EXPIRE, SET); the Redis hit
+#     Redis hit, Redis-only miss (GET, INCR+EXPIRE, SET), the Redis-only
+#     miss of the mapped nested body; the Redis hit
 #     and miss again over TLS (tls=on to a TLS port of the same Redis;
 #     CALLGRIND_REDIS_TLS=0 skips them)
 #   the Lua gate of make bench (bench/lua/), same Redis:  replay (shm
@@ -110,9 +114,17 @@ EOC
 
 gate='proxy_pass http://up/ok; proxy_http_version 1.1; proxy_set_header Connection "";'
 
+# the flat body's fields, where an Adyen-like body keeps them
+mapped='txval_field id /reference; txval_field amount /amount/value;
+            txval_field currency /amount/currency;
+            txval_field merchant_id /merchantAccount;
+            txval_field card_token /paymentMethod/storedPaymentMethodId;
+            txval_field card_bin /cardBin; txval_field country /countryCode;'
+
 conf base "load_module $module;" "    txval_cache_zone cg:4m ttl=1h;
     txval_amount_limit USD 100 500000;" "        location = /v { txval; }
-        location = /g { txval_gate; $gate }"
+        location = /g { txval_gate; $gate }
+        location = /vm { $mapped txval; }"
 
 configs=(base)
 if [ "$backends" = 1 ] && command -v redis-server > /dev/null; then
@@ -120,7 +132,8 @@ if [ "$backends" = 1 ] && command -v redis-server > /dev/null; then
     conf redis "load_module $module;" "    txval_redis 127.0.0.1:$redis_port prefix=cg: timeout=1s;
     txval_amount_limit USD 100 500000;
     txval_velocity 100000000 60s;" "        location = /v { txval; }
-        location = /g { txval_gate; $gate }"
+        location = /g { txval_gate; $gate }
+        location = /vm { $mapped txval; }"
     configs+=(redis)
     if [ "${CALLGRIND_REDIS_TLS:-1}" = 1 ] && command -v openssl > /dev/null
     then
@@ -242,10 +255,14 @@ report "bare return 200" base /bare replay
 report "txval replay (shm hit)" base /v replay
 report "txval gate replay (shm hit)" base /g replay
 report "txval invalid JSON (400)" base /v invalid
+report "txval replay, mapped (shm hit)" base /vm mapped
+report "txval parsed replay, flat" base /v parsed
+report "txval parsed replay, mapped" base /vm mapped_parsed
 if [[ " ${configs[*]} " == *" redis "* ]]; then
     report "txval Redis hit (no zone)" redis /v replay /v
     report "txval gate Redis hit (no zone)" redis /g replay /v
     report "txval Redis-only miss" redis /v unique
+    report "txval Redis-only miss, mapped" redis /vm mapped_unique
 fi
 if [[ " ${configs[*]} " == *" redistls "* ]]; then
     report "txval Redis hit, TLS (no zone)" redistls /v replay /v
@@ -296,6 +313,8 @@ hot() {
 
 if [ "$top_n" -gt 0 ] && command -v callgrind_annotate > /dev/null; then
     hot "txval replay" "$dir/cg.base.v.replay.c1.out"
+    hot "txval replay, mapped" "$dir/cg.base.vm.mapped.c1.out"
+    hot "txval Redis-only miss, mapped" "$dir/cg.redis.vm.mapped_unique.c1.out"
     hot "txval Redis hit" "$dir/cg.redis.v.replay.c1.out"
     hot "txval Redis-only miss" "$dir/cg.redis.v.unique.c1.out"
     hot "txval known (lookup cache hit)" "$dir/cg.lk.v.known.c1.out"

@@ -19,6 +19,14 @@
 --                               never seen (not in Postgres), merchants
 --                               m_z_1 .. m_z_10000 uniformly, a BIN among
 --                               1,000 (400000 + rank mod 1000)
+--                      mapped, mapped_unique  replay and unique with the
+--                               same fields in a nested, Adyen-like body
+--                               (for a location that maps them:
+--                               bench/callgrind.sh)
+--                      parsed, mapped_parsed  the replayed transaction
+--                               (flat, nested) with a counter in an unknown
+--                               member: the same content in other bytes,
+--                               parsed every time
 --   TXVAL_BENCH_RUN    makes unique ids unique across runs and cells
 --   TXVAL_BENCH_RATE   total requests/s to pace at (0 or unset: as fast as
 --                      possible). wrk has no constant-rate mode and wrk2 is
@@ -44,6 +52,11 @@ local replay_body =
   '{"id":"tx_bench_replay","amount":2500,"currency":"USD",' ..
   '"merchant_id":"m_acme","card_token":"tok_4242","card_bin":"424242",' ..
   '"country":"US"}'
+
+local mapped_body =
+  '{"amount":{"currency":"USD","value":2500},"reference":"tx_bench_replay",' ..
+  '"paymentMethod":{"type":"scheme","storedPaymentMethodId":"tok_4242"},' ..
+  '"merchantAccount":"m_acme","cardBin":"424242","countryCode":"US"}'
 
 local invalid_body =
   '{"id":"tx_bench_bad","amount":2500,"currency":"USD",' ..
@@ -109,6 +122,28 @@ elseif mode == "mix" then
       '"card_bin":"%d","country":"US"}',
       run, tid, counter, 1000 + counter % 5000, math.random(1, 10000), card,
       400000 + rank % 1000)
+    return wrk.format(nil, nil, nil, body)
+  end
+elseif mode == "mapped_unique" then
+  function request()
+    counter = counter + 1
+    local card = counter % 10000 + 1
+    local merchant = counter % 1000 + 1
+    local body = string.format(
+      '{"amount":{"currency":"USD","value":%d},"reference":"b%s_%d_%d",' ..
+      '"paymentMethod":{"type":"scheme","storedPaymentMethodId":' ..
+      '"tok_bench_%d"},"merchantAccount":"m_bench_%d",' ..
+      '"cardBin":"424242","countryCode":"US"}',
+      1000 + counter % 5000, run, tid, counter, card, merchant)
+    return wrk.format(nil, nil, nil, body)
+  end
+elseif mode == "mapped" then
+  wrk.body = mapped_body
+elseif mode == "parsed" or mode == "mapped_parsed" then
+  local base = (mode == "parsed") and replay_body or mapped_body
+  function request()
+    counter = counter + 1
+    local body = base:sub(1, -2) .. string.format(',"n":%d}', counter)
     return wrk.format(nil, nil, nil, body)
   end
 elseif mode == "invalid" then

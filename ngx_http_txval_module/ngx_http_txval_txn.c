@@ -1035,7 +1035,9 @@ ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
             return -1;
         }
 
-        if (memcmp(p + 1, tok->text, n) != 0 || p[n + 1] != '"') {
+        if (p[n + 1] != '"' || (n && (p[1] != tok->text[0]
+                                      || memcmp(p + 1, tok->text, n) != 0)))
+        {
             continue;
         }
 

@@ -13,7 +13,7 @@
 #   Depends: the nginx ABI the module was built for (nginx-dev's
 #   nginx:abi, e.g. nginx-abi-1.22.1-7, which Debian's nginx Provides) and
 #   the shared libraries it links (dpkg-shlibdeps: libhiredis0.14, libpq5,
-#   libcjson1, libc6)
+#   libc6)
 #
 #   scripts/deb.sh [OUTDIR]            (default build/)
 #
@@ -125,7 +125,7 @@ else
     die "dpkg-shlibdeps missing: apt-get install dpkg-dev (scripts/deps.sh deb)"
 fi
 
-for lib in libhiredis0.14 libpq5 libcjson1; do
+for lib in libhiredis0.14 libpq5; do
     grep -q "\\b$lib\\b" <<< "$shlibs" \
         || die "the module does not link $lib (dpkg-shlibdeps: $shlibs)"
 done

@@ -16,8 +16,7 @@
 # shellcheck disable=SC2034
 set -euo pipefail
 
-pkgs_build="gcc make nginx-core nginx-dev libhiredis-dev libpq-dev
-            libcjson-dev"
+pkgs_build="gcc make nginx-core nginx-dev libhiredis-dev libpq-dev"
 pkgs_test="perl libtest-base-perl libtext-diff-perl libwww-perl
            redis-server redis-tools redis-sentinel postgresql
            postgresql-client procps curl prometheus dpkg-dev
