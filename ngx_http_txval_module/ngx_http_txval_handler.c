@@ -836,6 +836,8 @@ ngx_http_txval_replay(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
                                    ctx->values, &id, &id_len)
         != 0)
     {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "txval replay: no id to guess, parsing");
         return NGX_DECLINED;
     }
 

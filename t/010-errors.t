@@ -939,3 +939,31 @@ qq!{"error":"pan_not_accepted","detail":"card numbers are not accepted: send a c
 --- no_error_log
 4111111111111111
 5500005555555559
+
+
+
+=== TEST 38: invalid_json: a \u escape without 4 hex digits (cJSON read it as a NUL that cut the string: "tx\u00G1abc" was the id "tx"), a lone or unpaired surrogate
+--- config
+    location /t {
+        txval;
+    }
+--- more_headers
+Content-Type: application/json
+--- request eval
+[
+"POST /t\n" . '{"id":"tx\u00G1abc","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
+"POST /t\n" . ::tx('"note":"\uZZZZ"'),
+"POST /t\n" . ::tx('"note":"\u12"'),
+"POST /t\n" . ::tx('"n\u0G6te":1'),
+"POST /t\n" . ::tx('"note":"\ud800"'),
+"POST /t\n" . ::tx('"note":"\udc00x"'),
+"POST /t\n" . ::tx('"note":"\ud800\u0041"'),
+]
+--- error_code eval
+[ (400) x 7 ]
+--- response_body eval
+[ (::invalid_json("the body is not valid JSON")) x 7 ]
+--- error_log
+txval: refused: invalid_json
+--- no_error_log
+[error]

@@ -257,6 +257,14 @@ test_output(void)
     is_str(buf, "{\"error\":\"invalid_field\",\"field\":\"amount\","
                 "\"detail\":\"bad\"}\n", "error body");
 
+    n = ngx_http_txval_error_json((unsigned char *) buf, sizeof(buf) - 1,
+                                  "invalid_field", "id", NULL,
+                                  "id at /a\"b\\c\t must be", 0);
+    buf[n] = '\0';
+    is_str(buf, "{\"error\":\"invalid_field\",\"field\":\"id\","
+                "\"detail\":\"id at /a\\\"b\\\\c\\u0009 must be\"}\n",
+           "error body: the detail escaped");
+
     memcpy(rec.fingerprint, "\x01\x23\x45\x67\x89\xab\xcd\xef"
                             "\xfe\xdc\xba\x98\x76\x54\x32\x10", 16);
     rec.reasons = (uint16_t) res.reasons;
