@@ -70,9 +70,9 @@ const char *
 ngx_http_txval_json_scan(const unsigned char *buf, size_t len,
     ngx_http_txval_json_scan_t *scan)
 {
-    unsigned              f, depth, pending, rest, match, escaped, top;
     uint8_t               alive[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
     uint8_t               ends[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
+    unsigned              f, depth, pending, rest, match, escaped, top;
     uint16_t              seen[NGX_HTTP_TXVAL_JSON_PATHS];
     uint32_t              index[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
     uint64_t              objects[NGX_HTTP_TXVAL_JSON_WORDS];

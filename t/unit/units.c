@@ -667,11 +667,11 @@ test_pointer(void)
     ok(ptr("/a/b/c/d/e/f/g/h", &p, &why) == 0
        && ptr("/a/b/c/d/e/f/g/h/i", &p, &why) == -1,
        "pointer: 8 tokens, not 9");
-    ok(ptr("/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa~0~1",
-           &p, &why) == 0 && p.tokens[0].len == 64
-       && ptr("/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-              &p, &why) == -1,
+#define A31  "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+    ok(ptr("/" A31 A31 "~0~1", &p, &why) == 0 && p.tokens[0].len == 64
+       && ptr("/" A31 A31 "aaa", &p, &why) == -1,
        "pointer: a token of 64 bytes (after escapes), not 65");
+#undef A31
     ok(ptr("/a\tb", &p, &why) == -1 && ptr("/caf\xc3", &p, &why) == -1,
        "pointer: control characters and bad UTF-8 refused");
     ok(ptr("/caf\xc3\xa9", &p, &why) == 0 && p.tokens[0].len == 5,
@@ -726,9 +726,11 @@ test_scan(void)
        "scan: keys that only look like pan");
     ok(SCAN("\xef\xbb\xbf{}") == NULL, "scan: a byte order mark");
     ok(SCAN("{\"a\":\"\\u00G1\"}") != NULL
-       && strcmp(SCAN("{\"a\":\"\\u00G1\"}"), "the body is not valid JSON") == 0,
+       && strcmp(SCAN("{\"a\":\"\\u00G1\"}"),
+                 "the body is not valid JSON") == 0,
        "scan: \\u without 4 hex digits is refused (cJSON read a NUL)");
-    ok(SCAN("{\"a\":\"\\ud800\"}") != NULL && SCAN("{\"a\":\"\\udc00x\"}") != NULL
+    ok(SCAN("{\"a\":\"\\ud800\"}") != NULL
+       && SCAN("{\"a\":\"\\udc00x\"}") != NULL
        && SCAN("{\"a\":\"\\ud83d\\ude00\"}") == NULL,
        "scan: lone surrogates refused, a pair accepted");
     ok(strcmp(SCAN("{\"a\":1,}"), "the body is not valid JSON") == 0
@@ -920,7 +922,8 @@ test_mapping(void)
        && strcmp(err.field, "amount") == 0
        && strcmp(err.detail, "amount is missing at /amount/value") == 0,
        "mapping: missing, the pointer named");
-    ok(parse_map("{\"reference\":7,\"amount\":{\"value\":1,\"currency\":\"USD\"}}",
+    ok(parse_map("{\"reference\":7,"
+                 "\"amount\":{\"value\":1,\"currency\":\"USD\"}}",
                  &map, NULL, &txn, &err) == NGX_HTTP_TXVAL_PARSE_INVALID_FIELD
        && strcmp(err.detail, "id at /reference must be a string of 1-64 "
                  "characters from A-Z a-z 0-9 . _ : -") == 0,
