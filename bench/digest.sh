@@ -9,9 +9,9 @@ src=$top/ngx_http_txval_module
 out=$top/build/digest
 mkdir -p "$top/build"
 
-cc -std=c99 -D_DEFAULT_SOURCE -O2 -I"$src" -I/usr/include/cjson \
-    -o "$out" "$top/bench/digest.c" "$src/ngx_http_txval_txn.c" \
-    -lcjson -lcrypto
+cc -std=c99 -D_DEFAULT_SOURCE -O2 -I"$src" \
+    -o "$out" "$top/bench/digest.c" "$src/ngx_http_txval_json.c" \
+    "$src/ngx_http_txval_txn.c" -lcrypto
 grep -q -w sha_ni /proc/cpuinfo && echo "cpu: SHA instructions (sha_ni)" \
     || echo "cpu: no SHA instructions"
 "$out"

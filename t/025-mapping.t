@@ -7,13 +7,25 @@
 # mapping; duplicates on a mapped path; replays and conflicts on mapped
 # fields (the fast path covers the values from variables); namespaces in
 # the cache zone; what nginx -t refuses; and the three drop-in examples
-# (examples/adyen.conf, paypal.conf, stripe.conf) with bodies shaped like
+# (the location blocks of examples/adyen.conf, paypal.conf, stripe.conf,
+# whose whole sites t/520 checks with nginx -t) with bodies shaped like
 # those APIs' own.
 
 use lib 't/lib';
 use Test::Txval 'no_plan';
 
 our $Examples = Test::Txval::txval_repo_root() . '/examples';
+
+# the location block of an example site, as it is written there
+sub ::example_location {
+    my ($name) = @_;
+    open my $fh, '<', "$Examples/$name" or die "$Examples/$name: $!\n";
+    local $/;
+    my $text = <$fh>;
+    my ($loc) = $text =~ /^(    location [^\n]*\{\n.*?^    \}\n)/ms
+        or die "no location block in $name\n";
+    return $loc;
+}
 
 sub ::v {
     my ($id, $source, $score) = @_;
@@ -734,7 +746,7 @@ qq!upstream: approved computed\n!,
         location / { return 200 "api: $request_uri $http_x_txval_verdict $http_x_txval_source\n"; }
     }
 --- config eval
-"add_header X-Fields \"\$txval_id/\$txval_amount/\$txval_currency/\$txval_merchant_id\" always;\ninclude $::Examples/adyen.conf;"
+"add_header X-Fields \"\$txval_id/\$txval_amount/\$txval_currency/\$txval_merchant_id\" always;\n" . ::example_location("adyen.conf")
 --- more_headers
 Content-Type: application/json
 --- request eval
@@ -778,7 +790,7 @@ my $ten = $ok =~ s/"value":1000/"value":10.5/r =~ s/000123/000125/r;
         location / { return 201 "api: $request_uri $http_x_txval_verdict $http_x_txval_source\n"; }
     }
 --- config eval
-"add_header X-Fields \"\$txval_id/\$txval_amount/\$txval_currency/\$txval_merchant_id\" always;\ninclude $::Examples/paypal.conf;"
+"add_header X-Fields \"\$txval_id/\$txval_amount/\$txval_currency/\$txval_merchant_id\" always;\n" . ::example_location("paypal.conf")
 --- request eval
 my $order = sub {
     my ($cur, $value) = @_;
@@ -830,7 +842,7 @@ my $order = sub {
         location / { return 200 "api: $request_uri $http_x_txval_verdict $http_x_txval_source\n"; }
     }
 --- config eval
-"add_header X-Fields \"\$txval_id/\$txval_amount/\$txval_currency/\$txval_merchant_id\" always;\ninclude $::Examples/stripe.conf;"
+"add_header X-Fields \"\$txval_id/\$txval_amount/\$txval_currency/\$txval_merchant_id\" always;\n" . ::example_location("stripe.conf")
 --- request eval
 my $pi = '{"amount":2000,"currency":"usd","payment_method":"pm_1NfY3x2eZvKYlo2C",'
        . '"customer":"cus_NffrFeUfNV2Hib","confirm":true,'
