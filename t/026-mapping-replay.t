@@ -15,7 +15,8 @@
 #   each namespace's own verdict; velocity stays per card token.
 #
 # Runs its own redis-server (port $TXVAL_TEST_REDIS_026_PORT, default
-# 16397) and nginx on ports 1961 and 1962.
+# 16397) and nginx on ports 1961 and 1962 (under memcheck in make
+# valgrind, its report checked after the stop).
 
 use strict;
 use warnings;
@@ -31,8 +32,12 @@ my $srv = Txval::Redis->start_server(port => $rport, name => '026');
 my $r = Txval::Redis->client(port => $rport);
 my $P = 't026:';
 
-my $A = Txval::Nginx->new(name => 'm026a', port => 1961);
-my $B = Txval::Nginx->new(name => 'm026b', port => 1962);
+my $A = Txval::Nginx->new(name => 'm026a', port => 1961, valgrind => 1);
+my $B = Txval::Nginx->new(name => 'm026b', port => 1962, valgrind => 1);
+
+# these blocks test input, not timeouts: memcheck makes every command slow
+my $timeouts = $ENV{TEST_NGINX_USE_VALGRIND}
+               ? 'connect_timeout=10s timeout=10s' : '';
 
 sub http_config {
     my ($port) = @_;
@@ -40,7 +45,7 @@ sub http_config {
     return <<"HTTP";
     error_log logs/debug.log debug;
     txval_cache_zone t026:1m;
-    txval_redis 127.0.0.1:$rport prefix=$P;
+    txval_redis 127.0.0.1:$rport prefix=$P $timeouts;
 
     server {
         listen 127.0.0.1:$port;
@@ -127,7 +132,7 @@ sub post_fast {
 
 sub settled_get {
     my ($key) = @_;
-    my $deadline = time + 3;
+    my $deadline = time + ($ENV{TEST_NGINX_USE_VALGRIND} ? 20 : 3);
     my $v;
     while (1) {
         $v = $r->cmd(GET => $key);
@@ -270,5 +275,10 @@ like $B->error_log, qr/\A(?:(?!\[(?:error|alert|crit|emerg)\]).)*\z/s,
 
 $A->stop;
 $B->stop;
+
+for my $ng ($A, $B) {
+    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
+        if $ng->valgrind;
+}
 
 done_testing();
