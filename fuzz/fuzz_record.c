@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "ngx_http_txval_output.h"
+#include "ngx_http_txval_record.h"
 
 
 int
@@ -17,13 +17,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned char            buf[64];
     ngx_http_txval_record_t  rec, back;
 
-    if (!ngx_http_txval_record_decode(data, size, &rec)) {
+    if (ngx_http_txval_record_decode(data, size, &rec) != 0) {
         return 0;
     }
 
     n = ngx_http_txval_record_encode(buf, sizeof(buf), &rec);
 
-    if (n == 0 || !ngx_http_txval_record_decode(buf, n, &back)
+    if (n == 0 || ngx_http_txval_record_decode(buf, n, &back) != 0
         || memcmp(back.fingerprint, rec.fingerprint,
                   sizeof(rec.fingerprint)) != 0
         || back.reasons != rec.reasons || back.risk_score != rec.risk_score)

@@ -13,16 +13,22 @@ out=$top/build/fuzz
 src=$top/ngx_http_txval_module
 units="$src/ngx_http_txval_json.c $src/ngx_http_txval_txn.c
        $src/ngx_http_txval_rules.c $src/ngx_http_txval_output.c
-       $src/ngx_http_txval_prometheus.c"
+       $src/ngx_http_txval_record.c $src/ngx_http_txval_prometheus.c"
 
 mkdir -p "$out"
+
+# cJSON's headers: where pkg-config says, else both usual places
+# (<cJSON.h> in /usr/include/cjson on Debian, /usr/include elsewhere)
+cjson_cflags=$(pkg-config --cflags libcjson 2>/dev/null \
+               || echo "-I/usr/include/cjson -I/usr/include")
+cjson_libs=$(pkg-config --libs libcjson 2>/dev/null || echo "-lcjson")
 
 status=0
 for h in txn map record rules; do
     # shellcheck disable=SC2086
     clang -g -O1 -fsanitize=fuzzer,address,undefined \
-        -fno-sanitize-recover=undefined -I"$src" -I/usr/include/cjson \
-        -o "$out/fuzz_$h" "$top/fuzz/fuzz_$h.c" $units -lcjson -lcrypto
+        -fno-sanitize-recover=undefined -I"$src" $cjson_cflags \
+        -o "$out/fuzz_$h" "$top/fuzz/fuzz_$h.c" $units $cjson_libs -lcrypto
     mkdir -p "$out/corpus_$h"
     echo "fuzz: $h for ${secs}s"
     if ! "$out/fuzz_$h" -max_total_time="$secs" -max_len=4096 \

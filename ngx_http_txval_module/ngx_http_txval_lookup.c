@@ -1425,6 +1425,9 @@ ngx_http_txval_listener_poll(ngx_http_txval_listener_t *ls)
 
     ls->state = NGX_HTTP_TXVAL_LISTENER_LISTENING;
 
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ls->log, 0,
+                   "txval lookup listener: connected, LISTEN sent");
+
     if (ngx_http_txval_listener_command(ls, ls->listen_sql) != NGX_OK) {
         ngx_http_txval_listener_lost(ls, "LISTEN failed");
     }
@@ -1638,6 +1641,9 @@ ngx_http_txval_listener_listening(ngx_http_txval_listener_t *ls)
 
     ls->owner = 1;
     ls->state = NGX_HTTP_TXVAL_LISTENER_UP;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ls->log, 0,
+                   "txval lookup listener: up, the zone is usable");
     ls->ping_at = now + NGX_HTTP_TXVAL_LOOKUP_PING;
 
     ngx_log_error(NGX_LOG_NOTICE, ls->log, 0,
@@ -1804,6 +1810,9 @@ ngx_http_txval_listener_close(ngx_http_txval_listener_t *ls)
         PQfinish(ls->pg);
         ls->pg = NULL;
     }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ls->log, 0,
+                   "txval lookup listener: closed (was %d)", ls->state);
 
     ls->state = NGX_HTTP_TXVAL_LISTENER_IDLE;
     ls->busy = 0;

@@ -157,6 +157,7 @@ struct ngx_http_txval_ctx_s {
     ngx_uint_t                  pending;        /* lookups in flight */
     time_t                      velocity_at;    /* its window, counted */
     uint64_t                    redis_at;       /* sent, ns (monotonic) */
+    ngx_msec_t                  claim_at;       /* the mark's SET sent */
     uint64_t                    pg_at;
     ngx_http_txval_lookup_stamp_t  stamp;       /* the lookup cache's */
     u_char                     *body;           /* in one piece */
@@ -186,15 +187,53 @@ struct ngx_http_txval_ctx_s {
     unsigned                    marked:1;       /* holds a mark in shm */
     unsigned                    claimed:1;      /* may hold one in Redis */
     unsigned                    redis_failed:1; /* its lookup timed out */
+    unsigned                    owns_mark:1;    /* set it in Redis (NX) */
 };
 
 
 extern ngx_module_t  ngx_http_txval_module;
 
 
-/* ngx_http_txval_handler.c */
+/* ngx_http_txval_handler.c: the request's path */
 ngx_int_t ngx_http_txval_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_txval_start(ngx_http_request_t *r, ngx_uint_t gate,
+    ngx_http_txval_ctx_t **pctx);
+ngx_http_txval_ctx_t *ngx_http_txval_create_ctx(ngx_http_request_t *r);
+uint64_t *ngx_http_txval_raw(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+void ngx_http_txval_lookups(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx);
+void ngx_http_txval_lookup_done(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+void ngx_http_txval_backend_failed(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx, ngx_uint_t backend);
+void ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx);
+ngx_int_t ngx_http_txval_watch(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+ngx_int_t ngx_http_txval_send(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+uint64_t ngx_http_txval_ns(void);
+
+/* ngx_http_txval_gate.c: gate mode, dry run */
 ngx_int_t ngx_http_txval_gate_handler(ngx_http_request_t *r);
+void ngx_http_txval_wake(ngx_http_txval_ctx_t *ctx);
+ngx_uint_t ngx_http_txval_refusable(ngx_http_txval_ctx_t *ctx);
+ngx_uint_t ngx_http_txval_dry_run_for(ngx_http_request_t *r);
+
+/* ngx_http_txval_store.c: what a request asks Redis and Postgres */
+ngx_int_t ngx_http_txval_verdict_get(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+void ngx_http_txval_verdict_put(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx, ngx_http_txval_record_t *rec);
+void ngx_http_txval_verdict_release(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+ngx_int_t ngx_http_txval_velocity_count(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+void ngx_http_txval_velocity_uncount(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+ngx_int_t ngx_http_txval_facts_lookup(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx);
+void ngx_http_txval_detach(ngx_http_txval_redis_op_t **rop,
+    ngx_http_txval_pg_op_t **pop);
 
 /* ngx_http_txval_body.c */
 ngx_int_t ngx_http_txval_body_bytes(ngx_http_request_t *r, u_char **data,

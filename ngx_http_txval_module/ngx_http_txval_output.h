@@ -40,27 +40,6 @@ size_t ngx_http_txval_error_json(unsigned char *buf, size_t size,
     const char *error, const char *field, const char *id,
     const char *detail, unsigned flags);
 
-/*
- * A verdict as the caches keep it: "2;<reasons hex>;<score>;<fingerprint
- * as 32 hex digits>". decode returns 0 for anything else: a foreign value,
- * or a record of the older format ("1;...", a 64-bit fingerprint that is
- * no longer trusted), is a cache miss, never a match.
- */
-size_t ngx_http_txval_record_encode(unsigned char *buf, size_t size,
-    const ngx_http_txval_record_t *rec);
-int ngx_http_txval_record_decode(const unsigned char *buf, size_t len,
-    ngx_http_txval_record_t *rec);
-
-/*
- * The mark of a transaction being validated, "p;<token as 32 hex
- * digits>": the token names the request that holds it, on any host.
- */
-#define NGX_HTTP_TXVAL_PENDING_LEN  34
-
-size_t ngx_http_txval_pending_encode(unsigned char *buf, size_t size,
-    const uint64_t token[2]);
-int ngx_http_txval_is_pending(const unsigned char *buf, size_t len);
-
 /* the reasons' names joined by sep, e.g. "card_blocked,risk_too_high" */
 size_t ngx_http_txval_reasons_list(unsigned char *buf, size_t size,
     uint32_t reasons, char sep, int quoted);

@@ -78,8 +78,9 @@ typedef enum {
 } ngx_http_txval_pg_state_e;
 
 
-typedef struct {
+struct ngx_http_txval_pg_conn_s {
     ngx_queue_t                     queue;      /* in the pool */
+    ngx_http_txval_pg_pool_t       *pool;
     PGconn                         *pg;
     ngx_connection_t               *c;
     ngx_event_t                     timer;      /* connect; no answer */
@@ -94,10 +95,10 @@ typedef struct {
     unsigned                        prepare_failed:1;
     unsigned                        started:1;  /* the head's answer is */
     unsigned                        broken:1;   /* a send failed */
-} ngx_http_txval_pg_conn_t;
+};
 
 
-typedef struct {
+struct ngx_http_txval_pg_pool_s {
     ngx_http_txval_pg_conf_t       *conf;
     ngx_queue_t                     conns;
     ngx_uint_t                      nconns;
@@ -107,7 +108,7 @@ typedef struct {
     ngx_uint_t                      first;      /* server to start with */
     ngx_log_t                      *log;
     unsigned                        exiting:1;
-} ngx_http_txval_pg_pool_t;
+};
 
 
 static ngx_http_txval_pg_conn_t *ngx_http_txval_pg_connect(
@@ -147,27 +148,39 @@ static ngx_int_t ngx_http_txval_pg_take_waiting(
     ngx_http_txval_pg_conn_t *pc);
 static void ngx_http_txval_pg_unqueue(ngx_http_txval_pg_op_t *op);
 static void ngx_http_txval_pg_notice(void *arg, const char *message);
-static char *ngx_http_txval_pg_servers(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_http_txval_pg_conf_t *pcf, const char *hosts, const char *hostaddrs,
-    const char *ports, ngx_uint_t *each_port);
-static ngx_int_t ngx_http_txval_pg_split(ngx_conf_t *cf, const char *list,
-    ngx_array_t *a);
-static const char *ngx_http_txval_pg_join(ngx_conf_t *cf,
-    ngx_http_txval_pg_conf_t *pcf, ngx_uint_t first, size_t field);
-static char *ngx_http_txval_pg_strdup(ngx_conf_t *cf, const char *s);
 static ngx_uint_t ngx_http_txval_pg_is(ngx_str_t *s, const char *v);
-static const char *ngx_http_txval_pg_unquote(ngx_conf_t *cf,
-    const char *msg);
 
 
-static ngx_http_txval_pg_pool_t  ngx_http_txval_pg_pool;
+/*
+ * The worker's pool hangs off the configuration (txval_postgres), made in
+ * init_process; NULL in a process that has none (no txval_postgres, or
+ * the master, a cache manager).
+ */
+
+static ngx_http_txval_pg_pool_t *
+ngx_http_txval_pg_pool_of(void)
+{
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_txval_module);
+
+    return (tmcf && tmcf->pg) ? tmcf->pg->pool_state : NULL;
+}
 
 
 ngx_int_t
 ngx_http_txval_pg_init_process(ngx_cycle_t *cycle,
     ngx_http_txval_pg_conf_t *pcf)
 {
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_http_txval_pg_pool_t));
+    if (pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    pcf->pool_state = pool;
 
     ngx_queue_init(&pool->conns);
     ngx_queue_init(&pool->waiting);
@@ -184,9 +197,9 @@ ngx_http_txval_pg_exit_process(void)
 {
     ngx_queue_t               *q;
     ngx_http_txval_pg_op_t    *op;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
-    if (pool->conf == NULL) {
+    if (pool == NULL || pool->conf == NULL) {
         return;
     }
 
@@ -235,7 +248,7 @@ void
 ngx_http_txval_pg_conninfo(const char *const **keywords,
     const char *const **values)
 {
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
     *keywords = pool->conf->keywords;
     *values = pool->conf->values[pool->first];
@@ -247,11 +260,11 @@ ngx_http_txval_pg_send(ngx_http_txval_pg_op_t *op)
 {
     ngx_queue_t               *q;
     ngx_http_txval_pg_conn_t  *pc, *open, *idle, *least, *connecting;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
     op->status = NGX_HTTP_TXVAL_PG_ERROR;
 
-    if (pool->conf == NULL) {
+    if (pool == NULL || pool->conf == NULL) {
         return NGX_ERROR;
     }
 
@@ -383,13 +396,13 @@ ngx_http_txval_pg_pool_counts(ngx_uint_t *busy, ngx_uint_t *idle,
 {
     ngx_queue_t               *q;
     ngx_http_txval_pg_conn_t  *pc;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
     *busy = 0;
     *idle = 0;
     *connecting = 0;
 
-    if (pool->conf == NULL) {
+    if (pool == NULL || pool->conf == NULL) {
         return;
     }
 
@@ -434,7 +447,12 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     }
 
     pc->pg = pg;
+    pc->pool = pool;
     pc->state = NGX_HTTP_TXVAL_PG_CONNECTING;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "txval postgres conn %p: connecting, server %ui first",
+                   pc, pool->first);
     pc->first = pool->first;
     ngx_queue_init(&pc->ops);
 
@@ -449,7 +467,7 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     pc->sync.log = pool->log;
 
     /* libpq would print server notices to stderr: log them instead */
-    PQsetNoticeProcessor(pg, ngx_http_txval_pg_notice, NULL);
+    PQsetNoticeProcessor(pg, ngx_http_txval_pg_notice, pc);
 
     if (PQstatus(pg) == CONNECTION_BAD
         || PQsetnonblocking(pg, 1) != 0
@@ -482,7 +500,7 @@ static ngx_int_t
 ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc)
 {
     return ngx_http_txval_pg_socket(pc->pg, &pc->c, ngx_http_txval_pg_handler,
-                                    pc, ngx_http_txval_pg_pool.log);
+                                    pc, pc->pool->log);
 }
 
 
@@ -655,7 +673,7 @@ ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc)
         break;
 
     default: /* PGRES_POLLING_FAILED */
-        ngx_http_txval_pg_pool.down_until = ngx_current_msec
+        pc->pool->down_until = ngx_current_msec
                                             + NGX_HTTP_TXVAL_PG_BACKOFF;
         ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
                                 "connect failed");
@@ -695,6 +713,9 @@ ngx_http_txval_pg_ready(ngx_http_txval_pg_conn_t *pc)
 
     pc->state = NGX_HTTP_TXVAL_PG_READY;
     pc->preparing = 1;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, pc->pool->log, 0,
+                   "txval postgres conn %p: ready, pipeline mode", pc);
 
     /* in the order they came: answers come back in the order sent */
 
@@ -949,7 +970,7 @@ ngx_http_txval_pg_watch(ngx_http_txval_pg_conn_t *pc)
     }
 
     if (!pc->timer.timer_set) {
-        timeout = ngx_http_txval_pg_pool.conf->timeout;
+        timeout = pc->pool->conf->timeout;
         ngx_add_timer(&pc->timer, 3 * timeout);
     }
 }
@@ -967,10 +988,10 @@ ngx_http_txval_pg_attach(ngx_http_txval_pg_conn_t *pc,
 
     op->wait.handler = ngx_http_txval_pg_deadline;
     op->wait.data = op;
-    op->wait.log = ngx_http_txval_pg_pool.log;
+    op->wait.log = pc->pool->log;
 
     if (!op->wait.timer_set) {
-        ngx_add_timer(&op->wait, ngx_http_txval_pg_pool.conf->timeout);
+        ngx_add_timer(&op->wait, pc->pool->conf->timeout);
     }
 }
 
@@ -1156,11 +1177,15 @@ ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
     ngx_queue_t               *q;
     ngx_http_txval_pg_op_t    *op;
     ngx_http_txval_pg_conn_t  *npc;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
     if (why) {
         ngx_http_txval_pg_log_error(pc, why);
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, pool->log, 0,
+                   "txval postgres conn %p: closed, status:%d, %ui in flight",
+                   pc, status, pc->nops);
 
     ngx_queue_remove(&pc->queue);
     pool->nconns--;
@@ -1223,7 +1248,7 @@ ngx_http_txval_pg_take_waiting(ngx_http_txval_pg_conn_t *pc)
 {
     ngx_queue_t               *q;
     ngx_http_txval_pg_op_t    *op;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
     while (!ngx_queue_empty(&pool->waiting)
            && pc->nops < NGX_HTTP_TXVAL_PG_DEPTH)
@@ -1254,7 +1279,7 @@ static void
 ngx_http_txval_pg_unqueue(ngx_http_txval_pg_op_t *op)
 {
     ngx_queue_remove(&op->queue);
-    ngx_http_txval_pg_pool.nwaiting--;
+    ngx_http_txval_pg_pool_of()->nwaiting--;
 }
 
 
@@ -1264,7 +1289,7 @@ static void
 ngx_http_txval_pg_report(ngx_http_txval_pg_op_t *op,
     ngx_http_txval_pg_status_e status)
 {
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
     if (op->reported) {
         return;
@@ -1299,6 +1324,8 @@ ngx_http_txval_pg_free(ngx_http_txval_pg_op_t *op)
 static void
 ngx_http_txval_pg_notice(void *arg, const char *message)
 {
+    ngx_http_txval_pg_conn_t *pc = arg;
+
     size_t  len;
 
     len = ngx_strlen(message);
@@ -1307,7 +1334,7 @@ ngx_http_txval_pg_notice(void *arg, const char *message)
         len--;
     }
 
-    ngx_log_error(NGX_LOG_WARN, ngx_http_txval_pg_pool.log, 0,
+    ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
                   "txval: postgres says: %*s", len, message);
 }
 
@@ -1329,16 +1356,16 @@ ngx_http_txval_pg_timer(ngx_event_t *ev)
     ngx_http_txval_pg_conn_t  *pc = ev->data;
 
     if (pc->state == NGX_HTTP_TXVAL_PG_CONNECTING) {
-        ngx_http_txval_pg_pool.down_until = ngx_current_msec
+        pc->pool->down_until = ngx_current_msec
                                             + NGX_HTTP_TXVAL_PG_BACKOFF;
         ngx_http_txval_pg_connect_timeout(pc);
         ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT, NULL);
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
+    ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                   "txval: postgres: no answer for %Mms, closing the "
-                  "connection", 3 * ngx_http_txval_pg_pool.conf->timeout);
+                  "connection", 3 * pc->pool->conf->timeout);
 
     ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_TIMEOUT, NULL);
 }
@@ -1359,7 +1386,7 @@ ngx_http_txval_pg_connect_timeout(ngx_http_txval_pg_conn_t *pc)
     ngx_str_t                 *s;
     ngx_uint_t                 i, k;
     ngx_http_txval_pg_host_t  *h;
-    ngx_http_txval_pg_pool_t  *pool = &ngx_http_txval_pg_pool;
+    ngx_http_txval_pg_pool_t  *pool = ngx_http_txval_pg_pool_of();
 
     host = PQhost(pc->pg);
     addr = PQhostaddr(pc->pg);
@@ -1444,7 +1471,7 @@ ngx_http_txval_pg_log_error(ngx_http_txval_pg_conn_t *pc, const char *what)
                          nl ? len - 1 : len, msg);
     }
 
-    ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
+    ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                   "txval: postgres: %s%s%*s", what, p == buf ? "" : ": ",
                   p - buf, buf);
 }
@@ -1481,584 +1508,10 @@ ngx_http_txval_pg_deadline(ngx_event_t *ev)
         return;
     }
 
-    ngx_log_error(NGX_LOG_ERR, ngx_http_txval_pg_pool.log, 0,
+    ngx_log_error(NGX_LOG_ERR, pc->pool->log, 0,
                   "txval: postgres: query timed out");
 
     ngx_http_txval_pg_report(op, NGX_HTTP_TXVAL_PG_TIMEOUT);
-}
-
-
-/*
- * txval_postgres "CONNINFO" [pool=N] [timeout=T];
- *
- * The conninfo is parsed here. Its servers (host, hostaddr, port: single
- * values or comma lists, as libpq takes them) become a list with an
- * address each: a host name gets its addresses now (hostaddr=, one
- * server per address, as libpq would try them), so that libpq never
- * resolves a name in a worker.
- */
-
-char *
-ngx_http_txval_pg_directive(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_txval_main_conf_t *tmcf = conf;
-
-    u_char                    *p;
-    char                      *errmsg, *conninfo, *rv;
-    const char                *why;
-    size_t                     len;
-    ngx_int_t                  n;
-    ngx_str_t                 *value, s;
-    ngx_uint_t                 i, k, m, nopts, each_port, ihost, iaddr,
-                               iport;
-    const char               **kw, **vals, **v;
-    const char                *hosts, *hostaddrs, *ports;
-    PQconninfoOption          *opts, *o;
-    ngx_http_txval_pg_conf_t  *pcf;
-
-    static const char  *attrs[] = { "any", "read-write", "read-only",
-                                    "primary", "standby", "prefer-standby",
-                                    NULL };
-
-    if (tmcf->pg) {
-        return "is duplicate";
-    }
-
-    pcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_txval_pg_conf_t));
-    if (pcf == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    pcf->pool = 8;
-    pcf->timeout = 200;
-
-    value = cf->args->elts;
-
-    for (i = 2; i < cf->args->nelts; i++) {
-
-        if (ngx_strncmp(value[i].data, "pool=", 5) == 0) {
-            n = ngx_atoi(value[i].data + 5, value[i].len - 5);
-            if (n == NGX_ERROR || n < 1 || n > 1024) {
-                goto invalid;
-            }
-
-            pcf->pool = n;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0) {
-            s.data = value[i].data + 8;
-            s.len = value[i].len - 8;
-
-            n = ngx_parse_time(&s, 0);
-            if (n == NGX_ERROR || n == 0) {
-                goto invalid;
-            }
-
-            pcf->timeout = (ngx_msec_t) n;
-            continue;
-        }
-
-        goto invalid;
-    }
-
-    conninfo = (char *) ngx_pnalloc(cf->pool, value[1].len + 1);
-    if (conninfo == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    (void) ngx_cpystrn((u_char *) conninfo, value[1].data, value[1].len + 1);
-
-    errmsg = NULL;
-    opts = PQconninfoParse(conninfo, &errmsg);
-
-    if (opts == NULL) {
-        /*
-         * libpq's message may quote a part of the string, even the whole
-         * URI with its password: only its words are kept
-         */
-        why = errmsg ? ngx_http_txval_pg_unquote(cf, errmsg) : NULL;
-
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid connection string in \"%V\" directive: "
-                           "%s", &cmd->name, why ? why : "out of memory");
-        if (errmsg) {
-            PQfreemem(errmsg);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    /* the set options but the servers' */
-
-    nopts = 0;
-    hosts = NULL;
-    hostaddrs = NULL;
-    ports = NULL;
-
-    for (o = opts; o->keyword; o++) {
-        if (o->val == NULL) {
-            continue;
-        }
-
-        if (ngx_strcmp(o->keyword, "host") == 0) {
-            hosts = o->val;
-            continue;
-        }
-
-        if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
-            hostaddrs = o->val;
-            continue;
-        }
-
-        if (ngx_strcmp(o->keyword, "port") == 0) {
-            ports = o->val;
-            continue;
-        }
-
-        if (ngx_strcmp(o->keyword, "target_session_attrs") == 0) {
-
-            /* libpq would refuse it at every connect, in the workers */
-
-            for (i = 0; attrs[i]; i++) {
-                if (ngx_strcmp(o->val, attrs[i]) == 0) {
-                    break;
-                }
-            }
-
-            if (attrs[i] == NULL) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "invalid target_session_attrs \"%s\" in "
-                                   "\"%V\" directive", o->val, &cmd->name);
-                PQconninfoFree(opts);
-                return NGX_CONF_ERROR;
-            }
-        }
-
-        nopts++;
-    }
-
-    /* room for host, hostaddr, port, options and the terminating NULL */
-    kw = ngx_pcalloc(cf->pool, (nopts + 5) * sizeof(char *));
-    vals = ngx_pcalloc(cf->pool, (nopts + 5) * sizeof(char *));
-    if (kw == NULL || vals == NULL) {
-        PQconninfoFree(opts);
-        return NGX_CONF_ERROR;
-    }
-
-    k = 0;
-
-    for (o = opts; o->keyword; o++) {
-        if (o->val == NULL
-            || ngx_strcmp(o->keyword, "host") == 0
-            || ngx_strcmp(o->keyword, "hostaddr") == 0
-            || ngx_strcmp(o->keyword, "port") == 0)
-        {
-            continue;
-        }
-
-        kw[k] = ngx_http_txval_pg_strdup(cf, o->keyword);
-        vals[k] = ngx_http_txval_pg_strdup(cf, o->val);
-
-        if (kw[k] == NULL || vals[k] == NULL) {
-            PQconninfoFree(opts);
-            return NGX_CONF_ERROR;
-        }
-
-        k++;
-    }
-
-    each_port = 0;
-
-    rv = ngx_http_txval_pg_servers(cf, cmd, pcf, hosts, hostaddrs, ports,
-                                   &each_port);
-    if (rv != NGX_CONF_OK) {
-        PQconninfoFree(opts);
-        return rv;
-    }
-
-    /*
-     * A query we gave up on must not go on holding a backend: the server
-     * ends it shortly after our timeout (a stalled table would otherwise
-     * pile up a backend per timed-out request).
-     */
-
-    for (i = 0; i < k; i++) {
-        if (ngx_strcmp(kw[i], "options") == 0) {
-            break;
-        }
-    }
-
-    len = (i < k) ? ngx_strlen(vals[i]) : 0;
-
-    p = ngx_pnalloc(cf->pool, len + sizeof(" -c statement_timeout=ms")
-                              + NGX_INT_T_LEN);
-    if (p == NULL) {
-        PQconninfoFree(opts);
-        return NGX_CONF_ERROR;
-    }
-
-    if (i < k) {
-        (void) ngx_sprintf(p, "%s -c statement_timeout=%Mms%Z", vals[i],
-                           2 * pcf->timeout);
-        vals[i] = (char *) p;
-
-    } else {
-        (void) ngx_sprintf(p, "-c statement_timeout=%Mms%Z",
-                           2 * pcf->timeout);
-        kw[k] = "options";
-        vals[k] = (char *) p;
-        k++;
-    }
-
-    /*
-     * the servers, last: their lists differ by the server they start
-     * with (index 0 is never theirs: "options" comes first)
-     */
-
-    ihost = 0;
-    iaddr = 0;
-    iport = 0;
-
-    if (pcf->nhosts && hosts) {
-        kw[k] = "host";
-        ihost = k++;
-    }
-
-    for (i = 0; i < pcf->nhosts; i++) {
-        if (pcf->hosts[i].addr.len) {
-            kw[k] = "hostaddr";
-            iaddr = k++;
-            break;
-        }
-    }
-
-    if (ports) {
-        kw[k] = "port";
-        vals[k] = ngx_http_txval_pg_strdup(cf, ports);
-        if (vals[k] == NULL) {
-            PQconninfoFree(opts);
-            return NGX_CONF_ERROR;
-        }
-
-        if (each_port) {
-            iport = k;
-        }
-
-        k++;
-    }
-
-    kw[k] = NULL;
-    vals[k] = NULL;
-
-    PQconninfoFree(opts);
-
-    m = (pcf->nhosts > 1) ? pcf->nhosts : 1;
-
-    pcf->values = ngx_palloc(cf->pool, m * sizeof(const char **));
-    if (pcf->values == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 0; i < m; i++) {
-
-        if (i == 0) {
-            v = vals;
-
-        } else {
-            v = ngx_palloc(cf->pool, (k + 1) * sizeof(char *));
-            if (v == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_memcpy(v, vals, (k + 1) * sizeof(char *));
-        }
-
-        if (ihost) {
-            v[ihost] = ngx_http_txval_pg_join(cf, pcf, i,
-                           offsetof(ngx_http_txval_pg_host_t, host));
-        }
-
-        if (iaddr) {
-            v[iaddr] = ngx_http_txval_pg_join(cf, pcf, i,
-                           offsetof(ngx_http_txval_pg_host_t, addr));
-        }
-
-        if (iport) {
-            v[iport] = ngx_http_txval_pg_join(cf, pcf, i,
-                           offsetof(ngx_http_txval_pg_host_t, port));
-        }
-
-        if ((ihost && v[ihost] == NULL) || (iaddr && v[iaddr] == NULL)
-            || (iport && v[iport] == NULL))
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        pcf->values[i] = v;
-    }
-
-    pcf->keywords = kw;
-
-    tmcf->pg = pcf;
-
-    return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid parameter \"%V\" in \"%V\" directive",
-                       &value[i], &cmd->name);
-    return NGX_CONF_ERROR;
-}
-
-
-/*
- * The conninfo's servers, as libpq pairs them: hosts (or hostaddrs
- * alone) give the count, hostaddrs must match it, ports too or be one
- * port for all. Without hostaddr, a host that is neither a socket
- * directory nor empty is resolved, a server per address.
- */
-
-static char *
-ngx_http_txval_pg_servers(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_http_txval_pg_conf_t *pcf, const char *hosts, const char *hostaddrs,
-    const char *ports, ngx_uint_t *each_port)
-{
-    u_char                    *p;
-    ngx_str_t                 *h, *a, *pt, port, empty;
-    ngx_url_t                  u;
-    ngx_uint_t                 i, j, n;
-    ngx_array_t                hl, al, pl, servers;
-    ngx_http_txval_pg_host_t  *srv;
-
-    ngx_str_null(&empty);
-
-    if (ngx_http_txval_pg_split(cf, hosts, &hl) != NGX_OK
-        || ngx_http_txval_pg_split(cf, hostaddrs, &al) != NGX_OK
-        || ngx_http_txval_pg_split(cf, ports, &pl) != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    h = hl.elts;
-    a = al.elts;
-    pt = pl.elts;
-
-    n = hosts ? hl.nelts : al.nelts;
-
-    if (hosts && hostaddrs && al.nelts != n) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "could not match %ui host addresses to %ui hosts "
-                           "in \"%V\" directive", al.nelts, n, &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (pl.nelts > 1 && pl.nelts != (n ? n : 1)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "could not match %ui port numbers to %ui hosts "
-                           "in \"%V\" directive", pl.nelts, n ? n : 1,
-                           &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    *each_port = (pl.nelts > 1);
-
-    if (n == 0) {
-        /* libpq's default server: a socket */
-        return NGX_CONF_OK;
-    }
-
-    if (ngx_array_init(&servers, cf->pool, n,
-                       sizeof(ngx_http_txval_pg_host_t))
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    for (i = 0; i < n; i++) {
-
-        port = *each_port ? pt[i] : empty;
-
-        if (hostaddrs || h[i].len == 0 || h[i].data[0] == '/'
-            || h[i].data[0] == '@')
-        {
-            /* an address given, or a unix socket */
-
-            srv = ngx_array_push(&servers);
-            if (srv == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            srv->host = hosts ? h[i] : empty;
-            srv->addr = hostaddrs ? a[i] : empty;
-            srv->port = port;
-            continue;
-        }
-
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        if (ngx_strlchr(h[i].data, h[i].data + h[i].len, ':')
-            && h[i].data[0] != '[')
-        {
-            /* an IPv6 address: ngx_parse_url() wants it in brackets */
-
-            p = ngx_pnalloc(cf->pool, h[i].len + 2);
-            if (p == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            u.url.data = p;
-            *p++ = '[';
-            p = ngx_cpymem(p, h[i].data, h[i].len);
-            *p++ = ']';
-            u.url.len = p - u.url.data;
-
-        } else {
-            u.url = h[i];
-        }
-
-        u.default_port = 5432;
-        u.no_port = 1;
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "host \"%V\" in \"%V\" directive "
-                               "could not be resolved", &h[i], &cmd->name);
-            return NGX_CONF_ERROR;
-        }
-
-        for (j = 0; j < u.naddrs; j++) {
-            srv = ngx_array_push(&servers);
-            if (srv == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            srv->host = h[i];
-            srv->port = port;
-
-            srv->addr.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN);
-            if (srv->addr.data == NULL) {
-                return NGX_CONF_ERROR;
-            }
-
-            srv->addr.len = ngx_sock_ntop(u.addrs[j].sockaddr,
-                                          u.addrs[j].socklen,
-                                          srv->addr.data,
-                                          NGX_SOCKADDR_STRLEN, 0);
-        }
-    }
-
-    pcf->hosts = servers.elts;
-    pcf->nhosts = servers.nelts;
-
-    return NGX_CONF_OK;
-}
-
-
-/* a comma list, split as libpq does (empty items kept); NULL: none */
-
-static ngx_int_t
-ngx_http_txval_pg_split(ngx_conf_t *cf, const char *list, ngx_array_t *a)
-{
-    u_char     *p, *start, *last;
-    ngx_str_t  *item;
-
-    if (ngx_array_init(a, cf->pool, 4, sizeof(ngx_str_t)) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (list == NULL) {
-        return NGX_OK;
-    }
-
-    start = (u_char *) ngx_http_txval_pg_strdup(cf, list);
-    if (start == NULL) {
-        return NGX_ERROR;
-    }
-
-    last = start + ngx_strlen(start);
-
-    for ( ;; ) {
-        p = ngx_strlchr(start, last, ',');
-        if (p == NULL) {
-            p = last;
-        }
-
-        item = ngx_array_push(a);
-        if (item == NULL) {
-            return NGX_ERROR;
-        }
-
-        item->data = start;
-        item->len = p - start;
-
-        if (p == last) {
-            return NGX_OK;
-        }
-
-        start = p + 1;
-    }
-}
-
-
-/* one field of every server, the first-th first, comma-separated */
-
-static const char *
-ngx_http_txval_pg_join(ngx_conf_t *cf, ngx_http_txval_pg_conf_t *pcf,
-    ngx_uint_t first, size_t field)
-{
-    u_char      *p, *s;
-    size_t       len;
-    ngx_str_t   *f;
-    ngx_uint_t   i;
-
-    len = 0;
-
-    for (i = 0; i < pcf->nhosts; i++) {
-        f = (ngx_str_t *) ((u_char *) &pcf->hosts[i] + field);
-        len += f->len + 1;
-    }
-
-    s = ngx_pnalloc(cf->pool, len + 1);
-    if (s == NULL) {
-        return NULL;
-    }
-
-    p = s;
-
-    for (i = 0; i < pcf->nhosts; i++) {
-        f = (ngx_str_t *) ((u_char *) &pcf->hosts[(first + i) % pcf->nhosts]
-                           + field);
-        if (i) {
-            *p++ = ',';
-        }
-
-        p = ngx_cpymem(p, f->data, f->len);
-    }
-
-    *p = '\0';
-
-    return (const char *) s;
-}
-
-
-static char *
-ngx_http_txval_pg_strdup(ngx_conf_t *cf, const char *s)
-{
-    char    *p;
-    size_t   len;
-
-    len = ngx_strlen(s) + 1;
-
-    p = ngx_pnalloc(cf->pool, len);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    ngx_memcpy(p, s, len);
-
-    return p;
 }
 
 
@@ -2067,54 +1520,4 @@ ngx_http_txval_pg_is(ngx_str_t *s, const char *v)
 {
     return s->len == ngx_strlen(v)
            && ngx_strncmp(s->data, v, s->len) == 0;
-}
-
-
-/*
- * A libpq message with what it quotes replaced by "...", and without its
- * newline: libpq quotes the text it could not parse, which may be a
- * password. NULL when out of memory.
- */
-
-static const char *
-ngx_http_txval_pg_unquote(ngx_conf_t *cf, const char *msg)
-{
-    char        *out, *q;
-    const char  *p;
-    ngx_uint_t   quoted;
-
-    /* at worst every byte is a quote, which takes 4 */
-    out = ngx_pnalloc(cf->pool, 4 * ngx_strlen(msg) + 2);
-    if (out == NULL) {
-        return NULL;
-    }
-
-    quoted = 0;
-
-    for (p = msg, q = out; *p; p++) {
-
-        if (*p == '"') {
-            if (quoted) {
-                *q++ = '"';
-
-            } else {
-                q = (char *) ngx_cpymem(q, "\"...", 4);
-            }
-
-            quoted = !quoted;
-            continue;
-        }
-
-        if (!quoted && *p != '\n') {
-            *q++ = *p;
-        }
-    }
-
-    if (quoted) {
-        *q++ = '"';
-    }
-
-    *q = '\0';
-
-    return out;
 }

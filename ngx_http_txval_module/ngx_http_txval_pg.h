@@ -14,6 +14,10 @@
 #include "ngx_http_txval_module.h"
 
 
+typedef struct ngx_http_txval_pg_conn_s  ngx_http_txval_pg_conn_t;
+typedef struct ngx_http_txval_pg_pool_s  ngx_http_txval_pg_pool_t;
+
+
 typedef enum {
     NGX_HTTP_TXVAL_PG_OK = 0,
     NGX_HTTP_TXVAL_PG_ERROR,
@@ -33,7 +37,7 @@ typedef void (*ngx_http_txval_pg_done_pt)(ngx_http_txval_pg_op_t *op);
 struct ngx_http_txval_pg_op_s {
     ngx_queue_t                     queue;      /* waiting, or in flight */
     ngx_event_t                     wait;       /* its deadline */
-    void                           *conn;
+    ngx_http_txval_pg_conn_t       *conn;       /* NULL: waiting */
 
     ngx_uint_t                      want;
 
@@ -68,6 +72,8 @@ typedef struct {
 
 
 struct ngx_http_txval_pg_conf_s {
+    ngx_http_txval_pg_pool_t       *pool_state; /* the worker's own */
+
     const char                    **keywords;
 
     /*

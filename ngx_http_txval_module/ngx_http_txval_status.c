@@ -440,13 +440,5 @@ ngx_http_txval_status_abandon(void *data)
 {
     ngx_http_txval_status_ctx_t  *ctx = data;
 
-    if (ctx->redis_op) {
-        ctx->redis_op->data = NULL;
-        ctx->redis_op = NULL;
-    }
-
-    if (ctx->pg_op) {
-        ngx_http_txval_pg_abandon(ctx->pg_op);
-        ctx->pg_op = NULL;
-    }
+    ngx_http_txval_detach(&ctx->redis_op, &ctx->pg_op);
 }

@@ -1123,7 +1123,8 @@ ngx_http_txval_txn_raw(const unsigned char *key, const unsigned char *buf,
 }
 
 
-#define NGX_HTTP_TXVAL_ROTL(x, b)  (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
+#define NGX_HTTP_TXVAL_ROTL(x, b)                                            \
+    (uint64_t) (((x) << (b)) | ((x) >> (64 - (b))))
 
 #define NGX_HTTP_TXVAL_SIPROUND                                              \
     v0 += v1; v1 = NGX_HTTP_TXVAL_ROTL(v1, 13); v1 ^= v0;                    \

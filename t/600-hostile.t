@@ -234,6 +234,9 @@ run_tests();
         my $mark = qr/\Ap;[0-9a-f]{32}\z/;
         my $ok = ($name eq 'SET' && @args == 6 && $key =~ $verdict
                   && $args[1] =~ $mark && "@args[2 .. 5]" eq 'NX GET PX 5000')
+              || ($name eq 'SET' && @args == 5 && $key =~ $verdict
+                  && $args[1] =~ $record && "@args[2, 3]" eq 'XX EX'
+                  && $args[4] =~ /\A\d+\z/)
               || ($name eq 'EVAL' && @args == 6 && $args[1] eq '1'
                   && $args[2] =~ $verdict && $args[3] =~ $record
                   && $args[4] =~ /\A\d+\z/

@@ -12,6 +12,7 @@
 #include "ngx_http_txval_txn.h"
 #include "ngx_http_txval_rules.h"
 #include "ngx_http_txval_output.h"
+#include "ngx_http_txval_record.h"
 #include "ngx_http_txval_prometheus.h"
 #include "ngx_http_txval_slot.h"
 
@@ -272,30 +273,30 @@ test_output(void)
     n = ngx_http_txval_record_encode((unsigned char *) buf, sizeof(buf), &rec);
     buf[n] = '\0';
     is_str(buf, "2;240;70;0123456789abcdeffedcba9876543210", "record encoded");
-    ok(ngx_http_txval_record_decode((unsigned char *) buf, n, &back)
+    ok(ngx_http_txval_record_decode((unsigned char *) buf, n, &back) == 0
        && memcmp(back.fingerprint, rec.fingerprint, 16) == 0
        && back.reasons == rec.reasons
        && back.risk_score == 70, "record decodes to itself");
 
 #define REC(s)  (unsigned char *) s, sizeof(s) - 1
-    ok(!ngx_http_txval_record_decode(
+    ok(-1 == ngx_http_txval_record_decode(
                      REC("2;240;101;0123456789abcdeffedcba9876543210"), &back),
        "record: score above 100");
-    ok(!ngx_http_txval_record_decode(
+    ok(-1 == ngx_http_txval_record_decode(
                      REC("2;fffff;1;0123456789abcdeffedcba9876543210"), &back),
        "record: unknown reasons");
-    ok(!ngx_http_txval_record_decode(
+    ok(-1 == ngx_http_txval_record_decode(
                      REC("2;0;0;0123456789abcdeffedcba987654321"), &back),
        "record: short fingerprint");
-    ok(!ngx_http_txval_record_decode(
+    ok(-1 == ngx_http_txval_record_decode(
                      REC("2;0;0;0123456789abcdeffedcba9876543210f"), &back),
        "record: long fingerprint");
-    ok(!ngx_http_txval_record_decode(
+    ok(-1 == ngx_http_txval_record_decode(
                      REC("2;0;0;0123456789abcdeffedcba987654321g"), &back),
        "record: not hex");
-    ok(!ngx_http_txval_record_decode(REC("1;0;0;0123456789abcdef"), &back),
+    ok(-1 == ngx_http_txval_record_decode(REC("1;0;0;0123456789abcdef"), &back),
        "record: the older format (64-bit fingerprint) is a miss");
-    ok(!ngx_http_txval_record_decode(REC("garbage"), &back),
+    ok(-1 == ngx_http_txval_record_decode(REC("garbage"), &back),
        "record: garbage");
 #undef REC
 
@@ -308,7 +309,7 @@ test_output(void)
         is_str(buf, "p;01020304050607081112131415161718", "mark encoded");
         ok(ngx_http_txval_is_pending((unsigned char *) buf, n),
            "mark recognised");
-        ok(!ngx_http_txval_record_decode((unsigned char *) buf, n, &back),
+        ok(-1 == ngx_http_txval_record_decode((unsigned char *) buf, n, &back),
            "a mark is not a verdict");
         ok(!ngx_http_txval_is_pending(
                   (unsigned char *) "2;0;0;0123456789abcdeffedcba9876543210",
