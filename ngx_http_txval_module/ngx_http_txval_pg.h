@@ -128,6 +128,10 @@ void ngx_http_txval_pg_unsocket(PGconn *pg, ngx_connection_t **cp);
 void ngx_http_txval_pg_socket_events(ngx_connection_t *c, ngx_uint_t read,
     ngx_uint_t write);
 
+/*
+ * this worker's connections, for metrics: busy (lookups in flight), idle
+ * and connecting
+ */
 void ngx_http_txval_pg_pool_counts(ngx_uint_t *busy, ngx_uint_t *idle,
     ngx_uint_t *connecting);
 

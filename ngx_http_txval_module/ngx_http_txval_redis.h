@@ -166,7 +166,10 @@ ngx_int_t ngx_http_txval_redis_send(ngx_http_txval_redis_conf_t *rcf,
 
 ngx_http_txval_redis_op_t *ngx_http_txval_redis_op(ngx_log_t *log);
 
-/* per-worker connection counts, for metrics: connected, connecting */
+/*
+ * this worker's connections, for metrics: busy (commands in flight), idle
+ * and connecting
+ */
 void ngx_http_txval_redis_pool_counts(ngx_uint_t *busy, ngx_uint_t *idle,
     ngx_uint_t *connecting);
 

@@ -340,7 +340,7 @@ ngx_http_txval_mapping_check(int field, const unsigned char *data,
         break;
 
     case NGX_HTTP_TXVAL_FIELD_CURRENCY:
-        ok = ngx_http_txval_currency(&v, 1, buf);
+        ok = (ngx_http_txval_currency(&v, 1, buf) == 0);
         *why = NGX_HTTP_TXVAL_RULE_ANY;
         break;
 
@@ -503,9 +503,9 @@ ngx_http_txval_txn_fields(const ngx_http_txval_mapping_t *map,
             break;
 
         case NGX_HTTP_TXVAL_FIELD_CURRENCY:
-            ok = ngx_http_txval_currency(&v[n],
+            ok = (ngx_http_txval_currency(&v[n],
                                  map->currency_case == NGX_HTTP_TXVAL_CASE_ANY,
-                                 txn->currency);
+                                 txn->currency) == 0);
             rule = (map->currency_case == NGX_HTTP_TXVAL_CASE_ANY)
                    ? NGX_HTTP_TXVAL_RULE_ANY : NGX_HTTP_TXVAL_RULE_UPPER;
             break;
@@ -703,7 +703,7 @@ ngx_http_txval_copy_string(const ngx_http_txval_field_value_t *v, char *dst,
 }
 
 
-/* 3 letters, uppercase or (any) of either case, kept uppercase */
+/* 3 letters, uppercase or (any) of either case, kept uppercase; 0 or -1 */
 
 static int
 ngx_http_txval_currency(const ngx_http_txval_field_value_t *v, unsigned any,
@@ -716,7 +716,7 @@ ngx_http_txval_currency(const ngx_http_txval_field_value_t *v, unsigned any,
                   : NGX_HTTP_TXVAL_A_UPPER;
 
     if (ngx_http_txval_copy_string(v, dst, 3, 3, letters) != 3) {
-        return 0;
+        return -1;
     }
 
     for (i = 0; i < 3; i++) {
@@ -725,7 +725,7 @@ ngx_http_txval_currency(const ngx_http_txval_field_value_t *v, unsigned any,
         }
     }
 
-    return 1;
+    return 0;
 }
 
 
