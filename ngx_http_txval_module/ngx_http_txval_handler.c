@@ -49,8 +49,6 @@ static void ngx_http_txval_evaluate(ngx_http_request_t *r,
 static void ngx_http_txval_release(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_abandon(void *data);
-static ngx_int_t ngx_http_txval_add_header(ngx_http_request_t *r,
-    const char *name, const char *value);
 
 
 static ngx_http_txval_error_info_t  ngx_http_txval_errors[] = {
@@ -749,13 +747,13 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 {
     size_t                        len;
     unsigned                      flags;
-    ngx_int_t                     rc;
     ngx_uint_t                    dry_run;
     ngx_buf_t                    *b;
-    ngx_chain_t                   out;
     const char                   *verdict, *field, *id, *detail;
     ngx_http_txval_loc_conf_t    *tlcf;
     ngx_http_txval_error_info_t  *e;
+
+    static ngx_str_t  json = ngx_string("application/json");
 
     b = ngx_create_temp_buf(r->pool, NGX_HTTP_TXVAL_BODY_MAX);
     if (b == NULL) {
@@ -866,12 +864,27 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     }
 
     b->last = b->pos + len;
+
+    return ngx_http_txval_send_buf(r, r->headers_out.status, &json, b);
+}
+
+
+/* a body in one buffer, with its status and content type */
+
+ngx_int_t
+ngx_http_txval_send_buf(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 
-    r->headers_out.content_length_n = len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
     r->headers_out.content_type_lowcase = NULL;
 
     rc = ngx_http_send_header(r);
@@ -887,7 +900,7 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_http_txval_add_header(ngx_http_request_t *r, const char *name,
     const char *value)
 {

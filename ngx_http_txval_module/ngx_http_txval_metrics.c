@@ -245,13 +245,15 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_uint_t                     i, j, k, workers;
-    ngx_chain_t                    out;
     ngx_core_conf_t               *ccf;
     ngx_http_txval_snapshot_t      s;
     ngx_http_txval_cache_stats_t   stats;
     ngx_http_txval_lookup_stats_t  lstats;
     ngx_http_txval_main_conf_t    *tmcf;
     ngx_http_txval_metrics_sh_t   *m = ngx_http_txval_metrics_sh;
+
+    static ngx_str_t  text =
+                       ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -375,23 +377,6 @@ ngx_http_txval_metrics_handler(ngx_http_request_t *r)
 
     b->last = b->pos + ngx_http_txval_prometheus(b->pos,
                                            NGX_HTTP_TXVAL_PROMETHEUS_MAX, &s);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_txval_send_buf(r, NGX_HTTP_OK, &text, b);
 }

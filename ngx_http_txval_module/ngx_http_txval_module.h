@@ -211,6 +211,10 @@ ngx_int_t ngx_http_txval_watch(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 ngx_int_t ngx_http_txval_send(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
+ngx_int_t ngx_http_txval_send_buf(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *type, ngx_buf_t *b);
+ngx_int_t ngx_http_txval_add_header(ngx_http_request_t *r, const char *name,
+    const char *value);
 uint64_t ngx_http_txval_ns(void);
 
 /* ngx_http_txval_gate.c: gate mode, dry run */

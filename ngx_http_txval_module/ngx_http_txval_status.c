@@ -282,13 +282,12 @@ ngx_http_txval_status_send(ngx_http_request_t *r,
     ngx_http_txval_status_ctx_t *ctx)
 {
     u_char                             *p;
-    ngx_int_t                           rc;
     ngx_buf_t                          *b;
     ngx_uint_t                          ready, n;
+    ngx_http_txval_main_conf_t         *tmcf;
     ngx_http_txval_redis_node_state_t  *nodes;
-    ngx_chain_t                  out;
-    ngx_table_elt_t             *h;
-    ngx_http_txval_main_conf_t  *tmcf;
+
+    static ngx_str_t  json = ngx_string("application/json");
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
 
@@ -344,37 +343,14 @@ ngx_http_txval_status_send(ngx_http_request_t *r,
     p = ngx_cpymem(p, "}}\n", 3);
 
     b->last = p;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    if (ngx_http_txval_add_header(r, "Cache-Control", "no-store") != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-#if (nginx_version >= 1023000)
-    h->next = NULL;
-#endif
-
-    r->headers_out.status = ready ? NGX_HTTP_OK
-                                  : NGX_HTTP_SERVICE_UNAVAILABLE;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_txval_send_buf(r, ready ? NGX_HTTP_OK
+                                            : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   &json, b);
 }
 
 

@@ -28,6 +28,8 @@
 #include "ngx_http_txval_record.h"
 
 
+static ngx_http_txval_ctx_t *ngx_http_txval_store_answered(
+    ngx_http_txval_redis_op_t *op);
 static void ngx_http_txval_verdict_got(ngx_http_txval_redis_op_t *op);
 static size_t ngx_http_txval_verdict_key(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx, u_char *key);
@@ -124,6 +126,23 @@ ngx_http_txval_verdict_get(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 }
 
 
+/* a Redis operation's answer is in: the request it reports to, timed */
+
+static ngx_http_txval_ctx_t *
+ngx_http_txval_store_answered(ngx_http_txval_redis_op_t *op)
+{
+    ngx_http_txval_ctx_t  *ctx;
+
+    ctx = op->data;
+    ctx->redis_op = NULL;
+
+    ngx_http_txval_metrics_backend_duration(NGX_HTTP_TXVAL_M_REDIS,
+                                        ngx_http_txval_ns() - ctx->redis_at);
+
+    return ctx;
+}
+
+
 static void
 ngx_http_txval_verdict_got(ngx_http_txval_redis_op_t *op)
 {
@@ -133,13 +152,9 @@ ngx_http_txval_verdict_got(ngx_http_txval_redis_op_t *op)
     ngx_http_txval_record_t      rec;
     ngx_http_txval_main_conf_t  *tmcf;
 
-    ctx = op->data;
-    ctx->redis_op = NULL;
+    ctx = ngx_http_txval_store_answered(op);
     r = ctx->request;
     c = r->connection;
-
-    ngx_http_txval_metrics_backend_duration(NGX_HTTP_TXVAL_M_REDIS,
-                                        ngx_http_txval_ns() - ctx->redis_at);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "txval redis claim: status:%d nil:%d",
@@ -439,13 +454,9 @@ ngx_http_txval_velocity_counted(ngx_http_txval_redis_op_t *op)
     ngx_http_request_t    *r;
     ngx_http_txval_ctx_t  *ctx;
 
-    ctx = op->data;
-    ctx->redis_op = NULL;
+    ctx = ngx_http_txval_store_answered(op);
     r = ctx->request;
     c = r->connection;
-
-    ngx_http_txval_metrics_backend_duration(NGX_HTTP_TXVAL_M_REDIS,
-                                        ngx_http_txval_ns() - ctx->redis_at);
 
     ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "txval redis velocity: status:%d count:%L",
