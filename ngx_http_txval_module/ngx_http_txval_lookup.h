@@ -30,6 +30,7 @@ typedef struct {
 
 
 typedef struct ngx_http_txval_lookup_sh_s  ngx_http_txval_lookup_sh_t;
+typedef struct ngx_http_txval_listener_s  ngx_http_txval_listener_t;
 
 struct ngx_http_txval_lookup_s {
     ngx_shm_zone_t             *shm_zone;
@@ -37,6 +38,7 @@ struct ngx_http_txval_lookup_s {
     ngx_str_t                   channel;        /* notify=; "": none */
     ngx_http_txval_lookup_sh_t *sh;
     ngx_slab_pool_t            *shpool;
+    ngx_http_txval_listener_t  *listener;       /* the worker's own */
 };
 
 
