@@ -48,7 +48,7 @@ char *ngx_http_txval_lookup_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 /* the listener (notify=) of the worker that owns it, or takes it over */
 ngx_int_t ngx_http_txval_lookup_init_process(ngx_cycle_t *cycle,
     ngx_http_txval_lookup_t *lc, ngx_http_txval_pg_conf_t *pcf);
-void ngx_http_txval_lookup_exit_process(void);
+void ngx_http_txval_lookup_exit_process(ngx_http_txval_lookup_t *lc);
 
 /*
  * The rows of txn's lookup that the zone holds, into rows (rows->have

@@ -40,7 +40,6 @@
 #define NGX_HTTP_TXVAL_LOOKUP_BACKOFF_MAX  1000
 
 
-static ngx_http_txval_listener_t *ngx_http_txval_listener_of(void);
 static void ngx_http_txval_listener_tick(ngx_event_t *ev);
 static void ngx_http_txval_listener_connect(ngx_http_txval_listener_t *ls);
 static void ngx_http_txval_listener_handler(ngx_event_t *ev);
@@ -63,24 +62,6 @@ static ngx_uint_t ngx_http_txval_listener_alive(ngx_pid_t pid);
 static void ngx_http_txval_listener_notice(void *arg, const char *message);
 
 
-/*
- * The worker's listener hangs off the configuration (lc->listener), made
- * in init_process; NULL in a process that has none (no notify=, no
- * txval_postgres, or the master, a cache manager).
- */
-
-static ngx_http_txval_listener_t *
-ngx_http_txval_listener_of(void)
-{
-    ngx_http_txval_main_conf_t  *tmcf;
-
-    tmcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_txval_module);
-
-    return (tmcf && tmcf->lookup) ? tmcf->lookup->listener : NULL;
-}
-
-
 ngx_int_t
 ngx_http_txval_lookup_init_process(ngx_cycle_t *cycle,
     ngx_http_txval_lookup_t *lc, ngx_http_txval_pg_conf_t *pcf)
@@ -92,8 +73,12 @@ ngx_http_txval_lookup_init_process(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
+    /* the worker's own, hung off the conf */
+
     ls = ngx_pcalloc(cycle->pool, sizeof(ngx_http_txval_listener_t));
-    if (ls == NULL) {
+    p = ngx_pnalloc(cycle->pool, sizeof("LISTEN \"\"") + lc->channel.len);
+
+    if (ls == NULL || p == NULL) {
         return NGX_ERROR;
     }
 
@@ -103,11 +88,6 @@ ngx_http_txval_lookup_init_process(ngx_cycle_t *cycle,
     ls->pcf = pcf;
     ls->log = cycle->log;
     ls->backoff = NGX_HTTP_TXVAL_LOOKUP_BACKOFF;
-
-    p = ngx_pnalloc(cycle->pool, sizeof("LISTEN \"\"") + lc->channel.len);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
 
     ngx_sprintf(p, "LISTEN \"%V\"%Z", &lc->channel);
     ls->listen_sql = (char *) p;
@@ -147,11 +127,11 @@ ngx_http_txval_lookup_init_process(ngx_cycle_t *cycle,
 
 
 void
-ngx_http_txval_lookup_exit_process(void)
+ngx_http_txval_lookup_exit_process(ngx_http_txval_lookup_t *lc)
 {
     ngx_http_txval_listener_t  *ls;
 
-    ls = ngx_http_txval_listener_of();
+    ls = lc->listener;
 
     if (ls == NULL || ls->lc == NULL) {
         return;

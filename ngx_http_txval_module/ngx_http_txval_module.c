@@ -692,8 +692,16 @@ ngx_http_txval_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_txval_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_txval_main_conf_t  *tmcf;
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_txval_module);
+
     ngx_http_txval_redis_exit_process();
-    ngx_http_txval_lookup_exit_process();
+
+    if (tmcf && tmcf->lookup) {
+        ngx_http_txval_lookup_exit_process(tmcf->lookup);
+    }
+
     ngx_http_txval_pg_exit_process();
 }
 
