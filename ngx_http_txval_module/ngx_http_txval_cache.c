@@ -56,7 +56,6 @@ typedef struct ngx_http_txval_cache_sh_s {
 
 static ngx_int_t ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone);
 static void ngx_http_txval_cache_rbtree_insert(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static uint32_t ngx_http_txval_cache_hash(ngx_str_t *ns, const u_char *id,
@@ -87,9 +86,7 @@ ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_txval_main_conf_t *tmcf = conf;
 
-    u_char                  *p;
-    ssize_t                  size;
-    ngx_str_t               *value, name, s;
+    ngx_str_t               *value, s;
     ngx_int_t                ttl;
     ngx_shm_zone_t          *shm_zone;
     ngx_http_txval_cache_t  *cache;
@@ -99,38 +96,6 @@ ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
-
-    p = (u_char *) ngx_strchr(value[1].data, ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\" directive, "
-                           "it must be NAME:SIZE", &value[1], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\" in \"%V\" directive",
-                           &value[1], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small in \"%V\" directive, "
-                           "the minimum is %uzk",
-                           &value[1], &cmd->name, 8 * ngx_pagesize / 1024);
-        return NGX_CONF_ERROR;
-    }
 
     ttl = 10 * 60 * 1000;
 
@@ -161,14 +126,8 @@ ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_txval_module);
+    shm_zone = ngx_http_txval_zone_add(cf, cmd, &value[1]);
     if (shm_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used", &name);
         return NGX_CONF_ERROR;
     }
 
@@ -211,7 +170,7 @@ ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    if (ngx_http_txval_cache_resized(shm_zone) != NGX_OK) {
+    if (ngx_http_txval_zone_resized(shm_zone, "txval_cache_zone") != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -250,55 +209,6 @@ ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     cache->shpool->log_nomem = 0;
 
     return NGX_OK;
-}
-
-
-/*
- * nginx gives a zone whose size changed on reload a new, empty segment:
- * refuse the reload instead of silently dropping every entry.
- */
-
-static ngx_int_t
-ngx_http_txval_cache_resized(ngx_shm_zone_t *shm_zone)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_shm_zone_t   *ozone;
-
-    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
-    ozone = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NGX_OK;
-            }
-
-            part = part->next;
-            ozone = part->elts;
-            i = 0;
-        }
-
-        if (ozone[i].tag != shm_zone->tag
-            || ozone[i].shm.name.len != shm_zone->shm.name.len
-            || ngx_strncmp(ozone[i].shm.name.data, shm_zone->shm.name.data,
-                           shm_zone->shm.name.len) != 0)
-        {
-            continue;
-        }
-
-        if (ozone[i].shm.size == shm_zone->shm.size) {
-            return NGX_OK;
-        }
-
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                      "txval_cache_zone \"%V\" cannot change its size from "
-                      "%uz to %uz on reload: restart nginx, or give the "
-                      "zone a new name", &shm_zone->shm.name,
-                      ozone[i].shm.size, shm_zone->shm.size);
-        return NGX_ERROR;
-    }
 }
 
 

@@ -39,7 +39,6 @@
 
 static ngx_int_t ngx_http_txval_lookup_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
-static ngx_int_t ngx_http_txval_lookup_resized(ngx_shm_zone_t *shm_zone);
 static uint32_t ngx_http_txval_lookup_hash(ngx_uint_t kind, const u_char *key,
     size_t len);
 static ngx_http_txval_lookup_node_t *ngx_http_txval_lookup_find(
@@ -71,10 +70,8 @@ ngx_http_txval_lookup_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_txval_main_conf_t *tmcf = conf;
 
-    u_char                   *p;
-    ssize_t                   size;
     ngx_int_t                 ttl;
-    ngx_str_t                *value, name, s, channel;
+    ngx_str_t                *value, s, channel;
     ngx_uint_t                i, j;
     ngx_shm_zone_t           *shm_zone;
     ngx_http_txval_lookup_t  *lc;
@@ -84,38 +81,6 @@ ngx_http_txval_lookup_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     value = cf->args->elts;
-
-    p = (u_char *) ngx_strchr(value[1].data, ':');
-
-    if (p == NULL || p == value[1].data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\" directive, "
-                           "it must be NAME:SIZE", &value[1], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    name.data = value[1].data;
-    name.len = p - value[1].data;
-
-    s.data = p + 1;
-    s.len = value[1].data + value[1].len - s.data;
-
-    size = ngx_parse_size(&s);
-
-    if (size == NGX_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid zone size \"%V\" in \"%V\" directive",
-                           &value[1], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    if (size < (ssize_t) (8 * ngx_pagesize)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is too small in \"%V\" directive, "
-                           "the minimum is %uzk",
-                           &value[1], &cmd->name, 8 * ngx_pagesize / 1024);
-        return NGX_CONF_ERROR;
-    }
 
     ttl = 60 * 1000;
     ngx_str_null(&channel);
@@ -178,14 +143,8 @@ ngx_http_txval_lookup_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_txval_module);
+    shm_zone = ngx_http_txval_zone_add(cf, cmd, &value[1]);
     if (shm_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (shm_zone->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "zone \"%V\" is already used", &name);
         return NGX_CONF_ERROR;
     }
 
@@ -235,7 +194,7 @@ ngx_http_txval_lookup_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    if (ngx_http_txval_lookup_resized(shm_zone) != NGX_OK) {
+    if (ngx_http_txval_zone_resized(shm_zone, "txval_lookup_cache") != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -267,52 +226,6 @@ ngx_http_txval_lookup_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     lc->shpool->log_nomem = 0;
 
     return NGX_OK;
-}
-
-
-/* a zone whose size changed would come back empty: the reload is refused */
-
-static ngx_int_t
-ngx_http_txval_lookup_resized(ngx_shm_zone_t *shm_zone)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_shm_zone_t   *ozone;
-
-    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
-    ozone = part->elts;
-
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NGX_OK;
-            }
-
-            part = part->next;
-            ozone = part->elts;
-            i = 0;
-        }
-
-        if (ozone[i].tag != shm_zone->tag
-            || ozone[i].shm.name.len != shm_zone->shm.name.len
-            || ngx_strncmp(ozone[i].shm.name.data, shm_zone->shm.name.data,
-                           shm_zone->shm.name.len) != 0)
-        {
-            continue;
-        }
-
-        if (ozone[i].shm.size == shm_zone->shm.size) {
-            return NGX_OK;
-        }
-
-        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                      "txval_lookup_cache \"%V\" cannot change its size "
-                      "from %uz to %uz on reload: restart nginx, or give "
-                      "the zone a new name", &shm_zone->shm.name,
-                      ozone[i].shm.size, shm_zone->shm.size);
-        return NGX_ERROR;
-    }
 }
 
 

@@ -865,3 +865,113 @@ ngx_http_txval_random(ngx_log_t *log, u_char *buf, size_t len)
         buf[i] = (u_char) (ngx_random() ^ ngx_time() ^ (ngx_pid >> (i % 4)));
     }
 }
+
+
+/*
+ * The zone of a "NAME:SIZE ..." directive (txval_cache_zone,
+ * txval_lookup_cache), added with the module's tag; NULL when refused,
+ * said why.
+ */
+
+ngx_shm_zone_t *
+ngx_http_txval_zone_add(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *value)
+{
+    u_char          *p;
+    ssize_t          size;
+    ngx_str_t        name, s;
+    ngx_shm_zone_t  *shm_zone;
+
+    p = (u_char *) ngx_strlchr(value->data, value->data + value->len, ':');
+
+    if (p == NULL || p == value->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid value \"%V\" in \"%V\" directive, "
+                           "it must be NAME:SIZE", value, &cmd->name);
+        return NULL;
+    }
+
+    name.data = value->data;
+    name.len = p - value->data;
+
+    s.data = p + 1;
+    s.len = value->data + value->len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\" in \"%V\" directive",
+                           value, &cmd->name);
+        return NULL;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small in \"%V\" directive, "
+                           "the minimum is %uzk",
+                           value, &cmd->name, 8 * ngx_pagesize / 1024);
+        return NULL;
+    }
+
+    shm_zone = ngx_shared_memory_add(cf, &name, size, &ngx_http_txval_module);
+    if (shm_zone == NULL) {
+        return NULL;
+    }
+
+    if (shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NULL;
+    }
+
+    return shm_zone;
+}
+
+
+/*
+ * nginx gives a zone whose size changed on reload a new, empty segment:
+ * the reload is refused instead of silently dropping every entry.
+ */
+
+ngx_int_t
+ngx_http_txval_zone_resized(ngx_shm_zone_t *shm_zone, const char *directive)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *ozone;
+
+    part = &((ngx_cycle_t *) ngx_cycle)->shared_memory.part;
+    ozone = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_OK;
+            }
+
+            part = part->next;
+            ozone = part->elts;
+            i = 0;
+        }
+
+        if (ozone[i].tag != shm_zone->tag
+            || ozone[i].shm.name.len != shm_zone->shm.name.len
+            || ngx_strncmp(ozone[i].shm.name.data, shm_zone->shm.name.data,
+                           shm_zone->shm.name.len) != 0)
+        {
+            continue;
+        }
+
+        if (ozone[i].shm.size == shm_zone->shm.size) {
+            return NGX_OK;
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "%s \"%V\" cannot change its size from %uz to %uz "
+                      "on reload: restart nginx, or give the zone a new name",
+                      directive, &shm_zone->shm.name, ozone[i].shm.size,
+                      shm_zone->shm.size);
+        return NGX_ERROR;
+    }
+}
