@@ -146,47 +146,25 @@ ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_txval_cache_t  *ocache = data;
-
-    size_t                   len;
+    ngx_int_t                rc;
     ngx_http_txval_cache_t  *cache;
 
     cache = shm_zone->data;
-
     cache->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (ocache || shm_zone->shm.exists) {
-        /* reload with the same size: keep the entries */
-        cache->sh = cache->shpool->data;
-
-        if (cache->sh->layout != NGX_HTTP_TXVAL_CACHE_LAYOUT) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "txval_cache_zone \"%V\" was made by another "
-                          "version of txval: restart nginx, or give the "
-                          "zone a new name", &shm_zone->shm.name);
-            return NGX_ERROR;
-        }
-
-        return NGX_OK;
+    rc = ngx_http_txval_zone_init(shm_zone, data,
+                                  sizeof(ngx_http_txval_cache_sh_t),
+                                  NGX_HTTP_TXVAL_CACHE_LAYOUT,
+                                  "txval_cache_zone", (void **) &cache->sh);
+    if (rc != NGX_OK) {
+        /* NGX_DONE: kept across a reload, entries and all */
+        return (rc == NGX_DONE) ? NGX_OK : NGX_ERROR;
     }
-
-    if (ngx_http_txval_zone_resized(shm_zone, "txval_cache_zone") != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    cache->sh = ngx_slab_alloc(cache->shpool,
-                               sizeof(ngx_http_txval_cache_sh_t));
-    if (cache->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    cache->sh->layout = NGX_HTTP_TXVAL_CACHE_LAYOUT;
-    cache->shpool->data = cache->sh;
 
     ngx_rbtree_init(&cache->sh->rbtree, &cache->sh->sentinel,
                     ngx_http_txval_cache_rbtree_insert);
     ngx_queue_init(&cache->sh->lru);
-    ngx_memzero(&cache->sh->stats, sizeof(ngx_http_txval_cache_stats_t));
+
     /*
      * the key of the body hashes, made with the zone (in the master, when
      * the configuration is read): nobody outside can make two bodies
@@ -194,19 +172,6 @@ ngx_http_txval_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
      */
     ngx_http_txval_random(shm_zone->shm.log, cache->sh->key,
                           sizeof(cache->sh->key));
-
-    len = sizeof(" in txval_cache_zone \"\"") + shm_zone->shm.name.len;
-
-    cache->shpool->log_ctx = ngx_slab_alloc(cache->shpool, len);
-    if (cache->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(cache->shpool->log_ctx, " in txval_cache_zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    /* a full zone evicts: running out of room is not worth a log line */
-    cache->shpool->log_nomem = 0;
 
     return NGX_OK;
 }

@@ -164,28 +164,19 @@ ngx_http_txval_lookup_directive(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_txval_lookup_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_http_txval_lookup_t  *olc = data;
-
-    size_t                    len;
+    ngx_int_t                 rc;
     ngx_http_txval_lookup_t  *lc;
 
     lc = shm_zone->data;
-
     lc->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
-    if (olc || shm_zone->shm.exists) {
-        /* reload with the same size: keep the entries */
-        lc->sh = lc->shpool->data;
+    rc = ngx_http_txval_zone_init(shm_zone, data,
+                                  sizeof(ngx_http_txval_lookup_sh_t),
+                                  NGX_HTTP_TXVAL_LOOKUP_LAYOUT,
+                                  "txval_lookup_cache", (void **) &lc->sh);
 
-        if (lc->sh->layout != NGX_HTTP_TXVAL_LOOKUP_LAYOUT) {
-            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
-                          "txval_lookup_cache \"%V\" was made by another "
-                          "version of txval: restart nginx, or give the "
-                          "zone a new name", &shm_zone->shm.name);
-            return NGX_ERROR;
-        }
-
-        /* the workers of this configuration take the listener over */
+    if (rc == NGX_DONE) {
+        /* kept across a reload: this configuration's workers take over */
         ngx_shmtx_lock(&lc->shpool->mutex);
         lc->sh->cgen++;
         lc->sh->cgen_notify = (lc->channel.len != 0);
@@ -194,36 +185,16 @@ ngx_http_txval_lookup_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    if (ngx_http_txval_zone_resized(shm_zone, "txval_lookup_cache") != NGX_OK) {
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
 
-    lc->sh = ngx_slab_calloc(lc->shpool, sizeof(ngx_http_txval_lookup_sh_t));
-    if (lc->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    lc->sh->layout = NGX_HTTP_TXVAL_LOOKUP_LAYOUT;
     lc->sh->cgen = 1;
     lc->sh->cgen_notify = (lc->channel.len != 0);
-    lc->shpool->data = lc->sh;
 
     ngx_rbtree_init(&lc->sh->rbtree, &lc->sh->sentinel,
                     ngx_http_txval_lookup_rbtree_insert);
     ngx_queue_init(&lc->sh->lru);
-
-    len = sizeof(" in txval_lookup_cache \"\"") + shm_zone->shm.name.len;
-
-    lc->shpool->log_ctx = ngx_slab_alloc(lc->shpool, len);
-    if (lc->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(lc->shpool->log_ctx, " in txval_lookup_cache \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    /* a full zone evicts: running out of room is not worth a log line */
-    lc->shpool->log_nomem = 0;
 
     return NGX_OK;
 }

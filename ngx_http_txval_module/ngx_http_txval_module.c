@@ -975,3 +975,66 @@ ngx_http_txval_zone_resized(ngx_shm_zone_t *shm_zone, const char *directive)
         return NGX_ERROR;
     }
 }
+
+
+/*
+ * The shared part of a zone (its first field, a uint32_t, is its
+ * layout): the one kept across a reload or by the master (NGX_DONE), if
+ * its layout matches, or a new one, zeroed, with its layout and a log
+ * context that names the zone (NGX_OK); NGX_ERROR, said why.
+ */
+
+ngx_int_t
+ngx_http_txval_zone_init(ngx_shm_zone_t *shm_zone, void *old, size_t size,
+    uint32_t layout, const char *directive, void **sh)
+{
+    size_t            len;
+    uint32_t         *l;
+    ngx_slab_pool_t  *shpool;
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (old || shm_zone->shm.exists) {
+        /* the same size (see ngx_http_txval_zone_resized): kept */
+        l = shpool->data;
+
+        if (*l != layout) {
+            ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                          "%s \"%V\" was made by another version of txval: "
+                          "restart nginx, or give the zone a new name",
+                          directive, &shm_zone->shm.name);
+            return NGX_ERROR;
+        }
+
+        *sh = l;
+        return NGX_DONE;
+    }
+
+    if (ngx_http_txval_zone_resized(shm_zone, directive) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    l = ngx_slab_calloc(shpool, size);
+    if (l == NULL) {
+        return NGX_ERROR;
+    }
+
+    *l = layout;
+    shpool->data = l;
+    *sh = l;
+
+    len = sizeof(" in  \"\"") + ngx_strlen(directive) + shm_zone->shm.name.len;
+
+    shpool->log_ctx = ngx_slab_alloc(shpool, len);
+    if (shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(shpool->log_ctx, " in %s \"%V\"%Z", directive,
+                &shm_zone->shm.name);
+
+    /* a full zone evicts: running out of room is not worth a log line */
+    shpool->log_nomem = 0;
+
+    return NGX_OK;
+}

@@ -265,6 +265,8 @@ ngx_shm_zone_t *ngx_http_txval_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_str_t *value);
 ngx_int_t ngx_http_txval_zone_resized(ngx_shm_zone_t *shm_zone,
     const char *directive);
+ngx_int_t ngx_http_txval_zone_init(ngx_shm_zone_t *shm_zone, void *old,
+    size_t size, uint32_t layout, const char *directive, void **sh);
 
 /* ngx_http_txval_variables.c */
 ngx_int_t ngx_http_txval_add_variables(ngx_conf_t *cf);
