@@ -29,7 +29,8 @@
 # bench/SOAK.md (SOAK_OUT=dir writes those three elsewhere), with the
 # lowest and highest of each measure over the whole run.
 #
-# The verdict: warm-up is the first 10% of the requests; the level RSS and
+# The verdict (RSS: see the comment at its check, restarts converge):
+# warm-up is the first 10% of the requests; the level RSS and
 # descriptors (but the backend connections, which the pools open lazily
 # and refill after a restart) settled at is the median of the samples
 # between 10% and 15% (before the first restart), the end the median of
@@ -388,6 +389,8 @@ read -r rss_min rss_max fds_min fds_max r_min r_max p_min p_max \
         }' "$csv")
 
 restart_lines=()
+declare -A grew_first grew_last
+rss_after_last=""
 if [ -f "$dir/restarts" ]; then
     while read -r rn rwhat ra rb; do
         # the requests served and the workers' RSS when it began, and the
@@ -397,6 +400,10 @@ if [ -f "$dir/restarts" ]; then
                      if ($9 != "" && ++k == n) at = i }
             END { b = at + 2; if (b > i) b = i; print req[at], rss[at], rss[b] }' "$csv")
         restart_lines+=("$rwhat restarted at $at requests, back after $(awk -v a="$ra" -v b="$rb" 'BEGIN {printf "%.1f", b - a}') s; workers' private RSS $rss_a kB before, $rss_b kB two samples later")
+        # what each kind of restart added, its first time and its last
+        [ -n "${grew_first[$rwhat]:-}" ] || grew_first[$rwhat]=$((rss_b - rss_a))
+        grew_last[$rwhat]=$((rss_b - rss_a))
+        rss_after_last=$rss_b
     done < <(sort -n "$dir/restarts")
 fi
 
@@ -413,11 +420,41 @@ echo
 echo "soak: $served_total requests in ${elapsed}s ($rate/s), $nsamples samples"
 echo "  wrk statuses: $statuses; socket errors: $errors"
 
-if within "$rss_settled" "$rss_end"; then
-    verdict "PASS worker private RSS: settled $rss_settled kB, end $rss_end kB ($(pct "$rss_settled" "$rss_end")%)"
+# Memory: flat under the load, and restarts that do not leak. A
+# restart frees and makes connections anew (libpq's buffers, TLS
+# contexts); the allocator keeps some of what was freed, so the first
+# restarts of a kind raise the workers' RSS a little, and then no more
+# (with 8 Postgres restarts: +72, +56, +20, +16, then 0 kB four times).
+# A leak would add the same again every time. So: within 2% of where it
+# settled (no restart asked for), or of where it stood after the last
+# restart; and each kind of restart adds no more the last time than the
+# first (give or take half a percent).
+if [ -z "$rss_after_last" ]; then
+    if within "$rss_settled" "$rss_end"; then
+        verdict "PASS worker private RSS: settled $rss_settled kB, end $rss_end kB ($(pct "$rss_settled" "$rss_end")%)"
+    else
+        verdict "FAIL worker private RSS: settled $rss_settled kB, end $rss_end kB ($(pct "$rss_settled" "$rss_end")%, more than 2%)"
+        status=1
+    fi
 else
-    verdict "FAIL worker private RSS: settled $rss_settled kB, end $rss_end kB ($(pct "$rss_settled" "$rss_end")%, more than 2%)"
-    status=1
+    if within "$rss_after_last" "$rss_end"; then
+        verdict "PASS worker private RSS, flat since the last restart: $rss_after_last kB two samples after it, end $rss_end kB ($(pct "$rss_after_last" "$rss_end")%; settled before any restart $rss_settled kB, $(pct "$rss_settled" "$rss_end")% over the run)"
+    else
+        verdict "FAIL worker private RSS: $rss_after_last kB two samples after the last restart, end $rss_end kB ($(pct "$rss_after_last" "$rss_end")%, more than 2%)"
+        status=1
+    fi
+
+    # (within half a percent of the RSS: a page or two either way is the
+    # sampling's, not a leak's)
+    slack=$(( rss_settled / 200 ))
+    for k in "${!grew_first[@]}"; do
+        if [ "${grew_last[$k]}" -le $(( ${grew_first[$k]} + slack )) ]; then
+            verdict "PASS $k restarts converge: the first added ${grew_first[$k]} kB, the last ${grew_last[$k]} kB"
+        else
+            verdict "FAIL $k restarts grow: the first added ${grew_first[$k]} kB, the last ${grew_last[$k]} kB (a leak per restart?)"
+            status=1
+        fi
+    done
 fi
 
 if within "$fds_settled" "$fds_end"; then
@@ -536,10 +573,15 @@ smaps_rollup a zone page that one worker alone has touched counts as
 private, so the cache zone filling up would look like a leak; the zones
 are charted apart, by PSS). Warm-up is the first 10% of the requests;
 "settled" is the median of the samples between 10% and 15%, "end" the
-median of the last 3 samples under load. The verdict is within 2% for RSS
-and for descriptors other than the backend connections (the pools open
-those lazily and refill them after a restart; they are judged against the
-pools' size instead).
+median of the last 3 samples under load. The verdict: RSS within 2% of
+where it stood after the last restart, and each kind of restart adding no
+more the last time than the first (a restart frees and makes connections
+anew, and the allocator keeps some of what was freed: the first restarts
+raise the RSS a little, then no more; a leak would add the same every
+time: with 8 Postgres restarts in one run, +72, +56, +20, +16, then 0 kB
+four times); descriptors other than the backend connections within 2% of
+where they settled (the pools open those lazily and refill them after a
+restart; they are judged against the pools' size instead).
 
 Wall time of the whole \`make soak\` (services, nginx, load, chart):
 about $(( SECONDS - started ))s on this machine.
