@@ -23,6 +23,8 @@ static ngx_int_t ngx_http_txval_gate_verdict(ngx_http_request_t *r,
 static ngx_int_t ngx_http_txval_upstream_headers(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static ngx_int_t ngx_http_txval_is_ours(ngx_table_elt_t *h);
+static ngx_table_elt_t *ngx_http_txval_header_next(ngx_list_part_t **part,
+    ngx_uint_t *i);
 static ngx_int_t ngx_http_txval_push_header(ngx_list_t *headers,
     ngx_str_t *key, u_char *value, size_t len);
 
@@ -234,11 +236,11 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
 {
     u_char           *p;
     size_t            len;
-    ngx_uint_t        i, rebuild;
+    ngx_uint_t        i, ci, ours, copying;
     const char       *s;
     ngx_list_t        old, *list;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *nh;
+    ngx_list_part_t  *part, *cpart;
+    ngx_table_elt_t  *h, *ch, *nh;
 
     static ngx_str_t  verdict_key = ngx_string("X-Txval-Verdict");
     static ngx_str_t  score_key = ngx_string("X-Txval-Risk-Score");
@@ -248,66 +250,57 @@ ngx_http_txval_upstream_headers(ngx_http_request_t *r,
     static ngx_str_t  reasons_key = ngx_string("X-Txval-Reasons");
     static ngx_str_t  error_key = ngx_string("X-Txval-Error");
 
-    rebuild = (r != r->main);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; !rebuild; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        rebuild = ngx_http_txval_is_ours(&h[i]);
-    }
+    /*
+     * One walk over the headers: nothing is copied until one has to go;
+     * then a new list is made (upstream modules copy the whole list; it
+     * is built in place, as a list points into itself), with the headers
+     * before that one, and the walk goes on into it. A subrequest's list
+     * shares its parts with the main request's: it is always copied.
+     */
 
     list = &r->headers_in.headers;
+    old = *list;
+    copying = 0;
 
-    if (rebuild) {
-        /*
-         * A new list without them (upstream modules copy the whole list),
-         * built in place: a list points into itself, so it is not copied.
-         */
+    part = &old.part;
+    i = 0;
 
-        old = *list;
+    while ((h = ngx_http_txval_header_next(&part, &i)) != NULL) {
 
-        if (ngx_list_init(list, r->pool, 20, sizeof(ngx_table_elt_t))
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
+        ours = ngx_http_txval_is_ours(h);
 
-        part = &old.part;
-        h = part->elts;
+        if (!copying && (ours || r != r->main)) {
 
-        for (i = 0; /* void */ ; i++) {
+            if (ngx_list_init(list, r->pool, 20, sizeof(ngx_table_elt_t))
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
 
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
+            /* the headers before this one */
+
+            cpart = &old.part;
+            ci = 0;
+
+            while ((ch = ngx_http_txval_header_next(&cpart, &ci)) != h) {
+                nh = ngx_list_push(list);
+                if (nh == NULL) {
+                    return NGX_ERROR;
                 }
 
-                part = part->next;
-                h = part->elts;
-                i = 0;
+                *nh = *ch;
             }
 
-            if (ngx_http_txval_is_ours(&h[i])) {
-                continue;
-            }
+            copying = 1;
+        }
 
+        if (copying && !ours) {
             nh = ngx_list_push(list);
             if (nh == NULL) {
                 return NGX_ERROR;
             }
 
-            *nh = h[i];
+            *nh = *h;
         }
     }
 
@@ -408,6 +401,28 @@ ngx_http_txval_is_ours(ngx_table_elt_t *h)
     }
 
     return 1;
+}
+
+
+/* the header after (*part, *i) in a list, and moves on; NULL at its end */
+
+static ngx_table_elt_t *
+ngx_http_txval_header_next(ngx_list_part_t **part, ngx_uint_t *i)
+{
+    ngx_table_elt_t  *h;
+
+    while (*i >= (*part)->nelts) {
+        if ((*part)->next == NULL) {
+            return NULL;
+        }
+
+        *part = (*part)->next;
+        *i = 0;
+    }
+
+    h = (*part)->elts;
+
+    return &h[(*i)++];
 }
 
 

@@ -41,6 +41,8 @@ static ngx_int_t ngx_http_txval_lookup_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static uint32_t ngx_http_txval_lookup_hash(ngx_uint_t kind, const u_char *key,
     size_t len);
+static void ngx_http_txval_lookup_hashes(ngx_http_txval_txn_t *txn,
+    uint32_t *hm, uint32_t *hc, uint32_t *hb);
 static ngx_http_txval_lookup_node_t *ngx_http_txval_lookup_find(
     ngx_http_txval_lookup_t *lc, ngx_uint_t kind, const u_char *key,
     size_t len, uint32_t hash);
@@ -217,18 +219,7 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     /* the hashes first: the lock is held for the tree only */
 
-    hm = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
-                                    (u_char *) txn->merchant_id,
-                                    txn->merchant_id_len);
-    hc = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_CARD,
-                                    (u_char *) txn->card_token,
-                                    txn->card_token_len);
-
-    for (len = NGX_HTTP_TXVAL_BIN_MIN; len <= txn->card_bin_len; len++) {
-        hb[len - NGX_HTTP_TXVAL_BIN_MIN] =
-            ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_BIN,
-                                       (u_char *) txn->card_bin, len);
-    }
+    ngx_http_txval_lookup_hashes(txn, &hm, &hc, hb);
 
     ngx_shmtx_lock(&lc->shpool->mutex);
 
@@ -328,18 +319,7 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
         return;
     }
 
-    hm = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
-                                    (u_char *) txn->merchant_id,
-                                    txn->merchant_id_len);
-    hc = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_CARD,
-                                    (u_char *) txn->card_token,
-                                    txn->card_token_len);
-
-    for (len = NGX_HTTP_TXVAL_BIN_MIN; len <= txn->card_bin_len; len++) {
-        hb[len - NGX_HTTP_TXVAL_BIN_MIN] =
-            ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_BIN,
-                                       (u_char *) txn->card_bin, len);
-    }
+    ngx_http_txval_lookup_hashes(txn, &hm, &hc, hb);
 
     ngx_shmtx_lock(&lc->shpool->mutex);
 
@@ -470,6 +450,29 @@ ngx_http_txval_lookup_hash(ngx_uint_t kind, const u_char *key, size_t len)
     ngx_crc32_final(hash);
 
     return hash;
+}
+
+
+/* the hashes of a transaction's rows: merchant, card, BIN prefixes */
+
+static void
+ngx_http_txval_lookup_hashes(ngx_http_txval_txn_t *txn, uint32_t *hm,
+    uint32_t *hc, uint32_t *hb)
+{
+    size_t  len;
+
+    *hm = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
+                                     (u_char *) txn->merchant_id,
+                                     txn->merchant_id_len);
+    *hc = ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_CARD,
+                                     (u_char *) txn->card_token,
+                                     txn->card_token_len);
+
+    for (len = NGX_HTTP_TXVAL_BIN_MIN; len <= txn->card_bin_len; len++) {
+        hb[len - NGX_HTTP_TXVAL_BIN_MIN] =
+            ngx_http_txval_lookup_hash(NGX_HTTP_TXVAL_LOOKUP_BIN,
+                                       (u_char *) txn->card_bin, len);
+    }
 }
 
 
