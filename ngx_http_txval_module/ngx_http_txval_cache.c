@@ -88,7 +88,6 @@ ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     ngx_str_t               *value, s;
     ngx_int_t                ttl;
-    ngx_shm_zone_t          *shm_zone;
     ngx_http_txval_cache_t  *cache;
 
     if (tmcf->cache) {
@@ -126,16 +125,13 @@ ngx_http_txval_cache_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_http_txval_zone_add(cf, cmd, &value[1]);
-    if (shm_zone == NULL) {
+    cache->ttl = (ngx_msec_t) ttl;
+    cache->shm_zone = ngx_http_txval_zone_add(cf, cmd, &value[1],
+                                              ngx_http_txval_cache_init_zone,
+                                              cache);
+    if (cache->shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
-
-    cache->shm_zone = shm_zone;
-    cache->ttl = (ngx_msec_t) ttl;
-
-    shm_zone->init = ngx_http_txval_cache_init_zone;
-    shm_zone->data = cache;
 
     tmcf->cache = cache;
 

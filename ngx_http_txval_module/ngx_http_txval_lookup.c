@@ -75,7 +75,6 @@ ngx_http_txval_lookup_directive(ngx_conf_t *cf, ngx_command_t *cmd,
     ngx_int_t                 ttl;
     ngx_str_t                *value, s, channel;
     ngx_uint_t                i, j;
-    ngx_shm_zone_t           *shm_zone;
     ngx_http_txval_lookup_t  *lc;
 
     if (tmcf->lookup) {
@@ -145,17 +144,14 @@ ngx_http_txval_lookup_directive(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    shm_zone = ngx_http_txval_zone_add(cf, cmd, &value[1]);
-    if (shm_zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    lc->shm_zone = shm_zone;
     lc->ttl = (ngx_msec_t) ttl;
     lc->channel = channel;
-
-    shm_zone->init = ngx_http_txval_lookup_init_zone;
-    shm_zone->data = lc;
+    lc->shm_zone = ngx_http_txval_zone_add(cf, cmd, &value[1],
+                                           ngx_http_txval_lookup_init_zone,
+                                           lc);
+    if (lc->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     tmcf->lookup = lc;
 

@@ -869,12 +869,13 @@ ngx_http_txval_random(ngx_log_t *log, u_char *buf, size_t len)
 
 /*
  * The zone of a "NAME:SIZE ..." directive (txval_cache_zone,
- * txval_lookup_cache), added with the module's tag; NULL when refused,
- * said why.
+ * txval_lookup_cache), added with the module's tag, its init and data;
+ * NULL when refused, said why.
  */
 
 ngx_shm_zone_t *
-ngx_http_txval_zone_add(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *value)
+ngx_http_txval_zone_add(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *value,
+    ngx_shm_zone_init_pt init, void *data)
 {
     u_char          *p;
     ssize_t          size;
@@ -923,6 +924,9 @@ ngx_http_txval_zone_add(ngx_conf_t *cf, ngx_command_t *cmd, ngx_str_t *value)
                            "zone \"%V\" is already used", &name);
         return NULL;
     }
+
+    shm_zone->init = init;
+    shm_zone->data = data;
 
     return shm_zone;
 }

@@ -262,7 +262,7 @@ ngx_int_t ngx_http_txval_status_handler(ngx_http_request_t *r);
 /* ngx_http_txval_module.c */
 void ngx_http_txval_random(ngx_log_t *log, u_char *buf, size_t len);
 ngx_shm_zone_t *ngx_http_txval_zone_add(ngx_conf_t *cf, ngx_command_t *cmd,
-    ngx_str_t *value);
+    ngx_str_t *value, ngx_shm_zone_init_pt init, void *data);
 ngx_int_t ngx_http_txval_zone_resized(ngx_shm_zone_t *shm_zone,
     const char *directive);
 ngx_int_t ngx_http_txval_zone_init(ngx_shm_zone_t *shm_zone, void *old,
