@@ -244,6 +244,18 @@ is calls(), 2, 'hits: one more lookup';
        'locked: a card not cached needs Postgres, which waits for the lock';
 
     reap($holder);
+
+    # the lookup that waited for the lock runs once it is released (and
+    # is logged then: its Bind waited too); wait for it, so that the
+    # partial hits below see their own lookups only
+    my $active = -1;
+    for (1 .. 100) {
+        $active = psql("SELECT count(*) FROM pg_stat_activity WHERE"
+                       . " usename = 'txval' AND state <> 'idle'") // -1;
+        last if $active == 0;
+        sleep 0.05;
+    }
+    is $active, 0, 'locked: the lookup that waited has run';
 }
 
 no_crash('hits');
