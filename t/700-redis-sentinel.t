@@ -24,6 +24,7 @@ use Test::Txval 'no_plan';
 use Time::HiRes qw(sleep time);
 use Txval::Fleet;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx post v unavailable);
 
 our ($Fleet, %Run);
 
@@ -54,25 +55,8 @@ workers($WORKERS);
 log_level('info');
 no_shuffle();
 
-sub ::tx {
-    my %f = (id => 'tx_1', amount => 1000, currency => 'EUR',
-             merchant_id => 'm_1', card_token => 'tok_1', @_);
-    return qq({"id":"$f{id}","amount":$f{amount},"currency":"$f{currency}",)
-         . qq("merchant_id":"$f{merchant_id}","card_token":"$f{card_token}"});
-}
-
-sub ::post { my $uri = shift; "POST $uri\n" . ::tx(@_) }
-
-sub ::v {
-    my ($id, $source) = @_;
-    return qq({"id":"$id","verdict":"approved","reasons":[],)
-         . qq("risk_score":0,"source":"$source"}\n);
-}
-
-sub ::unavailable {
-    return qq({"error":"backend_unavailable","detail":"a backend this )
-         . qq(transaction needs is unavailable, retry later"}\n);
-}
+# the blocks call these as ::post() etc.
+tx_defaults(currency => 'EUR');
 
 # the key's value on a Redis (db), waiting a moment for the write (the
 # record is written after the response)

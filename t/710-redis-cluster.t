@@ -25,6 +25,7 @@ use lib 't/lib';
 use Test::Txval 'no_plan';
 use Time::HiRes qw(sleep time);
 use Txval::Fleet;
+use Txval::Tx qw(tx_defaults tx post v unavailable);
 
 our ($Cluster, %Run);
 
@@ -57,27 +58,8 @@ workers($WORKERS);
 log_level('info');
 no_shuffle();
 
-sub ::tx {
-    my %f = (id => 'tx_1', amount => 1000, currency => 'EUR',
-             merchant_id => 'm_1', card_token => 'tok_1', @_);
-    return qq({"id":"$f{id}","amount":$f{amount},"currency":"$f{currency}",)
-         . qq("merchant_id":"$f{merchant_id}","card_token":"$f{card_token}"});
-}
-
-sub ::post { my $uri = shift; "POST $uri\n" . ::tx(@_) }
-
-sub ::v {
-    my ($id, $source, $verdict, $reasons, $score) = @_;
-    my $r = join ',', map { qq("$_") } @{ $reasons // [] };
-    return qq({"id":"$id","verdict":"@{[$verdict // 'approved']}",)
-         . qq("reasons":[$r],"risk_score":@{[$score // 0]},)
-         . qq("source":"$source"}\n);
-}
-
-sub ::unavailable {
-    return qq({"error":"backend_unavailable","detail":"a backend this )
-         . qq(transaction needs is unavailable, retry later"}\n);
-}
+# the blocks call these as ::post() etc.
+tx_defaults(currency => 'EUR');
 
 # $n ids ("$stem1", "$stem2", ...) whose verdict keys ({prefix}v:{id}) hash
 # to slots from..to (the standard layout of redis-cli --cluster create on
