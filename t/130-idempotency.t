@@ -28,7 +28,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Echo;
 use Txval::Nginx;
-use Txval::Postgres qw(pg_dir);
+use Txval::Postgres qw(pg_dir slowed_table_sql);
 use Txval::Redis;
 use Txval::Tx qw(tx_defaults tx fingerprint outcome);
 
@@ -44,24 +44,8 @@ my $redis = eval { Txval::Redis->client(port => $redis_port) }
 
 sub psql { Txval::Postgres::psql($pg_dir, $pg_port, $_[0]) }
 
-defined psql(<<'SQL') or BAIL_OUT('cannot create the t130_slow schema');
-SET client_min_messages = warning;
-CREATE SCHEMA IF NOT EXISTS t130_slow;
-CREATE TABLE IF NOT EXISTS t130_slow.knob (delay float8 NOT NULL);
-DELETE FROM t130_slow.knob;
-INSERT INTO t130_slow.knob VALUES (0);
-CREATE OR REPLACE FUNCTION t130_slow.merchants_slowly()
-    RETURNS SETOF public.merchants LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep((SELECT delay FROM t130_slow.knob));
-    RETURN QUERY SELECT * FROM public.merchants;
-END
-$$;
-CREATE OR REPLACE VIEW t130_slow.merchants AS
-    SELECT * FROM t130_slow.merchants_slowly();
-GRANT USAGE ON SCHEMA t130_slow TO txval;
-GRANT SELECT ON ALL TABLES IN SCHEMA t130_slow TO txval;
-SQL
+defined psql(slowed_table_sql('t130_slow', 'merchants'))
+    or BAIL_OUT('cannot create the t130_slow schema');
 
 sub knob { defined psql("UPDATE t130_slow.knob SET delay = $_[0]") or die "knob\n" }
 
@@ -113,14 +97,9 @@ tx_defaults(merchant_id => 't_active', card_token => 't_card_us');
 # the value at a key once the fire-and-forget writes are in
 sub settled {
     my ($key, $want) = @_;
-    my $deadline = time + 2;
-    my $v;
-    while (1) {
-        $v = $redis->cmd(GET => $key);
-        return $v if defined $want ? (defined $v && $v =~ $want) : !defined $v;
-        return $v if time > $deadline;
-        sleep 0.01;
-    }
+    my $ok = defined $want ? sub { defined $_[0] && $_[0] =~ $want }
+                           : sub { !defined $_[0] };
+    return $redis->get_when($key, $ok, 2, 0.01);
 }
 
 my $RECORD = qr/^2;[0-9a-f]+;\d+;[0-9a-f]{32}$/;

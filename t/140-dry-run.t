@@ -31,12 +31,11 @@ use warnings;
 
 use lib 't/lib';
 
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Txval::Echo;
-use Txval::Nginx;
+use Txval::Nginx qw(need_services closed_port);
 use Txval::Redis;
 use Txval::Tx qw(tx_defaults tx v error_body invalid invalid_json);
 
@@ -44,25 +43,13 @@ my $PG_PORT = $ENV{TEST_NGINX_PG_PORT} || 16432;
 my $REDIS_PORT = $ENV{TEST_NGINX_REDIS_PORT} || 16390;
 my $P = "t140.$$." . int(time) . ':';
 
-for ([ Postgres => $PG_PORT ], [ Redis => $REDIS_PORT ]) {
-    my ($what, $port) = @$_;
-    IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                          Proto => 'tcp', Timeout => 2)
-        or BAIL_OUT("no $what on 127.0.0.1:$port (make test starts it)");
-}
+need_services(Postgres => $PG_PORT, Redis => $REDIS_PORT);
 
 my $redis = Txval::Redis->client(port => $REDIS_PORT);
 my $echo = Txval::Echo->start(port => 1949);
 my $up = 'http://127.0.0.1:' . $echo->port;
 
-my $closed_port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    $p;
-};
+my $closed_port = closed_port();
 
 my $pg = "host=127.0.0.1 port=$PG_PORT dbname=txval user=txval "
        . "password=txval";
@@ -625,8 +612,7 @@ $B->stop;
 for my $ng ($A, $B) {
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
+    $ng->valgrind_ok;
 }
 
 done_testing;

@@ -19,29 +19,19 @@ use warnings;
 
 use lib 't/lib';
 
-use IO::Socket::INET;
 use JSON::PP ();
 use Test::More;
 
-use Txval::Nginx;
+use Txval::Nginx qw(need_services closed_port);
 use Txval::Tx qw(tx_defaults tx);
 
 my $PG_PORT = $ENV{TEST_NGINX_PG_PORT} || 16432;
 
-IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PG_PORT,
-                      Proto => 'tcp', Timeout => 2)
-    or BAIL_OUT("no Postgres on 127.0.0.1:$PG_PORT (make test starts it)");
+need_services(Postgres => $PG_PORT);
 
 my $pg_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '10s' : '1s';
 
-my $closed_port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    $p;
-};
+my $closed_port = closed_port();
 
 # the README's decision log, as written there
 my $format = <<'FMT';
@@ -251,8 +241,7 @@ for my $ng ($A, $B) {
 
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
+    $ng->valgrind_ok;
 }
 
 done_testing;

@@ -73,16 +73,10 @@ sub outcome { return Txval::Tx::outcome($_[0], header => 1) }
 
 sub settled_get {
     my ($key, $want) = @_;
-    my $deadline = time + 3;
-    my $v;
-    while (1) {
-        $v = $r->cmd(GET => $key);
-        # a mark (p;...) is there until the verdict replaces it
-        last if defined $v && $v !~ /^p;/ && (!defined $want || $v eq $want);
-        last if time > $deadline;
-        sleep 0.005;
-    }
-    return $v;
+    # a mark (p;...) is there until the verdict replaces it
+    return $r->get_when($key, sub { defined $_[0] && $_[0] !~ /^p;/
+                                    && (!defined $want || $_[0] eq $want) },
+                        3, 0.005);
 }
 
 sub settled_ttl {

@@ -27,8 +27,8 @@
 #   blocked_bins  777777, 8888888, 99999999
 
 use lib 't/lib';
-use IO::Socket::INET;
 use Test::Txval 'no_plan';
+use Txval::Nginx qw(need_services);
 use Txval::Tx qw(tx_defaults tx post v computed invalid unavailable);
 
 BEGIN {
@@ -39,14 +39,7 @@ BEGIN {
     $ENV{TEST_NGINX_LONG_M} = 't_long_' . ('m' x 57);
 }
 
-{
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ENV{TEST_NGINX_PG_PORT},
-                                  Proto => 'tcp', Timeout => 2);
-    Test::More::BAIL_OUT("no Postgres on 127.0.0.1:$ENV{TEST_NGINX_PG_PORT}"
-                         . " (start it: see the top of $0)")
-        unless $s;
-}
+need_services(Postgres => $ENV{TEST_NGINX_PG_PORT});
 
 log_level('info');
 no_shuffle();

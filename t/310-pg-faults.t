@@ -37,7 +37,8 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
-use Txval::Postgres qw(as_postgres pg_dir psql_bg psql_wait);
+use Txval::Postgres qw(as_postgres pg_dir psql_bg psql_wait
+                        slowed_table_sql);
 use Txval::Tx qw(tx_defaults tx reasons_of unavailable);
 
 my $repo = abs_path(dirname(__FILE__) . '/..');
@@ -94,24 +95,8 @@ services("txval_pg_psql $pg_port '$pg_dir' < '$repo/t/fixtures.sql'")
 services("txval_redis_start $redis_port '$redis_dir'")
     or BAIL_OUT("cannot start Redis on $redis_port");
 
-defined psql(<<'SQL') or BAIL_OUT('cannot create the t310_slow schema');
-SET client_min_messages = warning;
-CREATE SCHEMA IF NOT EXISTS t310_slow;
-CREATE TABLE IF NOT EXISTS t310_slow.knob (delay float8 NOT NULL);
-DELETE FROM t310_slow.knob;
-INSERT INTO t310_slow.knob VALUES (0);
-CREATE OR REPLACE FUNCTION t310_slow.merchants_slowly()
-    RETURNS SETOF public.merchants LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep((SELECT delay FROM t310_slow.knob));
-    RETURN QUERY SELECT * FROM public.merchants;
-END
-$$;
-CREATE OR REPLACE VIEW t310_slow.merchants AS
-    SELECT * FROM t310_slow.merchants_slowly();
-GRANT USAGE ON SCHEMA t310_slow TO txval;
-GRANT SELECT ON ALL TABLES IN SCHEMA t310_slow TO txval;
-SQL
+defined psql(slowed_table_sql('t310_slow', 'merchants'))
+    or BAIL_OUT('cannot create the t310_slow schema');
 
 
 my $conninfo = "host=127.0.0.1 port=$pg_port dbname=txval user=txval"

@@ -35,7 +35,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Lookup;
 use Txval::Nginx;
-use Txval::Postgres qw(psql_bg psql_wait);
+use Txval::Postgres qw(psql_bg psql_wait slowed_table_sql);
 
 my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 my $slow = $valgrind ? 10 : 1;      # how much longer things may take
@@ -477,26 +477,10 @@ $ng->valgrind_ok;
 # transaction, but is not stored.
 
 {
-    sql_ok(<<'SQL', 'the slow view');
-SET client_min_messages = warning;
-CREATE SCHEMA IF NOT EXISTS t330_slow;
-CREATE TABLE IF NOT EXISTS t330_slow.knob (delay float8 NOT NULL);
-DELETE FROM t330_slow.knob;
-INSERT INTO t330_slow.knob VALUES (0);
-CREATE OR REPLACE FUNCTION t330_slow.cards_then_sleep()
-    RETURNS SETOF public.cards LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN QUERY SELECT * FROM public.cards;
-    PERFORM pg_sleep((SELECT delay FROM t330_slow.knob));
-END
-$$;
-CREATE OR REPLACE VIEW t330_slow.cards AS
-    SELECT * FROM t330_slow.cards_then_sleep();
-GRANT USAGE ON SCHEMA t330_slow TO txval;
-GRANT SELECT ON ALL TABLES IN SCHEMA t330_slow TO txval;
-INSERT INTO cards (token, status) VALUES ('t330_race', 'active')
-    ON CONFLICT (token) DO UPDATE SET status = 'active';
-SQL
+    sql_ok(slowed_table_sql('t330_slow', 'cards', after => 1)
+           . "INSERT INTO cards (token, status) VALUES ('t330_race', 'active')"
+           . " ON CONFLICT (token) DO UPDATE SET status = 'active';\n",
+           'the slow view');
 
     my $slow_conninfo = "$conninfo options=-csearch_path=t330_slow,public";
 

@@ -26,8 +26,8 @@
 #   prove -I t/lib t/600-hostile.t
 
 use lib 't/lib';
-use IO::Socket::INET;
 use Test::Txval 'no_plan';
+use Txval::Nginx qw(need_services);
 use Txval::Redis;
 use Txval::Tx qw(tx_defaults tx_raw post_raw raw_request v invalid
                  invalid_json);
@@ -43,16 +43,8 @@ BEGIN {
         ? 'connect_timeout=10s timeout=10s' : 'connect_timeout=100ms timeout=50ms';
 }
 
-for my $svc (['Redis', $ENV{TEST_NGINX_REDIS_PORT}],
-             ['Postgres', $ENV{TEST_NGINX_PG_PORT}])
-{
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $svc->[1],
-                                  Proto => 'tcp', Timeout => 2);
-    Test::More::BAIL_OUT("no $svc->[0] on 127.0.0.1:$svc->[1]"
-                         . " (start it: see the top of $0)")
-        unless $s;
-}
+need_services(Redis => $ENV{TEST_NGINX_REDIS_PORT},
+              Postgres => $ENV{TEST_NGINX_PG_PORT});
 
 # every command Redis receives from now on; ours are told apart by the
 # prefix

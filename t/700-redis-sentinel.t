@@ -64,13 +64,7 @@ tx_defaults(currency => 'EUR');
 sub ::settled {
     my ($port, $key, $db) = @_;
     my $r = Txval::Fleet::client($port, db => $db);
-    my $deadline = time + 1;
-    my $v;
-    while (1) {
-        $v = $r->cmd(GET => $key);
-        last if defined $v || time > $deadline;
-        sleep 0.01;
-    }
+    my $v = $r->get_when($key, sub { defined $_[0] }, 1, 0.01);
     $r->close;
     return $v;
 }

@@ -10,7 +10,13 @@ package Txval::Nginx;
 #   $res = $ng->read_async($q);           # its answer (and elapsed)
 #   $ng->reload(http => $other) or ...;   # 1: new workers answer,
 #                                         # 0: the master refused it
+#   my $m = $ng->metrics;                 # GET /metrics, parsed
+#   $ng->metric('txval_up');              # one series' value
 #   $ng->stop;
+#
+#   use Txval::Nginx qw(need_services closed_port values_of);
+#   need_services(Postgres => 16432, Redis => 16390);  # or BAIL_OUT
+#   my $port = closed_port();             # nothing listens there
 #
 # nginx runs in the foreground (daemon off) as our child, in its own
 # server root t/servroot_<name>; the environment is inherited (so an
@@ -39,12 +45,15 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Exporter qw(import);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Test::More ();
 use Time::HiRes qw(sleep time);
+
+our @EXPORT_OK = qw(values_of need_services closed_port);
 
 my $repo = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -57,6 +66,34 @@ END {
         waitpid $pid, 0;
     }
     $? = $status;
+}
+
+
+# the suite's services answer on 127.0.0.1 (make test starts them), or
+# the test bails out
+
+sub need_services {
+    my (@services) = @_;
+
+    while (my ($what, $port) = splice @services, 0, 2) {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                              Proto => 'tcp', Timeout => 2)
+            or Test::More::BAIL_OUT("no $what on 127.0.0.1:$port (make test"
+                                    . " starts it; by hand: see the top of"
+                                    . " $0)");
+    }
+}
+
+
+# a port on 127.0.0.1 that nothing listens on (it was free a moment ago)
+
+sub closed_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1)
+        or die "no free port: $!\n";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
 }
 
 
@@ -310,6 +347,18 @@ sub no_crash {
     my ($self, $what) = @_;
     return Test::More::unlike($self->error_log, qr/exited on signal|\[alert\]/,
                               "$what: no worker crash, no alert");
+}
+
+
+# stricter, once it is stopped: no [alert], [emerg] or [crit] line, no
+# crash, no sanitizer report at all
+
+sub error_log_clean {
+    my ($self, $name) = @_;
+    return Test::More::is_deeply(
+        [ grep { /\[(alert|emerg|crit)\]|exited on signal|Sanitizer/ }
+          split /\n/, $self->error_log ],
+        [], "$name: no alert, crit or crash in error.log");
 }
 
 
@@ -621,6 +670,16 @@ sub metrics {
 sub metric {
     my ($self, $series) = @_;
     return $self->metrics->{values}{$series};
+}
+
+
+# the values of these series in a metrics() answer, as numbers (undef for
+# one that is not there)
+
+sub values_of {
+    my ($m, @series) = @_;
+    return { map { $_ => (defined $m->{values}{$_} ? $m->{values}{$_} + 0
+                                                   : undef) } @series };
 }
 
 

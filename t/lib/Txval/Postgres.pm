@@ -10,6 +10,7 @@ package Txval::Postgres;
 #                                                    # appended there
 #   my $pid = psql_bg($dir, $port, $sql);   # the same, in the background
 #   psql_wait($pid);                        # its exit status ($?)
+#   psql($dir, $port, slowed_table_sql('t130_slow', 'merchants'));
 #
 # As root the clusters belong to the postgres user (scripts/services.sh):
 # as_postgres() runs the command as postgres, from / and without our Perl
@@ -23,6 +24,12 @@ package Txval::Postgres;
 # txval, stopping at the first error; psql_bg() runs it in the background
 # (its output dropped: a session that holds a lock a while), killed when
 # the test ends unless psql_wait() has waited for it.
+#
+# slowed_table_sql($schema, $table) is SQL that puts a view $schema.$table
+# in front of public.$table, for a conninfo whose search_path is
+# "$schema,public": each query of it sleeps $schema.knob's delay seconds
+# (0 until the test sets it), before it reads the rows, or with
+# after => 1 once it has read them.
 
 use strict;
 use warnings;
@@ -31,7 +38,8 @@ use Cwd qw(abs_path);
 use Exporter qw(import);
 use POSIX ();
 
-our @EXPORT_OK = qw(as_postgres pg_dir psql psql_bg psql_wait);
+our @EXPORT_OK = qw(as_postgres pg_dir psql psql_bg psql_wait
+                    slowed_table_sql);
 
 my %background;     # pid => 1, psql_bg's
 my $owner = $$;
@@ -104,6 +112,31 @@ sub psql_wait {
     waitpid $pid, 0;
     delete $background{$pid};
     return $?;
+}
+
+sub slowed_table_sql {
+    my ($schema, $table, %o) = @_;
+
+    my $sleep = "    PERFORM pg_sleep((SELECT delay FROM $schema.knob));\n";
+    my $rows = "    RETURN QUERY SELECT * FROM public.$table;\n";
+    my $body = $o{after} ? $rows . $sleep : $sleep . $rows;
+
+    return <<"SQL";
+SET client_min_messages = warning;
+CREATE SCHEMA IF NOT EXISTS $schema;
+CREATE TABLE IF NOT EXISTS $schema.knob (delay float8 NOT NULL);
+DELETE FROM $schema.knob;
+INSERT INTO $schema.knob VALUES (0);
+CREATE OR REPLACE FUNCTION $schema.${table}_slowly()
+    RETURNS SETOF public.$table LANGUAGE plpgsql AS \$\$
+BEGIN
+${body}END
+\$\$;
+CREATE OR REPLACE VIEW $schema.$table AS
+    SELECT * FROM $schema.${table}_slowly();
+GRANT USAGE ON SCHEMA $schema TO txval;
+GRANT SELECT ON ALL TABLES IN SCHEMA $schema TO txval;
+SQL
 }
 
 1;
