@@ -4,6 +4,8 @@
 # "never logged" covers every level).
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(tx_raw post_raw raw_request invalid_json);
 

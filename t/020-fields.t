@@ -3,6 +3,8 @@
 # fail (id, amount, currency, merchant_id, card_token, card_bin, country).
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(post_raw computed invalid);
 

@@ -12,6 +12,8 @@
 # those APIs' own.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(adyen post_raw v invalid invalid_json);
 

@@ -4,6 +4,8 @@
 # decline status, and the $txval_* variables.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(post computed);
 

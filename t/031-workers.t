@@ -2,6 +2,8 @@
 # block repeated: every worker gives the same answers.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(post);
 

@@ -3,6 +3,8 @@
 # tokens), empty chunked; and client_max_body_size at and over the limit.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(computed);
 

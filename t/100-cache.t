@@ -7,6 +7,8 @@
 # refusal is checked in t/120-cache-workers.t instead.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(tx_defaults tx post v conflict);
 

@@ -11,6 +11,8 @@
 
 use lib 't/lib';
 use IO::Socket::INET;
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Tx qw(tx_defaults tx post v conflict unavailable);
 

@@ -132,8 +132,10 @@ END {
         location /t { txval; txval_velocity 10 60s; }
 '));
 
-    is outcome($ng->post('/t', tx(id => 'a1'))), '200 computed', 'AUTH+SELECT: computed';
-    is outcome($ng->post('/t', tx(id => 'a1'))), '200 redis', 'then replayed from db 3';
+    is outcome($ng->post('/t', tx(id => 'a1'))), '200 computed',
+       'AUTH+SELECT: computed';
+    is outcome($ng->post('/t', tx(id => 'a1'))), '200 redis',
+       'then replayed from db 3';
 
     like $r3->cmd(GET => 't220:v:a1') // '', qr/^2;0;0;[0-9a-f]{32}$/,
          'the record is in db 3';
@@ -162,7 +164,8 @@ END {
        'idle connections closed after idle_timeout (only ours are left)';
 
     # ... and opened again when needed
-    is outcome($ng->post('/t', tx(id => 'a1'))), '200 redis', 'reconnects on demand';
+    is outcome($ng->post('/t', tx(id => 'a1'))), '200 redis',
+       'reconnects on demand';
 
     $ng->stop;
     unlike $ng->error_log, qr/\Q$PW\E/, 'the password is never logged';
@@ -201,7 +204,8 @@ END {
 ) . server_block($bad->port, '
         location /closed { txval; txval_velocity 10 60s; }
 '));
-    is outcome($bad->post('/closed', tx(id => 's1'))), '503 backend_unavailable',
+    is outcome($bad->post('/closed', tx(id => 's1'))),
+       '503 backend_unavailable',
        'db=99: 503';
     like $bad->error_log, qr/connection setup refused: ERR DB index is out of range/,
          'logged: connection setup refused (SELECT)';

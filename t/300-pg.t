@@ -27,6 +27,8 @@
 #   blocked_bins  777777, 8888888, 99999999
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Nginx qw(need_services);
 use Txval::Tx qw(tx_defaults tx post v computed invalid unavailable);

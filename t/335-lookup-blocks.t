@@ -13,6 +13,8 @@
 # Rows: t335_* (made here, on the suite's Postgres).
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Time::HiRes qw(sleep time);
 use Txval::Lookup;

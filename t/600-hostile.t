@@ -26,6 +26,8 @@
 #   prove -I t/lib t/600-hostile.t
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Txval::Nginx qw(need_services);
 use Txval::Redis;
@@ -132,10 +134,12 @@ our (@UnknownReq, @UnknownRes);
     my $n = 0;
     for my $t (@Protocol, @Sql) {
         $n++;
-        push @UnknownReq, ::post_raw('/t', id => qq!"tx_u$n"!, note => qq!"$t"!);
+        push @UnknownReq,
+             ::post_raw('/t', id => qq!"tx_u$n"!, note => qq!"$t"!);
         push @UnknownRes, ::v("tx_u$n");
         $n++;
-        push @UnknownReq, ::post_raw('/t', id => qq!"tx_u$n"!, qq!$t! => qq!"$t"!);
+        push @UnknownReq,
+             ::post_raw('/t', id => qq!"tx_u$n"!, qq!$t! => qq!"$t"!);
         push @UnknownRes, ::v("tx_u$n");
     }
 }

@@ -20,6 +20,8 @@
 # Under valgrind (make valgrind) the failover blocks are skipped.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Time::HiRes qw(sleep time);
 use Txval::Fleet;

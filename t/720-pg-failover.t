@@ -31,6 +31,8 @@
 # nothing but the expected lines.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use IO::Select;
 use IO::Socket::INET;

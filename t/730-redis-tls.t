@@ -153,7 +153,8 @@ $ng->start(main => 'error_log logs/debug.log debug;',
                               . "tls_certificate_key=$certs->{client_key} "
                               . "pool=1 idle_timeout=100ms prefix=t730e:;"));
 for (1 .. 3) {
-    is outcome($ng->post('/t', tx(id => new_id('e')))), '200 computed', "reconnect $_: 200";
+    is outcome($ng->post('/t', tx(id => new_id('e')))), '200 computed',
+       "reconnect $_: 200";
     sleep 0.3;
 }
 {
@@ -185,7 +186,8 @@ for my $case (['user= password=', "user=txv730 password=$PW"],
         . "tls_certificate=$certs->{client_crt} "
         . "tls_certificate_key=$certs->{client_key} $auth prefix=t730f:;"));
     my $before = velocity_keys($r, 't730f:');
-    is outcome($ng->post('/t', tx(id => new_id('f')))), '200 computed', "ACL $what: 200";
+    is outcome($ng->post('/t', tx(id => new_id('f')))), '200 computed',
+       "ACL $what: 200";
     is velocity_keys($r, 't730f:'), $before + 1, "ACL $what: counted";
     unlike $ng->error_log, qr/\Q$PW\E/, "ACL $what: the password not logged";
     stop_ng();
@@ -234,7 +236,8 @@ $ng->start(http => http_block(
     . "tls_certificate=$certs->{client_crt} "
     . "tls_certificate_key=$certs->{client_key} prefix=t730h: pool=4;"));
 
-is outcome($ng->post('/t', tx(id => new_id('h')))), '200 computed', 'before the kill: 200';
+is outcome($ng->post('/t', tx(id => new_id('h')))), '200 computed',
+   'before the kill: 200';
 
 for my $round (1 .. 3) {
     $srv->kill9;
@@ -244,7 +247,9 @@ for my $round (1 .. 3) {
     my $t0 = time;
     my $ok = 0;
     while (time - $t0 < 3) {
-        $ok = 1, last if outcome($ng->post('/t', tx(id => new_id('h')))) eq '200 computed';
+        $ok = 1, last
+            if outcome($ng->post('/t', tx(id => new_id('h'))))
+               eq '200 computed';
         sleep 0.05;
     }
     ok $ok, sprintf "round %d: back within %.2f s", $round, time - $t0;

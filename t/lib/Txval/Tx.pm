@@ -94,10 +94,8 @@ our @EXPORT_OK = qw(
 
 my @FIELDS = qw(id amount currency merchant_id card_token card_bin country);
 
-my %BUILTIN = (id => 'tx_1', amount => 1000, currency => 'USD',
+my %Default = (id => 'tx_1', amount => 1000, currency => 'USD',
                merchant_id => 'm_1', card_token => 'tok_1');
-
-my %Default = %BUILTIN;
 
 # the shape of Adyen's /payments body, as examples/adyen.conf maps it
 my @ADYEN = (
