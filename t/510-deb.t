@@ -35,19 +35,7 @@ my $doc = "usr/share/doc/$pkg";
 my $module = $ENV{TEST_NGINX_TXVAL_MODULE} // "$repo/build/ngx_http_txval_module.so";
 my $port = 1953;
 
-plan skip_all => 'no dpkg-deb' unless -x '/usr/bin/dpkg-deb';
-plan skip_all => "no $nginx" unless -x $nginx;
-plan skip_all => "SANITIZE=$ENV{SANITIZE}: the package is for a plain build"
-    if $ENV{SANITIZE};
-plan skip_all => "$module missing" unless -f $module;
-plan skip_all => "$module links a sanitizer runtime"
-    if `readelf -d '$module' 2>/dev/null` =~ /NEEDED.*lib[atm]san/;
-
-{
-    my $bin = abs_path($ENV{TEST_NGINX_BINARY} // $nginx) // '';
-    plan skip_all => "TEST_NGINX_BINARY is $bin: the package is for "
-                     . "Debian's $nginx" if $bin ne $nginx;
-}
+Txval::Deb::skip_unless_packageable($nginx, $module);
 
 # what the machine looks like, to compare at the end (dpkg's view of this
 # package, not of all: another apt-get may run meanwhile)

@@ -82,19 +82,17 @@ sub ::failover_under_traffic {
     return if $VALGRIND;
 
     $Fleet->wait_ready(30);
-    my $traffic = Txval::Fleet::Traffic->start(
+
+    # the switch, then the recovery bound and a second of traffic after it
+    my %run = Txval::Fleet::Traffic->around(
         port => $ENV{TEST_NGINX_SERVER_PORT}, uri => '/t', procs => 2,
-        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") });
-
-    sleep 1;
-    $Run{event_at} = time;
-    $Run{old} = $how->();
-    $Run{new} = $Fleet->wait_switch($Run{old}, 20);
-    $Run{switched_at} = time;
-
-    # the recovery bound, and a second of traffic after it
-    sleep $RECOVERY + 1;
-    $Run{res} = [ $traffic->stop ];
+        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") },
+        change => sub { my $old = $how->();
+                        return ($old, $Fleet->wait_switch($old, 20)) },
+        after => $RECOVERY + 1);
+    # (with what $how->() put into %Run)
+    @Run{keys %run} = values %run;
+    @Run{qw(old new)} = @{ $Run{changed} };
 
     # every command the new master runs from now on
     $Run{monitor} = Txval::Fleet::monitor($Run{new});

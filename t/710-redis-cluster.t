@@ -106,17 +106,13 @@ sub ::under_traffic {
     return if $VALGRIND;
 
     $Cluster->wait_ok(30);
-    my $traffic = Txval::Fleet::Traffic->start(
+
+    my %run = Txval::Fleet::Traffic->around(
         port => $ENV{TEST_NGINX_SERVER_PORT}, uri => '/t', procs => 2,
-        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") });
-
-    sleep 1;
-    $Run{event_at} = time;
-    $how->();
-    $Run{switched_at} = time;
-
-    sleep $RECOVERY + 1;
-    $Run{res} = [ $traffic->stop ];
+        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") },
+        change => $how, after => $RECOVERY + 1);
+    # (with what $how->() put into %Run)
+    @Run{keys %run} = values %run;
 }
 
 # the traffic's checks, nginx's connections per node

@@ -6,6 +6,11 @@ package Txval::Deb;
 # package's load_module snippet and answers at /v1/validate and /metrics,
 # then two verdicts, the metrics, and the file the workers mapped.
 #
+#   Txval::Deb::skip_unless_packageable($nginx, $module);
+#       # plan skip_all where no package can be made and run here: no
+#       # dpkg-deb, no nginx, a sanitizer build, a TEST_NGINX_BINARY
+#       # other than Debian's nginx
+#
 #   Txval::Deb::serves_ok(nginx => '/usr/sbin/nginx',
 #                         root => $dir,   # conf/, logs/, tmp/ in it
 #                         include => $the_load_module_snippet,
@@ -22,6 +27,7 @@ package Txval::Deb;
 use strict;
 use warnings;
 
+use Cwd qw(abs_path);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
 use Test::More ();
@@ -45,6 +51,26 @@ sub stop {
     kill 'TERM', $nginx_pid;
     waitpid $nginx_pid, 0;
     undef $nginx_pid;
+}
+
+
+sub skip_unless_packageable {
+    my ($nginx, $module) = @_;
+
+    my $bin = abs_path($ENV{TEST_NGINX_BINARY} // $nginx) // '';
+
+    my $why = !-x '/usr/bin/dpkg-deb' ? 'no dpkg-deb'
+            : !-x $nginx ? "no $nginx"
+            : $ENV{SANITIZE} ? "SANITIZE=$ENV{SANITIZE}: the package is for"
+                               . " a plain build"
+            : !-f $module ? "$module missing"
+            : `readelf -d '$module' 2>/dev/null` =~ /NEEDED.*lib[atm]san/
+              ? "$module links a sanitizer runtime"
+            : $bin ne $nginx ? "TEST_NGINX_BINARY is $bin: the package is"
+                               . " for Debian's $nginx"
+            : undef;
+
+    Test::More::plan(skip_all => $why) if defined $why;
 }
 
 
