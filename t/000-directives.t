@@ -3,6 +3,8 @@
 # that names the directive and the value).
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 
 log_level('info');

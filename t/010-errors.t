@@ -4,25 +4,10 @@
 # "never logged" covers every level).
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
-
-# a valid transaction, with more members appended
-sub ::tx {
-    return '{"id":"tx_1","amount":1000,"currency":"USD","merchant_id":"m_1",'
-           . '"card_token":"tok_1"' . join('', map { ",$_" } @_) . '}';
-}
-
-# the exact bytes of a POST with this body (no trimming)
-sub ::raw_post {
-    my ($body) = @_;
-    return "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-           . "Content-Type: application/json\r\n"
-           . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
-}
-
-sub ::invalid_json {
-    return qq!{"error":"invalid_json","detail":"$_[0]"}\n!;
-}
+use Txval::Tx qw(tx_raw post_raw raw_request invalid_json);
 
 log_level('debug');
 no_shuffle();
@@ -108,7 +93,7 @@ Content-Type: application/json
 --- request eval
 [
 "DELETE /t",
-"PATCH /t\n" . ::tx(),
+"PATCH /t\n" . ::tx_raw(),
 "OPTIONS /t",
 ]
 --- error_code eval
@@ -363,7 +348,7 @@ txval: refused
 --- more_headers
 Content-Type: application/json
 --- request eval
-"POST /t\n" . ::tx('"note":"' . ('x' x 2048) . '"')
+::post_raw('/t', note => '"' . ('x' x 2048) . '"')
 --- error_code: 413
 --- response_headers
 Content-Type: text/html
@@ -406,7 +391,7 @@ txval: refused: invalid_json
         txval;
     }
 --- raw_request eval
-::raw_post("")
+::raw_request("")
 --- error_code: 400
 --- response_body
 {"error":"invalid_json","detail":"the body is empty"}
@@ -429,7 +414,7 @@ Content-Type: application/json
 "POST /t\n" . '{"id":"tx_1","amount":1000',
 "POST /t\n" . '{id:"tx_1"}',
 "POST /t\n" . "{'id':'tx_1'}",
-"POST /t\n" . ::tx('"note":1,'),
+::post_raw('/t', note => '1,'),
 "POST /t\n" . '{"id":"tx_1","amount":NaN}',
 "POST /t\n" . '{"id":"tx_1","amount":0x10}',
 "POST /t\n" . '{"id":"tx_1","amount":+1000}',
@@ -461,7 +446,7 @@ txval: refused: invalid_json
         txval;
     }
 --- raw_request eval
-::raw_post("  \r\n\t ")
+::raw_request("  \r\n\t ")
 --- error_code: 400
 --- response_body
 {"error":"invalid_json","detail":"the body is not valid JSON"}
@@ -481,8 +466,8 @@ txval: refused: invalid_json
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx('"deep":' . ('[' x 999) . (']' x 999)),
-"POST /t\n" . ::tx('"deep":' . ('[' x 1000) . (']' x 1000)),
+::post_raw('/t', deep => ('[' x 999) . (']' x 999)),
+::post_raw('/t', deep => ('[' x 1000) . (']' x 1000)),
 "POST /t\n" . ('[' x 1001) . (']' x 1001),
 ]
 --- error_code eval
@@ -507,9 +492,9 @@ qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"compu
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx() . ' {}',
-"POST /t\n" . ::tx() . 'x',
-"POST /t\n" . ::tx() . '}',
+"POST /t\n" . ::tx_raw() . ' {}',
+"POST /t\n" . ::tx_raw() . 'x',
+"POST /t\n" . ::tx_raw() . '}',
 "POST /t\n" . '{}{}',
 ]
 --- error_code eval
@@ -534,7 +519,7 @@ txval: refused: invalid_json
         txval;
     }
 --- raw_request eval
-::raw_post(" \r\n\t" . ::tx() . "\r\n \t\n\n")
+::raw_request(" \r\n\t" . ::tx_raw() . "\r\n \t\n\n")
 --- error_code: 200
 --- response_body
 {"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
@@ -558,7 +543,7 @@ Content-Type: application/json
 "POST /t\n1",
 "POST /t\nnull",
 "POST /t\ntrue",
-"POST /t\n[" . ::tx() . "]",
+"POST /t\n[" . ::tx_raw() . "]",
 ]
 --- error_code eval
 [400, 400, 400, 400, 400, 400]
@@ -587,10 +572,10 @@ txval: refused: invalid_json
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx(qq!"note":"a\x01b"!),
-"POST /t\n" . ::tx(qq!"note":"a\x00b"!),
-"POST /t\n" . ::tx(qq!"note":"a\x1fb"!),
-"POST /t\n" . ::tx(qq!"note":\x0c1!),
+::post_raw('/t', note => qq!"a\x01b"!),
+::post_raw('/t', note => qq!"a\x00b"!),
+::post_raw('/t', note => qq!"a\x1fb"!),
+::post_raw('/t', note => qq!\x0c1!),
 "POST /t\n" . qq!{"id"\x02:"tx_1"}!,
 ]
 --- error_code eval
@@ -619,8 +604,8 @@ txval: refused: invalid_json
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx('"note":"a\u0000b"'),
-"POST /t\n" . ::tx('"no\u0000te":1'),
+::post_raw('/t', note => '"a\u0000b"'),
+::post_raw('/t', 'no\u0000te' => '1'),
 "POST /t\n" . '{"id":"tx_1\u0000x","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
 ]
 --- error_code eval
@@ -647,9 +632,9 @@ txval: refused: invalid_json
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx('"note":"a\\\\u0000b"'),
-"POST /t\n" . ::tx('"note":"\u0001\t\n\r\"\/\b\f"'),
-"POST /t\n" . ::tx('"note":"caf\u00e9 \ud83d\ude00"'),
+::post_raw('/t', note => '"a\\\\u0000b"'),
+::post_raw('/t', note => '"\u0001\t\n\r\"\/\b\f"'),
+::post_raw('/t', note => '"caf\u00e9 \ud83d\ude00"'),
 ]
 --- error_code eval
 [200, 200, 200]
@@ -674,13 +659,13 @@ txval: refused
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx(qq!"note":"a\xffb"!),
-"POST /t\n" . ::tx(qq!"note":"\xc0\xaf"!),
-"POST /t\n" . ::tx(qq!"note":"\xe0\x80\xaf"!),
-"POST /t\n" . ::tx(qq!"note":"\xed\xa0\x80"!),
-"POST /t\n" . ::tx(qq!"note":"\xf4\x90\x80\x80"!),
-"POST /t\n" . ::tx(qq!"note":"\xe2\x82"!),
-"POST /t\n" . ::tx(qq!"note":"\x80"!),
+::post_raw('/t', note => qq!"a\xffb"!),
+::post_raw('/t', note => qq!"\xc0\xaf"!),
+::post_raw('/t', note => qq!"\xe0\x80\xaf"!),
+::post_raw('/t', note => qq!"\xed\xa0\x80"!),
+::post_raw('/t', note => qq!"\xf4\x90\x80\x80"!),
+::post_raw('/t', note => qq!"\xe2\x82"!),
+::post_raw('/t', note => qq!"\x80"!),
 ]
 --- error_code eval
 [400, 400, 400, 400, 400, 400, 400]
@@ -709,7 +694,7 @@ txval: refused: invalid_json
 --- more_headers
 Content-Type: application/json
 --- request eval
-"POST /t\n" . ::tx(qq!"note":"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"!)
+::post_raw('/t', note => qq!"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf"!)
 --- error_code: 200
 --- response_body
 {"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"computed"}
@@ -727,7 +712,7 @@ txval: refused
 --- more_headers
 Content-Type: application/json
 --- request eval
-"POST /t\n" . ::tx('"pan":"4111111111111111"')
+::post_raw('/t', pan => '"4111111111111111"')
 --- error_code: 400
 --- response_headers
 Content-Type: application/json
@@ -753,7 +738,7 @@ txval: refused: pan_not_accepted
 --- more_headers
 Content-Type: application/json
 --- request eval
-"POST /t\n" . ::tx('"card_number":"5555555555554444"')
+::post_raw('/t', card_number => '"5555555555554444"')
 --- error_code: 400
 --- response_body
 {"error":"pan_not_accepted","detail":"card numbers are not accepted: send a card_token"}
@@ -777,11 +762,11 @@ txval: refused: pan_not_accepted
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx('"pan":4012888888881881'),
-"POST /t\n" . ::tx('"card_number":null'),
-"POST /t\n" . ::tx('"pan":""'),
-"POST /t\n" . ::tx('"card_number":{"n":"378282246310005"}'),
-"POST /t\n" . ::tx('"p\u0061n":"6011111111111117"'),
+::post_raw('/t', pan => '4012888888881881'),
+::post_raw('/t', card_number => 'null'),
+::post_raw('/t', pan => '""'),
+::post_raw('/t', card_number => '{"n":"378282246310005"}'),
+::post_raw('/t', 'p\u0061n' => '"6011111111111117"'),
 "POST /t\n" . '{"card_number":"3530111333300000"}',
 "POST /t\n" . '{"id":"bad id!","amount":-1,"pan":"4000056655665556"}',
 ]
@@ -867,11 +852,11 @@ Content-Type: application/json
 "POST /t\n" . '{"id":"tx_1","amount":01000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
 "POST /t\n" . '{"id":"tx_1","amount":1.,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
 "POST /t\n" . '{"id":"tx_1","amount":1.e3,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
-"POST /t\n" . ::tx('"n":.5'),
-"POST /t\n" . ::tx('"n":+1'),
-"POST /t\n" . ::tx('"n":[1,2,0x10]'),
-"POST /t\n" . ::tx('"n":1e'),
-"POST /t\n" . ::tx('"n":[-0,1.5e-3,2E+2,-1]'),
+::post_raw('/t', n => '.5'),
+::post_raw('/t', n => '+1'),
+::post_raw('/t', n => '[1,2,0x10]'),
+::post_raw('/t', n => '1e'),
+::post_raw('/t', n => '[-0,1.5e-3,2E+2,-1]'),
 ]
 --- error_code eval
 [400, 400, 400, 400, 400, 400, 400, 200]
@@ -900,10 +885,10 @@ qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"compu
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx(qq!"note":"a\tb"!),
-"POST /t\n" . ::tx(qq!"note":"a\nb"!),
-"POST /t\n" . ::tx(qq!"note":"a\rb"!),
-"POST /t\n" . ::tx(qq!"note":\t"ab"\n!),
+::post_raw('/t', note => qq!"a\tb"!),
+::post_raw('/t', note => qq!"a\nb"!),
+::post_raw('/t', note => qq!"a\rb"!),
+::post_raw('/t', note => qq!\t"ab"\n!),
 ]
 --- error_code eval
 [400, 400, 400, 200]
@@ -926,8 +911,8 @@ qq!{"id":"tx_1","verdict":"approved","reasons":[],"risk_score":0,"source":"compu
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::tx('"meta":{"pan":"4111111111111111"}'),
-"POST /t\n" . ::tx('"items":[{"x":1},{"card":{"card_number":"5500005555555559"}}]'),
+::post_raw('/t', meta => '{"pan":"4111111111111111"}'),
+::post_raw('/t', items => '[{"x":1},{"card":{"card_number":"5500005555555559"}}]'),
 ]
 --- error_code eval
 [400, 400]
@@ -952,12 +937,12 @@ Content-Type: application/json
 --- request eval
 [
 "POST /t\n" . '{"id":"tx\u00G1abc","amount":1000,"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}',
-"POST /t\n" . ::tx('"note":"\uZZZZ"'),
-"POST /t\n" . ::tx('"note":"\u12"'),
-"POST /t\n" . ::tx('"n\u0G6te":1'),
-"POST /t\n" . ::tx('"note":"\ud800"'),
-"POST /t\n" . ::tx('"note":"\udc00x"'),
-"POST /t\n" . ::tx('"note":"\ud800\u0041"'),
+::post_raw('/t', note => '"\uZZZZ"'),
+::post_raw('/t', note => '"\u12"'),
+::post_raw('/t', 'n\u0G6te' => '1'),
+::post_raw('/t', note => '"\ud800"'),
+::post_raw('/t', note => '"\udc00x"'),
+::post_raw('/t', note => '"\ud800\u0041"'),
 ]
 --- error_code eval
 [ (400) x 7 ]

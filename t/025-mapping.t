@@ -12,7 +12,10 @@
 # those APIs' own.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
+use Txval::Tx qw(adyen post_raw v invalid invalid_json);
 
 our $Examples = Test::Txval::txval_repo_root() . '/examples';
 
@@ -25,49 +28,6 @@ sub ::example_location {
     my ($loc) = $text =~ /^(    location [^\n]*\{\n.*?^    \}\n)/ms
         or die "no location block in $name\n";
     return $loc;
-}
-
-sub ::v {
-    my ($id, $source, $score) = @_;
-    $source //= 'computed';
-    $score //= 0;
-    return qq!{"id":"$id","verdict":"approved","reasons":[],"risk_score":$score,"source":"$source"}\n!;
-}
-
-sub ::bad {
-    my ($field, $detail) = @_;
-    return qq!{"error":"invalid_field","field":"$field","detail":"$detail"}\n!;
-}
-
-sub ::bad_json { return qq!{"error":"invalid_json","detail":"$_[0]"}\n! }
-
-# an Adyen-like body: each pair replaces a member's raw JSON text (undef
-# drops it)
-sub ::adyen {
-    my %v = (reference => '"ORDER-1"',
-             amount => '{"currency":"EUR","value":1000}',
-             paymentMethod => '{"type":"scheme","storedPaymentMethodId":"8415718415172204"}',
-             merchantAccount => '"AcmeShopECOM"',
-             countryCode => '"NL"');
-    my @order = qw(amount reference paymentMethod merchantAccount countryCode);
-    while (my ($k, $val) = splice @_, 0, 2) {
-        push @order, $k unless exists $v{$k};
-        $v{$k} = $val;
-    }
-    return '{' . join(',', map { qq!"$_":$v{$_}! } grep { defined $v{$_} } @order)
-           . '}';
-}
-
-sub ::flat {
-    my %v = (id => '"tx_1"', amount => '1000', currency => '"USD"',
-             merchant_id => '"m_1"', card_token => '"tok_1"');
-    my @order = qw(id amount currency merchant_id card_token);
-    while (my ($k, $val) = splice @_, 0, 2) {
-        push @order, $k unless exists $v{$k};
-        $v{$k} = $val;
-    }
-    return '{' . join(',', map { qq!"$_":$v{$_}! } grep { defined $v{$_} } @order)
-           . '}';
 }
 
 our $AdyenMap = <<'EOC';
@@ -135,9 +95,9 @@ qq!POST /t\n{"refs":"r0r1","units":[{"amount":{"value":1000,"currency":"USD"}}],
 [
 ::v('r1'),
 ::v('o1'),
-::bad('id', 'id is missing at /refs/1'),
-::bad('amount', 'amount is missing at /units/0/amount/value'),
-::bad('id', 'id is missing at /refs/1'),
+::invalid('id', 'id is missing at /refs/1'),
+::invalid('amount', 'amount is missing at /units/0/amount/value'),
+::invalid('id', 'id is missing at /refs/1'),
 ]
 --- no_error_log
 [error]
@@ -166,8 +126,8 @@ qq!POST /t\n{"/":"tx_e4","a/b":{"m/n":"m_esc"},"amount":1000,"currency":"USD","c
 [
 ::v('tx_e1'),
 ::v('tx_e2'),
-::bad('merchant_id', 'merchant_id is missing at /a~1b/m~0n'),
-::bad('id', 'id is missing at /~01'),
+::invalid('merchant_id', 'merchant_id is missing at /a~1b/m~0n'),
+::invalid('id', 'id is missing at /~01'),
 ]
 --- no_error_log
 [error]
@@ -198,14 +158,14 @@ Content-Type: application/json
 [400, 400, 400, 400, 400, 400, 400, 400, 200]
 --- response_body eval
 [
-::bad('amount', 'amount is missing at /amount/value'),
-::bad('amount', 'amount is missing at /amount/value'),
-::bad('amount', 'amount is missing at /amount/value'),
-::bad('amount', 'amount is missing at /amount/value'),
-::bad('amount', 'amount is missing at /amount/value'),
-::bad('amount', 'amount is missing at /amount/value'),
-::bad('id', 'id is missing at /reference'),
-::bad('card_token', 'card_token is missing at /paymentMethod/storedPaymentMethodId'),
+::invalid('amount', 'amount is missing at /amount/value'),
+::invalid('amount', 'amount is missing at /amount/value'),
+::invalid('amount', 'amount is missing at /amount/value'),
+::invalid('amount', 'amount is missing at /amount/value'),
+::invalid('amount', 'amount is missing at /amount/value'),
+::invalid('amount', 'amount is missing at /amount/value'),
+::invalid('id', 'id is missing at /reference'),
+::invalid('card_token', 'card_token is missing at /paymentMethod/storedPaymentMethodId'),
 ::v('ORDER-1'),
 ]
 --- no_error_log
@@ -237,14 +197,14 @@ Content-Type: application/json
 [ (400) x 8 ]
 --- response_body eval
 [
-::bad('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
-::bad('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
-::bad('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
-::bad('currency', 'currency at /amount/currency must be 3 uppercase letters (ISO 4217)'),
-::bad('id', 'id at /reference must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
-::bad('id', 'id at /reference must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
-::bad('merchant_id', 'merchant_id at /merchantAccount must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
-::bad('country', 'country at /countryCode must be 2 uppercase letters (ISO 3166-1 alpha-2)'),
+::invalid('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
+::invalid('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
+::invalid('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
+::invalid('currency', 'currency at /amount/currency must be 3 uppercase letters (ISO 4217)'),
+::invalid('id', 'id at /reference must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
+::invalid('id', 'id at /reference must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
+::invalid('merchant_id', 'merchant_id at /merchantAccount must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
+::invalid('country', 'country at /countryCode must be 2 uppercase letters (ISO 3166-1 alpha-2)'),
 ]
 --- no_error_log
 [error]
@@ -261,12 +221,12 @@ Content-Type: application/json
     }
 --- request eval
 [
-"POST /t?merchant=m_arg\n" . ::flat(id => undef, merchant_id => undef),
-"POST /t?merchant=m_arg\n" . ::flat(id => '"tx_body"', merchant_id => '"m_body"'),
-"POST /t?merchant=m_arg\n" . ::flat(),
-"POST /t\n" . ::flat(),
-"POST /t?merchant=m_arg\n" . ::flat(),
-"POST /t?merchant=m%20x\n" . ::flat(),
+::post_raw('/t?merchant=m_arg', id => undef, merchant_id => undef),
+::post_raw('/t?merchant=m_arg', id => '"tx_body"', merchant_id => '"m_body"'),
+::post_raw('/t?merchant=m_arg'),
+::post_raw('/t'),
+::post_raw('/t?merchant=m_arg'),
+::post_raw('/t?merchant=m%20x'),
 ]
 --- more_headers eval
 [
@@ -283,10 +243,10 @@ Content-Type: application/json
 [
 ::v('key-1'),
 ::v('key-2'),
-::bad('id', 'id is missing ($http_idempotency_key is empty)'),
-::bad('merchant_id', 'merchant_id is missing ($arg_merchant is empty)'),
-::bad('id', 'id from $http_idempotency_key must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
-::bad('merchant_id', 'merchant_id from $arg_merchant must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
+::invalid('id', 'id is missing ($http_idempotency_key is empty)'),
+::invalid('merchant_id', 'merchant_id is missing ($arg_merchant is empty)'),
+::invalid('id', 'id from $http_idempotency_key must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
+::invalid('merchant_id', 'merchant_id from $arg_merchant must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -'),
 ]
 --- no_error_log
 [error]
@@ -341,7 +301,7 @@ qq!POST /s\n{"id":"s1","amount":{"value":99,"currency":"eur"},"merchant_id":"m_1
 ::v('r1'),
 ::v('r2'),
 ::v('r3'),
-::bad('currency', 'currency at /currency must be 3 uppercase letters (ISO 4217)'),
+::invalid('currency', 'currency at /currency must be 3 uppercase letters (ISO 4217)'),
 ::v('s1'),
 ]
 --- response_headers eval
@@ -408,9 +368,9 @@ my @bad = (['"10.500"', 'USD'], ['10.501', 'USD'], ['"1000.0"', 'JPY'], ['1000.5
 --- error_code eval
 [ (400) x 18 ]
 --- response_body eval
-my $d = sub { ::bad('amount', "amount at /amount/value must be a decimal number of major units with at most $_[0] decimals for $_[1], of 1 to 9007199254740991 minor units") };
-my $form = ::bad('amount', 'amount at /amount/value must be a decimal number of major units, as a JSON number or a string');
-my $cur = ::bad('currency', 'currency at /amount/currency must be an ISO 4217 code with a minor unit, to scale a decimal amount');
+my $d = sub { ::invalid('amount', "amount at /amount/value must be a decimal number of major units with at most $_[0] decimals for $_[1], of 1 to 9007199254740991 minor units") };
+my $form = ::invalid('amount', 'amount at /amount/value must be a decimal number of major units, as a JSON number or a string');
+my $cur = ::invalid('currency', 'currency at /amount/currency must be an ISO 4217 code with a minor unit, to scale a decimal amount');
 [
 $d->(2, 'USD'), $d->(2, 'USD'), $d->(0, 'JPY'), $d->(0, 'JPY'),
 $d->(3, 'KWD'), $d->(4, 'CLF'), $d->(2, 'USD'), $d->(0, 'JPY'),
@@ -435,19 +395,19 @@ $cur, $cur, $cur,
 Content-Type: application/json
 --- request eval
 [
-"POST /t\n" . ::flat(id => '"m1"', amount => '"1000"'),
-"POST /t\n" . ::flat(id => '"m1"', amount => '1000'),
-"POST /t\n" . ::flat(id => '"m1"', amount => '"1e3"'),
-"POST /t\n" . ::flat(id => '"m2"', amount => '"10.5"'),
-"POST /t\n" . ::flat(id => '"m3"', amount => '"0x10"'),
-"POST /t\n" . ::flat(id => '"m4"', amount => '"9007199254740992"'),
+::post_raw('/t', id => '"m1"', amount => '"1000"'),
+::post_raw('/t', id => '"m1"', amount => '1000'),
+::post_raw('/t', id => '"m1"', amount => '"1e3"'),
+::post_raw('/t', id => '"m2"', amount => '"10.5"'),
+::post_raw('/t', id => '"m3"', amount => '"0x10"'),
+::post_raw('/t', id => '"m4"', amount => '"9007199254740992"'),
 ]
 --- error_code eval
 [200, 200, 200, 400, 400, 400]
 --- response_body eval
 [
 ::v('m1'), ::v('m1', 'shm'), ::v('m1', 'shm'),
-(::bad('amount', 'amount must be an integral number of minor units from 1 to 9007199254740991')) x 3,
+(::invalid('amount', 'amount must be an integral number of minor units from 1 to 9007199254740991')) x 3,
 ]
 --- response_headers eval
 ["X-Amount: 1000", "X-Amount: 1000", "X-Amount: 1000", "X-Amount:", "X-Amount:", "X-Amount:"]
@@ -470,22 +430,22 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-"POST /any\n" . ::flat(currency => '"usd"'),
-"POST /any\n" . ::flat(currency => '"Usd"'),
-"POST /any\n" . ::flat(currency => '"USD"'),
-"POST /any\n" . ::flat(currency => '"\u0075sd"'),
-"POST /any\n" . ::flat(currency => '"us"'),
-"POST /any\n" . ::flat(currency => '"usdd"'),
-"POST /any\n" . ::flat(currency => '"u5d"'),
-"POST /upper\n" . ::flat(currency => '"usd"'),
+::post_raw('/any', currency => '"usd"'),
+::post_raw('/any', currency => '"Usd"'),
+::post_raw('/any', currency => '"USD"'),
+::post_raw('/any', currency => '"\u0075sd"'),
+::post_raw('/any', currency => '"us"'),
+::post_raw('/any', currency => '"usdd"'),
+::post_raw('/any', currency => '"u5d"'),
+::post_raw('/upper', currency => '"usd"'),
 ]
 --- error_code eval
 [200, 200, 200, 200, 400, 400, 400, 400]
 --- response_body eval
 [
 (::v('tx_1')) x 4,
-(::bad('currency', 'currency must be 3 letters (ISO 4217)')) x 3,
-::bad('currency', 'currency must be 3 uppercase letters (ISO 4217)'),
+(::invalid('currency', 'currency must be 3 letters (ISO 4217)')) x 3,
+::invalid('currency', 'currency must be 3 uppercase letters (ISO 4217)'),
 ]
 --- response_headers eval
 [ ("X-Currency: USD") x 4, ("X-Currency:") x 4 ]
@@ -541,9 +501,9 @@ Content-Type: application/json
 [400, 400, 400, 200, 200]
 --- response_body eval
 [
-::bad('amount', 'a key on the path /amount/value appears more than once'),
-::bad('amount', 'a key on the path /amount/value appears more than once'),
-::bad('card_token', 'a key on the path /paymentMethod/storedPaymentMethodId appears more than once'),
+::invalid('amount', 'a key on the path /amount/value appears more than once'),
+::invalid('amount', 'a key on the path /amount/value appears more than once'),
+::invalid('card_token', 'a key on the path /paymentMethod/storedPaymentMethodId appears more than once'),
 ::v('ORDER-1'),
 ::v('ORDER-1'),
 ]
@@ -592,7 +552,7 @@ qq!{"error":"idempotency_conflict","id":"R-14","detail":"this id was already use
         txval;
     }
 --- request eval
-[ ("POST /t\n" . ::flat(id => undef)) x 4 ]
+[ (::post_raw('/t', id => undef)) x 4 ]
 --- more_headers eval
 [
 "Content-Type: application/json\nIdempotency-Key: k-15a",
@@ -618,7 +578,7 @@ qq!{"error":"idempotency_conflict","id":"R-14","detail":"this id was already use
         txval;
     }
 --- request eval
-[ ("POST /t\n" . ::flat(id => '"tx_16"', merchant_id => undef)) x 3 ]
+[ (::post_raw('/t', id => '"tx_16"', merchant_id => undef)) x 3 ]
 --- more_headers eval
 [
 "Content-Type: application/json\nX-Merchant: m_a",
@@ -649,9 +609,9 @@ qq!{"error":"idempotency_conflict","id":"R-14","detail":"this id was already use
 --- more_headers
 Content-Type: application/json
 --- request eval
-[ "POST /minor\n" . ::flat(id => '"tx_17"', amount => '10'),
-  "POST /decimal\n" . ::flat(id => '"tx_17"', amount => '10'),
-  "POST /minor\n" . ::flat(id => '"tx_17"', amount => '10') ]
+[ ::post_raw('/minor', id => '"tx_17"', amount => '10'),
+  ::post_raw('/decimal', id => '"tx_17"', amount => '10'),
+  ::post_raw('/minor', id => '"tx_17"', amount => '10') ]
 --- error_code eval
 [200, 409, 200]
 --- response_body eval
@@ -686,7 +646,7 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-[ map { "POST $_\n" . ::flat(id => '"tx_18"') } qw(/a /b /a2 /none /b /none /a) ]
+[ map { ::post_raw($_, id => '"tx_18"') } qw(/a /b /a2 /none /b /none /a) ]
 --- error_code eval
 [200, 402, 200, 200, 402, 200, 200]
 --- response_body eval
@@ -729,7 +689,7 @@ qq!POST /pay\n{"amount":{"value":"1000","currency":"USD"},"merchant_id":"m_1"}!,
 --- response_body eval
 [
 qq!upstream: approved computed\n!,
-::bad('card_token', 'card_token is required'),
+::invalid('card_token', 'card_token is required'),
 ]
 --- no_error_log
 [error]
@@ -768,8 +728,8 @@ my $ten = $ok =~ s/"value":1000/"value":10.5/r =~ s/000123/000125/r;
 [
 "api: /v71/payments approved computed\n",
 "api: /v71/payments approved shm\n",
-::bad('card_token', 'card_token is missing at /paymentMethod/storedPaymentMethodId'),
-::bad('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
+::invalid('card_token', 'card_token is missing at /paymentMethod/storedPaymentMethodId'),
+::invalid('amount', 'amount at /amount/value must be an integral number of minor units from 1 to 9007199254740991'),
 ]
 --- response_headers eval
 ["X-Fields: ORDER-2024-000123/1000/EUR/AcmeShopECOM",
@@ -819,8 +779,8 @@ my $order = sub {
 "api: /v2/checkout/orders approved computed\n",
 "api: /v2/checkout/orders approved shm\n",
 "api: /v2/checkout/orders approved computed\n",
-::bad('amount', 'amount at /purchase_units/0/amount/value must be a decimal number of major units with at most 2 decimals for USD, of 1 to 9007199254740991 minor units'),
-::bad('id', 'id is missing ($http_paypal_request_id is empty)'),
+::invalid('amount', 'amount at /purchase_units/0/amount/value must be a decimal number of major units with at most 2 decimals for USD, of 1 to 9007199254740991 minor units'),
+::invalid('id', 'id is missing ($http_paypal_request_id is empty)'),
 ]
 --- response_headers eval
 ["X-Fields: 7b92603e-77ed-4896-8e78-5dea2050476a/10000/USD/7KNGBPH2U58GQ",
@@ -863,7 +823,7 @@ my $pi = '{"amount":2000,"currency":"usd","payment_method":"pm_1NfY3x2eZvKYlo2C"
 "api: /v1/payment_intents approved computed\n",
 "api: /v1/payment_intents approved shm\n",
 "api: /v1/payment_intents approved computed\n",
-::bad('merchant_id', 'merchant_id is missing ($http_stripe_account is empty)'),
+::invalid('merchant_id', 'merchant_id is missing ($http_stripe_account is empty)'),
 ]
 --- response_headers eval
 ["X-Fields: 5d3b5f2e-8c1a-4f7e-9a55-1f0c2a9e6b10/2000/USD/acct_1032D82eZvKYlo2C",

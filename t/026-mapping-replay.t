@@ -26,6 +26,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx outcome);
 
 my $rport = $ENV{TXVAL_TEST_REDIS_026_PORT} // 16397;
 my $srv = Txval::Redis->start_server(port => $rport, name => '026');
@@ -81,31 +82,14 @@ sub http_config {
 HTTP
 }
 
+# an Adyen-like body with this reference and amount
 sub adyen {
     my ($ref, $value) = @_;
-    return qq!{"amount":{"currency":"EUR","value":$value},"reference":"$ref",!
-         . qq!"paymentMethod":{"type":"scheme","storedPaymentMethodId":"8415718415172204"},!
-         . qq!"merchantAccount":"AcmeShopECOM","countryCode":"NL"}!;
+    return Txval::Tx::adyen(reference => qq("$ref"),
+                            amount => qq({"currency":"EUR","value":$value}));
 }
 
-sub flat {
-    my (%o) = @_;
-    my %v = (id => 'tx_1', amount => 1000, currency => 'EUR',
-             merchant_id => 'm_1', card_token => 'tok_1', %o);
-    return '{' . join(',', map { my $x = $v{$_};
-                                 $_ eq 'amount' ? qq("$_":$x) : qq("$_":"$x") }
-                           grep { defined $v{$_} }
-                           qw(id amount currency merchant_id card_token))
-           . '}';
-}
-
-# "status source", or "status error"
-sub outcome {
-    my ($res) = @_;
-    return "$res->{status} $1" if $res->{body} =~ /"source":"(\w+)"/;
-    my ($e) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($e // $res->{body});
-}
+tx_defaults(currency => 'EUR');
 
 # what one request did: answered from the same bytes, without parsing?
 
@@ -132,15 +116,8 @@ sub post_fast {
 
 sub settled_get {
     my ($key) = @_;
-    my $deadline = time + ($ENV{TEST_NGINX_USE_VALGRIND} ? 20 : 3);
-    my $v;
-    while (1) {
-        $v = $r->cmd(GET => $key);
-        last if defined $v && $v !~ /^p;/;
-        last if time > $deadline;
-        sleep 0.005;
-    }
-    return $v;
+    return $r->get_when($key, sub { defined $_[0] && $_[0] !~ /^p;/ },
+                        $ENV{TEST_NGINX_USE_VALGRIND} ? 20 : 3, 0.005);
 }
 
 $A->start(http => http_config($A->port));
@@ -166,7 +143,7 @@ $A->start(http => http_config($A->port));
 }
 
 {
-    my $body = flat(id => undef);
+    my $body = tx(id => undef);
     my @o;
 
     @o = post_fast($A, '/key', $body, 'Idempotency-Key' => 'k-1');
@@ -182,7 +159,7 @@ $A->start(http => http_config($A->port));
 }
 
 {
-    my $body = flat(id => 'tx_m', merchant_id => undef);
+    my $body = tx(id => 'tx_m', merchant_id => undef);
     my @o;
 
     @o = post_fast($A, '/merchant', $body, 'X-Merchant' => 'm_a');
@@ -197,18 +174,18 @@ $A->start(http => http_config($A->port));
 # --- 2. namespaces: the zone and Redis
 
 {
-    my $body = flat(id => 'tx_ns', card_token => 'tok_ns');
+    my $body = tx(id => 'tx_ns', card_token => 'tok_ns');
     my @o;
 
     is outcome($A->post('/a', $body)), '200 computed', 'namespace api-a';
-    is outcome($A->post('/b', flat(id => 'tx_ns', card_token => 'tok_ns',
+    is outcome($A->post('/b', tx(id => 'tx_ns', card_token => 'tok_ns',
                                    amount => 2000))),
        '200 computed', 'namespace b: the same id, other content, no conflict';
     is outcome($A->post('/none', $body)), '200 computed',
        'no namespace: the same id again is a transaction of its own';
     is outcome($A->post('/a2', $body)), '200 shm',
        'another location in namespace api-a: its verdict';
-    is outcome($A->post('/a2', flat(id => 'tx_ns', card_token => 'tok_ns',
+    is outcome($A->post('/a2', tx(id => 'tx_ns', card_token => 'tok_ns',
                                     amount => 2000))),
        '409 idempotency_conflict', 'and its conflicts';
 
@@ -228,7 +205,7 @@ $A->start(http => http_config($A->port));
 
     # an id with ':' in it, without a namespace, beside namespace api-a
 
-    is outcome($A->post('/none', flat(id => 'ns:api-a:v:tx_ns',
+    is outcome($A->post('/none', tx(id => 'ns:api-a:v:tx_ns',
                                       card_token => 'tok_ns'))),
        '200 computed', 'an id that reads like a namespaced key: its own';
     ok defined settled_get("${P}v:ns:api-a:v:tx_ns"),
@@ -240,12 +217,12 @@ $A->start(http => http_config($A->port));
 # namespaces whose entries hash alike in the zone are still told apart
 
 {
-    my $other = flat(id => 'tx_ns', card_token => 'tok_ns', amount => 3000);
+    my $other = tx(id => 'tx_ns', card_token => 'tok_ns', amount => 3000);
 
     is outcome($A->post('/crc', $other)), '200 computed',
        'a namespace that hashes like api-a: the same id is its own';
     is outcome($A->post('/crc', $other)), '200 shm', 'and replays';
-    is outcome($A->post('/a2', flat(id => 'tx_ns', card_token => 'tok_ns'))),
+    is outcome($A->post('/a2', tx(id => 'tx_ns', card_token => 'tok_ns'))),
        '200 shm', 'api-a keeps its own';
 }
 
@@ -254,15 +231,15 @@ $A->start(http => http_config($A->port));
 $B->start(http => http_config($B->port));
 
 {
-    is outcome($B->post('/a', flat(id => 'tx_ns', card_token => 'tok_ns'))),
+    is outcome($B->post('/a', tx(id => 'tx_ns', card_token => 'tok_ns'))),
        '200 redis', 'host B, namespace api-a: the verdict from Redis';
-    is outcome($B->post('/b', flat(id => 'tx_ns', card_token => 'tok_ns'))),
+    is outcome($B->post('/b', tx(id => 'tx_ns', card_token => 'tok_ns'))),
        '409 idempotency_conflict',
        'host B, namespace b: namespace b\'s verdict (other content): conflict';
-    is outcome($B->post('/b', flat(id => 'tx_ns', card_token => 'tok_ns',
+    is outcome($B->post('/b', tx(id => 'tx_ns', card_token => 'tok_ns',
                                    amount => 2000))),
        '200 redis', 'host B, namespace b, its content: from Redis';
-    is outcome($B->post('/a', flat(id => 'tx_new', card_token => 'tok_ns'))),
+    is outcome($B->post('/a', tx(id => 'tx_new', card_token => 'tok_ns'))),
        '200 computed', 'host B: a new id in namespace api-a';
     ok defined settled_get("${P}ns:api-a:v:tx_new"), 'stored in its namespace';
     is $r->cmd(EXISTS => "${P}v:tx_new"), 0, 'and nowhere else';
@@ -277,8 +254,7 @@ $A->stop;
 $B->stop;
 
 for my $ng ($A, $B) {
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
+    $ng->valgrind_ok;
 }
 
 done_testing();

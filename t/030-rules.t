@@ -4,25 +4,10 @@
 # decline status, and the $txval_* variables.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
-
-# POST <path> of a valid transaction with this id, amount and currency
-sub ::tx {
-    my ($path, $id, $amount, $currency) = @_;
-    $currency = 'USD' unless defined $currency;
-    return "POST $path\n"
-           . qq!{"id":"$id","amount":$amount,"currency":"$currency",!
-           . qq!"merchant_id":"m_1","card_token":"tok_1"}!;
-}
-
-# the verdict body: approved when no reason is given
-sub ::verdict {
-    my ($id, $score, @reasons) = @_;
-    my $verdict = @reasons ? 'declined' : 'approved';
-    my $list = join ',', map { qq!"$_"! } @reasons;
-    return qq!{"id":"$id","verdict":"$verdict","reasons":[$list],!
-           . qq!"risk_score":$score,"source":"computed"}\n!;
-}
+use Txval::Tx qw(post computed);
 
 log_level('info');
 no_shuffle();
@@ -41,10 +26,10 @@ __DATA__
 Content-Type: application/json
 --- request eval
 [
-::tx('/t', 'tx_1', 500, 'GBP'),
-::tx('/t', 'tx_2', 9007199254740991, 'GBP'),
-::tx('/t', 'tx_3', 100, 'USD'),
-::tx('/t', 'tx_4', 100, 'EUR'),
+::post('/t', id => 'tx_1', amount => 500, currency => 'GBP'),
+::post('/t', id => 'tx_2', amount => 9007199254740991, currency => 'GBP'),
+::post('/t', id => 'tx_3', amount => 100, currency => 'USD'),
+::post('/t', id => 'tx_4', amount => 100, currency => 'EUR'),
 ]
 --- error_code eval
 [402, 402, 200, 200]
@@ -57,10 +42,10 @@ Content-Type: application/json
 ]
 --- response_body eval
 [
-::verdict('tx_1', 0, 'currency_not_supported'),
-::verdict('tx_2', 0, 'currency_not_supported'),
-::verdict('tx_3', 0),
-::verdict('tx_4', 0),
+::computed('tx_1', 0, 'currency_not_supported'),
+::computed('tx_2', 0, 'currency_not_supported'),
+::computed('tx_3', 0),
+::computed('tx_4', 0),
 ]
 --- no_error_log
 [error]
@@ -78,21 +63,21 @@ txval: refused
 Content-Type: application/json
 --- request eval
 [
-::tx('/t', 'tx_1', 99),
-::tx('/t', 'tx_2', 100),
-::tx('/t', 'tx_3', 1000),
-::tx('/t', 'tx_4', 1001),
-::tx('/t', 'tx_5', 9007199254740991),
+::post('/t', id => 'tx_1', amount => 99),
+::post('/t', id => 'tx_2', amount => 100),
+::post('/t', id => 'tx_3', amount => 1000),
+::post('/t', id => 'tx_4', amount => 1001),
+::post('/t', id => 'tx_5', amount => 9007199254740991),
 ]
 --- error_code eval
 [402, 200, 200, 402, 402]
 --- response_body eval
 [
-::verdict('tx_1', 0, 'amount_out_of_range'),
-::verdict('tx_2', 0),
-::verdict('tx_3', 30),
-::verdict('tx_4', 30, 'amount_out_of_range'),
-::verdict('tx_5', 30, 'amount_out_of_range'),
+::computed('tx_1', 0, 'amount_out_of_range'),
+::computed('tx_2', 0),
+::computed('tx_3', 30),
+::computed('tx_4', 30, 'amount_out_of_range'),
+::computed('tx_5', 30, 'amount_out_of_range'),
 ]
 --- no_error_log
 [error]
@@ -117,25 +102,25 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/even', 'tx_1', 499),
-::tx('/even', 'tx_2', 500),
-::tx('/odd', 'tx_3', 500),
-::tx('/odd', 'tx_4', 501),
-::tx('/big', 'tx_5', 4503599627370495),
-::tx('/big', 'tx_6', 4503599627370496),
-::tx('/big', 'tx_7', 9007199254740991),
+::post('/even', id => 'tx_1', amount => 499),
+::post('/even', id => 'tx_2', amount => 500),
+::post('/odd', id => 'tx_3', amount => 500),
+::post('/odd', id => 'tx_4', amount => 501),
+::post('/big', id => 'tx_5', amount => 4503599627370495),
+::post('/big', id => 'tx_6', amount => 4503599627370496),
+::post('/big', id => 'tx_7', amount => 9007199254740991),
 ]
 --- error_code eval
 [200, 200, 200, 200, 200, 200, 200]
 --- response_body eval
 [
-::verdict('tx_1', 0),
-::verdict('tx_2', 30),
-::verdict('tx_3', 0),
-::verdict('tx_4', 30),
-::verdict('tx_5', 0),
-::verdict('tx_6', 30),
-::verdict('tx_7', 30),
+::computed('tx_1', 0),
+::computed('tx_2', 30),
+::computed('tx_3', 0),
+::computed('tx_4', 30),
+::computed('tx_5', 0),
+::computed('tx_6', 30),
+::computed('tx_7', 30),
 ]
 --- no_error_log
 [error]
@@ -153,17 +138,17 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/t', 'tx_1', 600, 'USD'),
-::tx('/t', 'tx_2', 600, 'EUR'),
-::tx('/t', 'tx_3', 50000, 'EUR'),
+::post('/t', id => 'tx_1', amount => 600, currency => 'USD'),
+::post('/t', id => 'tx_2', amount => 600, currency => 'EUR'),
+::post('/t', id => 'tx_3', amount => 50000, currency => 'EUR'),
 ]
 --- error_code eval
 [200, 200, 200]
 --- response_body eval
 [
-::verdict('tx_1', 30),
-::verdict('tx_2', 0),
-::verdict('tx_3', 30),
+::computed('tx_1', 30),
+::computed('tx_2', 0),
+::computed('tx_3', 30),
 ]
 --- no_error_log
 [error]
@@ -186,10 +171,10 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/t30', 'tx_1', 499),
-::tx('/t30', 'tx_2', 500),
-::tx('/t31', 'tx_3', 500),
-::tx('/t31', 'tx_4', 1000),
+::post('/t30', id => 'tx_1', amount => 499),
+::post('/t30', id => 'tx_2', amount => 500),
+::post('/t31', id => 'tx_3', amount => 500),
+::post('/t31', id => 'tx_4', amount => 1000),
 ]
 --- error_code eval
 [200, 402, 200, 200]
@@ -202,10 +187,10 @@ Content-Type: application/json
 ]
 --- response_body eval
 [
-::verdict('tx_1', 0),
-::verdict('tx_2', 30, 'risk_too_high'),
-::verdict('tx_3', 30),
-::verdict('tx_4', 30),
+::computed('tx_1', 0),
+::computed('tx_2', 30, 'risk_too_high'),
+::computed('tx_3', 30),
+::computed('tx_4', 30),
 ]
 --- no_error_log
 [error]
@@ -222,15 +207,15 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/t', 'tx_1', 1000),
-::tx('/t', 'tx_2', 1001),
+::post('/t', id => 'tx_1', amount => 1000),
+::post('/t', id => 'tx_2', amount => 1001),
 ]
 --- error_code eval
 [200, 402]
 --- response_body eval
 [
-::verdict('tx_1', 30),
-::verdict('tx_2', 30, 'amount_out_of_range'),
+::computed('tx_1', 30),
+::computed('tx_2', 30, 'amount_out_of_range'),
 ]
 --- no_error_log
 [error]
@@ -253,21 +238,21 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/t0', 'tx_1', 500, 'GBP'),
-::tx('/t0', 'tx_2', 99),
-::tx('/t0', 'tx_3', 100),
-::tx('/t30', 'tx_4', 2000),
-::tx('/t30', 'tx_5', 99),
+::post('/t0', id => 'tx_1', amount => 500, currency => 'GBP'),
+::post('/t0', id => 'tx_2', amount => 99),
+::post('/t0', id => 'tx_3', amount => 100),
+::post('/t30', id => 'tx_4', amount => 2000),
+::post('/t30', id => 'tx_5', amount => 99),
 ]
 --- error_code eval
 [402, 402, 402, 402, 402]
 --- response_body eval
 [
-::verdict('tx_1', 0, 'currency_not_supported', 'risk_too_high'),
-::verdict('tx_2', 0, 'amount_out_of_range', 'risk_too_high'),
-::verdict('tx_3', 0, 'risk_too_high'),
-::verdict('tx_4', 30, 'amount_out_of_range', 'risk_too_high'),
-::verdict('tx_5', 0, 'amount_out_of_range'),
+::computed('tx_1', 0, 'currency_not_supported', 'risk_too_high'),
+::computed('tx_2', 0, 'amount_out_of_range', 'risk_too_high'),
+::computed('tx_3', 0, 'risk_too_high'),
+::computed('tx_4', 30, 'amount_out_of_range', 'risk_too_high'),
+::computed('tx_5', 0, 'amount_out_of_range'),
 ]
 --- no_error_log
 [error]
@@ -289,9 +274,9 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/default', 'tx_1', 5000),
-::tx('/custom', 'tx_2', 5000),
-::tx('/custom', 'tx_3', 100),
+::post('/default', id => 'tx_1', amount => 5000),
+::post('/custom', id => 'tx_2', amount => 5000),
+::post('/custom', id => 'tx_3', amount => 100),
 ]
 --- error_code eval
 [402, 422, 200]
@@ -303,9 +288,9 @@ Content-Type: application/json
 ]
 --- response_body eval
 [
-::verdict('tx_1', 30, 'amount_out_of_range'),
-::verdict('tx_2', 30, 'amount_out_of_range'),
-::verdict('tx_3', 0),
+::computed('tx_1', 30, 'amount_out_of_range'),
+::computed('tx_2', 30, 'amount_out_of_range'),
+::computed('tx_3', 0),
 ]
 --- no_error_log
 [error]
@@ -355,23 +340,23 @@ qq!{"error":"method_not_allowed","detail":"only POST is accepted"}\n!,
 Content-Type: application/json
 --- request eval
 [
-::tx('/http-and-server', 'tx_1', 500, 'USD'),
-::tx('/http-and-server', 'tx_2', 5, 'JPY'),
-::tx('/own', 'tx_3', 100, 'USD'),
-::tx('/own', 'tx_4', 100, 'JPY'),
-::tx('/own', 'tx_5', 100, 'EUR'),
-::tx('/own', 'tx_6', 1001, 'EUR'),
+::post('/http-and-server', id => 'tx_1', amount => 500, currency => 'USD'),
+::post('/http-and-server', id => 'tx_2', amount => 5, currency => 'JPY'),
+::post('/own', id => 'tx_3', amount => 100, currency => 'USD'),
+::post('/own', id => 'tx_4', amount => 100, currency => 'JPY'),
+::post('/own', id => 'tx_5', amount => 100, currency => 'EUR'),
+::post('/own', id => 'tx_6', amount => 1001, currency => 'EUR'),
 ]
 --- error_code eval
 [402, 200, 402, 402, 200, 402]
 --- response_body eval
 [
-::verdict('tx_1', 0, 'currency_not_supported'),
-::verdict('tx_2', 30),
-::verdict('tx_3', 0, 'currency_not_supported'),
-::verdict('tx_4', 0, 'currency_not_supported'),
-::verdict('tx_5', 0),
-::verdict('tx_6', 30, 'amount_out_of_range'),
+::computed('tx_1', 0, 'currency_not_supported'),
+::computed('tx_2', 30),
+::computed('tx_3', 0, 'currency_not_supported'),
+::computed('tx_4', 0, 'currency_not_supported'),
+::computed('tx_5', 0),
+::computed('tx_6', 30, 'amount_out_of_range'),
 ]
 --- no_error_log
 [error]
@@ -393,7 +378,7 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-::tx('/t', 'tx_var.1', 500)
+::post('/t', id => 'tx_var.1', amount => 500)
 --- error_code: 200
 --- response_headers_like
 X-Vars: v=approved r= s=30 src=computed id=tx_var\.1
@@ -403,7 +388,7 @@ X-Source: computed
 X-Id: tx_var\.1
 X-Time: \d+\.\d{3}
 --- response_body eval
-::verdict('tx_var.1', 30)
+::computed('tx_var.1', 30)
 --- no_error_log
 [error]
 
@@ -423,8 +408,8 @@ X-Time: \d+\.\d{3}
 Content-Type: application/json
 --- request eval
 [
-::tx('/t', 'tx_1', 500, 'EUR'),
-::tx('/t', 'tx_2', 2000),
+::post('/t', id => 'tx_1', amount => 500, currency => 'EUR'),
+::post('/t', id => 'tx_2', amount => 2000),
 ]
 --- error_code eval
 [422, 422]
@@ -435,8 +420,8 @@ Content-Type: application/json
 ]
 --- response_body eval
 [
-::verdict('tx_1', 0, 'currency_not_supported'),
-::verdict('tx_2', 30, 'amount_out_of_range', 'risk_too_high'),
+::computed('tx_1', 0, 'currency_not_supported'),
+::computed('tx_2', 30, 'amount_out_of_range', 'risk_too_high'),
 ]
 --- no_error_log
 [error]
@@ -454,9 +439,9 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/t', 'tx_1', 0),
+::post('/t', id => 'tx_1', amount => 0),
 "POST /t\n[]",
-::tx('/t', 'tx_3', 1000) =~ s/\}$/,"pan":"4111111111111111"}/r,
+::post('/t', id => 'tx_3', amount => 1000, pan => '"4111111111111111"'),
 "GET /t",
 ]
 --- error_code eval
@@ -485,9 +470,9 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::tx('/t', 'tx_1', 100),
-::tx('/t', 'tx_2', 99),
-::tx('/t', 'tx_3', 0),
+::post('/t', id => 'tx_1', amount => 100),
+::post('/t', id => 'tx_2', amount => 99),
+::post('/t', id => 'tx_3', amount => 0),
 "GET /t",
 ]
 --- error_code eval
@@ -514,7 +499,7 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-::tx('/plain', 'tx_1', 1000)
+::post('/plain', id => 'tx_1', amount => 1000)
 --- error_code: 200
 --- response_headers
 X-Vars: v= r= s= src= id= t=

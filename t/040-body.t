@@ -3,7 +3,10 @@
 # tokens), empty chunked; and client_max_body_size at and over the limit.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
+use Txval::Tx qw(computed);
 
 # a valid transaction whose unknown "note" member pads it to exactly $len
 # bytes (the id is at the end, after the padding)
@@ -26,12 +29,6 @@ sub ::chunked_post {
            . "Transfer-Encoding: chunked\r\n\r\n" . $body . "0\r\n\r\n";
 }
 
-sub ::approved {
-    my ($id, $score) = @_;
-    $score ||= 0;
-    return qq!{"id":"$id","verdict":"approved","reasons":[],"risk_score":$score,"source":"computed"}\n!;
-}
-
 log_level('info');
 no_shuffle();
 run_tests();
@@ -50,7 +47,7 @@ Content-Type: application/json
 "POST /t\n" . ::sized(4000, 'tx_mem')
 --- error_code: 200
 --- response_body eval
-::approved('tx_mem')
+::computed('tx_mem')
 --- no_error_log
 a client request body is buffered to a temporary file
 [error]
@@ -71,7 +68,7 @@ Content-Type: application/json
 --- response_headers
 X-Txval-Verdict: approved
 --- response_body eval
-::approved('tx_spilled')
+::computed('tx_spilled')
 --- error_log
 a client request body is buffered to a temporary file
 --- no_error_log
@@ -156,7 +153,7 @@ Content-Type: application/json
 "POST /t\n" . ::sized(200, 'tx_file_small')
 --- error_code: 200
 --- response_body eval
-::approved('tx_file_small')
+::computed('tx_file_small')
 --- error_log
 a client request body is buffered to a temporary file
 --- no_error_log
@@ -178,7 +175,7 @@ Content-Type: application/json
 "POST /t\n" . ::sized(5000, 'tx_file_large')
 --- error_code: 200
 --- response_body eval
-::approved('tx_file_large')
+::computed('tx_file_large')
 --- error_log
 a client request body is buffered to a temporary file
 --- no_error_log
@@ -227,7 +224,7 @@ txval: refused: invalid_json
 )
 --- error_code: 200
 --- response_body eval
-::approved('tx_chunk', 30)
+::computed('tx_chunk', 30)
 --- no_error_log
 [error]
 txval: refused
@@ -250,7 +247,7 @@ txval: refused
 )
 --- error_code: 200
 --- response_body eval
-::approved('tx_utf8')
+::computed('tx_utf8')
 --- no_error_log
 [error]
 txval: refused
@@ -268,7 +265,7 @@ my $b = ::sized(4000, 'tx_chunked_file');
 ::chunked_post(map { substr($b, $_ * 700, 700) } 0 .. 5)
 --- error_code: 200
 --- response_body eval
-::approved('tx_chunked_file')
+::computed('tx_chunked_file')
 --- error_log
 a client request body is buffered to a temporary file
 --- no_error_log
@@ -350,7 +347,7 @@ my $b = ::sized(256, 'tx_chunked_at_limit');
 ::chunked_post(substr($b, 0, 100), substr($b, 100, 100), substr($b, 200))
 --- error_code: 200
 --- response_body eval
-::approved('tx_chunked_at_limit')
+::computed('tx_chunked_at_limit')
 --- no_error_log
 [error]
 txval: refused

@@ -7,53 +7,19 @@
 # refusal is checked in t/120-cache-workers.t instead.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
+use Txval::Tx qw(tx_defaults tx post v conflict);
 
 master_on();
 workers(2);
 log_level('info');
 no_shuffle();
 
-# the blocks call these as ::tx() etc. (Test::Base evaluates "eval"
+# the blocks call these as ::post() etc. (Test::Base evaluates "eval"
 # sections in its own package)
-
-# a transaction body; fields in a fixed order, undef ones left out
-sub tx {
-    my %f = (id => 'tx_1', amount => 1000, currency => 'EUR',
-             merchant_id => 'm_1', card_token => 'tok_1', @_);
-
-    my @parts;
-    for my $k (qw(id amount currency merchant_id card_token card_bin
-                  country))
-    {
-        next unless defined $f{$k};
-        my $v = $f{$k};
-        $v = qq("$v") unless $k eq 'amount' || $v eq 'null';
-        push @parts, qq("$k":$v);
-    }
-
-    return '{' . join(',', @parts) . '}';
-}
-
-sub post { "POST /t\n" . tx(@_) }
-
-# a verdict body: id, source, then verdict, reasons (array ref), score
-sub v {
-    my ($id, $source, $verdict, $reasons, $score) = @_;
-    $verdict //= 'approved';
-    $reasons //= [];
-    $score //= 0;
-    my $r = join ',', map { qq("$_") } @$reasons;
-    return qq({"id":"$id","verdict":"$verdict","reasons":[$r],)
-         . qq("risk_score":$score,"source":"$source"}\n);
-}
-
-sub conflict {
-    my ($id) = @_;
-    return qq({"error":"idempotency_conflict","id":"$id",)
-         . qq("detail":"this id was already used for a transaction with )
-         . qq(different content"}\n);
-}
+tx_defaults(currency => 'EUR');
 
 sub src { "X-Txval-Source: $_[0]" }
 
@@ -69,7 +35,7 @@ __DATA__
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_r1'), ::post(id => 'tx_r1'), ::post(id => 'tx_r1')]
+[::post('/t', id => 'tx_r1'), ::post('/t', id => 'tx_r1'), ::post('/t', id => 'tx_r1')]
 --- error_code eval
 [200, 200, 200]
 --- response_headers eval
@@ -97,10 +63,10 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_d1', amount => 9000), ::post(id => 'tx_d1', amount => 9000),
- ::post(id => 'tx_d2', currency => 'USD'), ::post(id => 'tx_d2', currency => 'USD'),
- ::post(id => 'tx_d3', amount => 3000), ::post(id => 'tx_d3', amount => 3000),
- ::post(id => 'tx_d4', amount => 1000), ::post(id => 'tx_d4', amount => 1000)]
+[::post('/t', id => 'tx_d1', amount => 9000), ::post('/t', id => 'tx_d1', amount => 9000),
+ ::post('/t', id => 'tx_d2', currency => 'USD'), ::post('/t', id => 'tx_d2', currency => 'USD'),
+ ::post('/t', id => 'tx_d3', amount => 3000), ::post('/t', id => 'tx_d3', amount => 3000),
+ ::post('/t', id => 'tx_d4', amount => 1000), ::post('/t', id => 'tx_d4', amount => 1000)]
 --- error_code eval
 [422, 422, 422, 422, 422, 422, 200, 200]
 --- response_headers eval
@@ -139,7 +105,7 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_v1', amount => 6000), ::post(id => 'tx_v1', amount => 6000)]
+[::post('/t', id => 'tx_v1', amount => 6000), ::post('/t', id => 'tx_v1', amount => 6000)]
 --- error_code eval
 [402, 402]
 --- response_headers eval
@@ -159,7 +125,7 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-[map { ::post(id => 'tx_m1') } 0 .. 30]
+[map { ::post('/t', id => 'tx_m1') } 0 .. 30]
 --- error_code eval
 [(200) x 31]
 --- response_headers eval
@@ -182,13 +148,13 @@ null optional fields do not matter.
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_s1', card_bin => '411111', country => 'DE'),
- ::post(id => 'tx_s1', card_bin => '411111', country => 'DE', amount => '1e3'),
- ::post(id => 'tx_s1', card_bin => '411111', country => 'DE', amount => '1000.0'),
- ::post(id => 'tx_s1', card_bin => '411111', country => 'DE', amount => '10E2'),
+[::post('/t', id => 'tx_s1', card_bin => '411111', country => 'DE'),
+ ::post('/t', id => 'tx_s1', card_bin => '411111', country => 'DE', amount => '1e3'),
+ ::post('/t', id => 'tx_s1', card_bin => '411111', country => 'DE', amount => '1000.0'),
+ ::post('/t', id => 'tx_s1', card_bin => '411111', country => 'DE', amount => '10E2'),
  qq(POST /t\n { "country" : "DE", "card_bin":"411111", "card_token":"tok_1",\n"merchant_id":"m_1", "currency":"EUR", "amount":1000, "id":"tx_s1", "note":"x" }\n),
- ::post(id => 'tx_s2'),
- ::post(id => 'tx_s2', card_bin => 'null', country => 'null'),
+ ::post('/t', id => 'tx_s2'),
+ ::post('/t', id => 'tx_s2', card_bin => \'null', country => \'null'),
  qq(POST /t\n{"id":"tx_s2","amount":1000,"currency":"EUR","merchant_id":"m_1","card_token":"tok_1","extra":{"card_bin":"411111"}})]
 --- error_code eval
 [(200) x 8]
@@ -207,22 +173,22 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 my %base = (id => 'tx_c1', card_bin => '411111', country => 'DE');
-[::post(%base),
- ::post(%base, amount => 1001),
- ::post(%base, amount => 100),
- ::post(%base, currency => 'USD'),
- ::post(%base, merchant_id => 'm_2'),
- ::post(%base, merchant_id => 'm_10'),
- ::post(%base, card_token => 'tok_2'),
- ::post(%base, card_token => 'TOK_1'),
- ::post(%base, card_bin => '411112'),
- ::post(%base, card_bin => '41111100'),
- ::post(%base, card_bin => undef),
- ::post(%base, card_bin => 'null'),
- ::post(%base, country => 'FR'),
- ::post(%base, country => undef),
- ::post(%base, country => 'null'),
- ::post(%base)]
+[::post('/t', %base),
+ ::post('/t', %base, amount => 1001),
+ ::post('/t', %base, amount => 100),
+ ::post('/t', %base, currency => 'USD'),
+ ::post('/t', %base, merchant_id => 'm_2'),
+ ::post('/t', %base, merchant_id => 'm_10'),
+ ::post('/t', %base, card_token => 'tok_2'),
+ ::post('/t', %base, card_token => 'TOK_1'),
+ ::post('/t', %base, card_bin => '411112'),
+ ::post('/t', %base, card_bin => '41111100'),
+ ::post('/t', %base, card_bin => undef),
+ ::post('/t', %base, card_bin => \'null'),
+ ::post('/t', %base, country => 'FR'),
+ ::post('/t', %base, country => undef),
+ ::post('/t', %base, country => \'null'),
+ ::post('/t', %base)]
 --- error_code eval
 [200, (409) x 14, 200]
 --- response_headers eval
@@ -243,12 +209,12 @@ my %base = (id => 'tx_c1', card_bin => '411111', country => 'DE');
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_c2'),
- ::post(id => 'tx_c2', card_bin => '411111'),
- ::post(id => 'tx_c2', card_bin => '000000'),
- ::post(id => 'tx_c2', country => 'DE'),
- ::post(id => 'tx_c2', card_bin => '411111', country => 'DE'),
- ::post(id => 'tx_c2')]
+[::post('/t', id => 'tx_c2'),
+ ::post('/t', id => 'tx_c2', card_bin => '411111'),
+ ::post('/t', id => 'tx_c2', card_bin => '000000'),
+ ::post('/t', id => 'tx_c2', country => 'DE'),
+ ::post('/t', id => 'tx_c2', card_bin => '411111', country => 'DE'),
+ ::post('/t', id => 'tx_c2')]
 --- error_code eval
 [200, 409, 409, 409, 409, 200]
 --- response_body eval
@@ -265,10 +231,10 @@ merchant_id "ab" + card_token "c" against merchant_id "a" + card_token "bc".
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_c3', merchant_id => 'ab', card_token => 'c'),
- ::post(id => 'tx_c3', merchant_id => 'a', card_token => 'bc'),
- ::post(id => 'tx_c3', merchant_id => 'abc', card_token => 'c'),
- ::post(id => 'tx_c3', merchant_id => 'ab', card_token => 'c')]
+[::post('/t', id => 'tx_c3', merchant_id => 'ab', card_token => 'c'),
+ ::post('/t', id => 'tx_c3', merchant_id => 'a', card_token => 'bc'),
+ ::post('/t', id => 'tx_c3', merchant_id => 'abc', card_token => 'c'),
+ ::post('/t', id => 'tx_c3', merchant_id => 'ab', card_token => 'c')]
 --- error_code eval
 [200, 409, 409, 200]
 --- response_body eval
@@ -284,8 +250,8 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_n1'), ::post(id => 'tx_n2'), ::post(id => 'TX_N1'),
- ::post(id => 'tx_n1.'), ::post(id => 'tx_n1'), ::post(id => 'tx_n2')]
+[::post('/t', id => 'tx_n1'), ::post('/t', id => 'tx_n2'), ::post('/t', id => 'TX_N1'),
+ ::post('/t', id => 'tx_n1.'), ::post('/t', id => 'tx_n1'), ::post('/t', id => 'tx_n2')]
 --- error_code eval
 [(200) x 6]
 --- response_body eval
@@ -303,12 +269,12 @@ crc32("tx_h29685295") == crc32("tx_h32060020") == 0xb690e2a9
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_h29685295'),
- ::post(id => 'tx_h32060020', amount => 2000),
- ::post(id => 'tx_h29685295'),
- ::post(id => 'tx_h32060020', amount => 2000),
- ::post(id => 'tx_h29685295', amount => 2000),
- ::post(id => 'tx_h32060020')]
+[::post('/t', id => 'tx_h29685295'),
+ ::post('/t', id => 'tx_h32060020', amount => 2000),
+ ::post('/t', id => 'tx_h29685295'),
+ ::post('/t', id => 'tx_h32060020', amount => 2000),
+ ::post('/t', id => 'tx_h29685295', amount => 2000),
+ ::post('/t', id => 'tx_h32060020')]
 --- error_code eval
 [200, 200, 200, 200, 409, 409]
 --- response_body eval
@@ -326,15 +292,15 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_i1'),
- ::post(id => 'tx_i1', amount => '"1000x"'),
- ::post(id => 'tx_i1', amount => '1.5'),
- ::post(id => 'tx_i1', currency => undef),
- ::post(id => 'tx_i1', country => 'de'),
+[::post('/t', id => 'tx_i1'),
+ ::post('/t', id => 'tx_i1', amount => '"1000x"'),
+ ::post('/t', id => 'tx_i1', amount => '1.5'),
+ ::post('/t', id => 'tx_i1', currency => undef),
+ ::post('/t', id => 'tx_i1', country => 'de'),
  "POST /t\n" . ::tx(id => 'tx_i1') . ',',
  qq(POST /t\n{"id":"tx_i1","amount":1000,"currency":"EUR","merchant_id":"m_1","card_token":"tok_1","pan":"4111111111111111"}),
  qq(POST /t\n{"id":"tx_i1","id":"tx_i1","amount":1000,"currency":"EUR","merchant_id":"m_1","card_token":"tok_1"}),
- ::post(id => 'tx_i1')]
+ ::post('/t', id => 'tx_i1')]
 --- error_code eval
 [200, 400, 400, 400, 400, 400, 400, 400, 200]
 --- response_body_like eval
@@ -371,11 +337,11 @@ A changed content after the expiry is a new transaction, which then owns the id.
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_t1'), ::post(id => 'tx_t1'),
+[::post('/t', id => 'tx_t1'), ::post('/t', id => 'tx_t1'),
  "GET /delay", "GET /delay", "GET /delay",
- ::post(id => 'tx_t1'), ::post(id => 'tx_t1'),
+ ::post('/t', id => 'tx_t1'), ::post('/t', id => 'tx_t1'),
  "GET /delay", "GET /delay", "GET /delay",
- ::post(id => 'tx_t1', amount => 2000), ::post(id => 'tx_t1')]
+ ::post('/t', id => 'tx_t1', amount => 2000), ::post('/t', id => 'tx_t1')]
 --- error_code eval
 [200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 409]
 --- response_body_like eval
@@ -403,11 +369,11 @@ ttl=2s; /delay at 2 r/s: a hit at about 1 s, the last request at about 2.5 s.
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_t2'),
+[::post('/t', id => 'tx_t2'),
  "GET /delay", "GET /delay", "GET /delay",
- ::post(id => 'tx_t2'),
+ ::post('/t', id => 'tx_t2'),
  "GET /delay", "GET /delay", "GET /delay",
- ::post(id => 'tx_t2')]
+ ::post('/t', id => 'tx_t2')]
 --- error_code eval
 [(200) x 9]
 --- response_body_like eval
@@ -426,8 +392,8 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_z1'), ::post(id => 'tx_z1'), ::post(id => 'tx_z1', amount => 2000),
- ::post(id => 'tx_z1', currency => 'USD')]
+[::post('/t', id => 'tx_z1'), ::post('/t', id => 'tx_z1'), ::post('/t', id => 'tx_z1', amount => 2000),
+ ::post('/t', id => 'tx_z1', currency => 'USD')]
 --- error_code eval
 [200, 200, 200, 200]
 --- response_headers eval
@@ -450,9 +416,9 @@ TEST 16 pushes thousands of ids through nginx's own subrequests.)
 --- more_headers
 Content-Type: application/json
 --- request eval
-[(map { ::post(id => "tx_e$_") } 1 .. 300),
- (map { ::post(id => "tx_e$_") } 281 .. 300),
- ::post(id => 'tx_e1'), ::post(id => 'tx_e150')]
+[(map { ::post('/t', id => "tx_e$_") } 1 .. 300),
+ (map { ::post('/t', id => "tx_e$_") } 281 .. 300),
+ ::post('/t', id => 'tx_e1'), ::post('/t', id => 'tx_e150')]
 --- error_code eval
 [(200) x 322]
 --- response_body eval
@@ -496,8 +462,8 @@ not a 200 computed verdict shows.
 Content-Type: application/json
 --- request eval
 ["GET /fill.html",
- (map { ::post(id => "tx_f$_") } 4981 .. 5000),
- ::post(id => 'tx_f1'), ::post(id => 'tx_f2500'), ::post(id => 'tx_f4800')]
+ (map { ::post('/t', id => "tx_f$_") } 4981 .. 5000),
+ ::post('/t', id => 'tx_f1'), ::post('/t', id => 'tx_f2500'), ::post('/t', id => 'tx_f4800')]
 --- error_code eval
 [(200) x 24]
 --- response_body eval
@@ -691,7 +657,7 @@ GET /t
 --- more_headers
 Content-Type: application/json
 --- request eval
-[::post(id => 'tx_l1'), ::post(id => 'tx_l1')]
+[::post('/t', id => 'tx_l1'), ::post('/t', id => 'tx_l1')]
 --- error_code eval
 [200, 200]
 --- response_body eval
@@ -711,8 +677,8 @@ my $decoy = '{"meta":{"id":"tx_b"},"id":"tx_a","amount":1000,"currency":"USD",'
           . '"merchant_id":"m_acme","card_token":"tok_4242"}';
 my $other = '{"meta":{"id":"tx_b"},"id":"tx_a","amount":1001,"currency":"USD",'
           . '"merchant_id":"m_acme","card_token":"tok_4242"}';
-[::post(id => 'tx_b'), "POST /t\n$decoy", "POST /t\n$decoy", "POST /t\n$other",
- ::post(id => 'tx_b'), ::post(id => 'tx_b', amount => 1001)]
+[::post('/t', id => 'tx_b'), "POST /t\n$decoy", "POST /t\n$decoy", "POST /t\n$other",
+ ::post('/t', id => 'tx_b'), ::post('/t', id => 'tx_b', amount => 1001)]
 --- error_code eval
 [200, 200, 200, 409, 200, 409]
 --- response_body eval

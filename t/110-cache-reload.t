@@ -8,6 +8,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Txval::Nginx;
+use Txval::Tx qw(tx_defaults tx source_of);
 
 my $ng = Txval::Nginx->new(name => 'reload', port => 1990);
 
@@ -33,25 +34,7 @@ sub http_config {
 HTTP
 }
 
-sub tx {
-    my ($id, $amount) = @_;
-    $amount //= 1000;
-    return qq({"id":"$id","amount":$amount,"currency":"EUR",)
-         . qq("merchant_id":"m_1","card_token":"tok_1"});
-}
-
-# one transaction: "computed", "shm" or "<status> <error>"
-sub source_of {
-    my ($res) = @_;
-
-    if ($res->{status} == 200 && $res->{body} =~ /"source":"(\w+)"/) {
-        my $hdr = $res->{headers}{'x-txval-source'} // '';
-        return $hdr eq $1 ? $1 : "header $hdr vs body $1";
-    }
-
-    my ($err) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($err // $res->{body});
-}
+tx_defaults(currency => 'EUR');
 
 sub send_tx {
     return source_of($ng->post('/t', tx(@_)));
@@ -60,8 +43,8 @@ sub send_tx {
 
 $ng->start(http => http_config('1m'), workers => 2);
 
-is send_tx('tx_r1'), 'computed', 'first sight: computed';
-is send_tx('tx_r1'), 'shm', 'replay before any reload: shm';
+is send_tx(id => 'tx_r1'), 'computed', 'first sight: computed';
+is send_tx(id => 'tx_r1'), 'shm', 'replay before any reload: shm';
 
 my @before = $ng->workers;
 is scalar(@before), 2, 'two workers';
@@ -75,17 +58,17 @@ my %before = map { $_ => 1 } @before;
 ok !(grep { $before{$_} } @after), 'the workers are new ones'
     or diag "before @before, after @after";
 
-is send_tx('tx_r1'), 'shm', 'after the reload the entry is still there';
-is send_tx('tx_r1', 2000), '409 idempotency_conflict',
+is send_tx(id => 'tx_r1'), 'shm', 'after the reload the entry is still there';
+is send_tx(id => 'tx_r1', amount => 2000), '409 idempotency_conflict',
    'and its fingerprint too: other content is a conflict';
 
-is send_tx('tx_r2'), 'computed', 'a new id after the reload: computed';
+is send_tx(id => 'tx_r2'), 'computed', 'a new id after the reload: computed';
 
 # the same size written differently is the same size
 
 ok $ng->reload(http => http_config('1024k')), 'reload with 1024k (= 1m)';
-is send_tx('tx_r1'), 'shm', 'entry kept across the second reload';
-is send_tx('tx_r2'), 'shm', 'entry stored between reloads kept';
+is send_tx(id => 'tx_r1'), 'shm', 'entry kept across the second reload';
+is send_tx(id => 'tx_r2'), 'shm', 'entry stored between reloads kept';
 
 # --- HUP, other size: refused, the old workers keep serving from shm
 
@@ -106,14 +89,14 @@ select undef, undef, undef, 0.3;
 is_deeply [$ng->workers], \@before, 'the old workers are still the ones';
 ok kill(0, $ng->master), 'the master is alive';
 
-is send_tx('tx_r1'), 'shm', 'old workers still answer tx_r1 from shm';
-is send_tx('tx_r2'), 'shm', 'and tx_r2';
-is send_tx('tx_r3'), 'computed', 'a new id is computed';
-is send_tx('tx_r3'), 'shm', 'and stored: the zone still works';
+is send_tx(id => 'tx_r1'), 'shm', 'old workers still answer tx_r1 from shm';
+is send_tx(id => 'tx_r2'), 'shm', 'and tx_r2';
+is send_tx(id => 'tx_r3'), 'computed', 'a new id is computed';
+is send_tx(id => 'tx_r3'), 'shm', 'and stored: the zone still works';
 
 # back to the old size: accepted, entries kept
 ok $ng->reload(http => http_config('1m')), 'reload with the old size again';
-is send_tx('tx_r3'), 'shm', 'entries kept';
+is send_tx(id => 'tx_r3'), 'shm', 'entries kept';
 
 # --- stop and start: a new, empty zone
 
@@ -122,10 +105,10 @@ ok !kill(0, $before[0]), 'the old workers are gone';
 
 $ng->start(http => http_config('1m'), workers => 2, clean => 0);
 
-is send_tx('tx_r1'), 'computed', 'after a restart tx_r1 is computed';
-is send_tx('tx_r1', 2000), '409 idempotency_conflict',
+is send_tx(id => 'tx_r1'), 'computed', 'after a restart tx_r1 is computed';
+is send_tx(id => 'tx_r1', amount => 2000), '409 idempotency_conflict',
    'a changed replay after the restart is a conflict with the new entry';
-is send_tx('tx_r3'), 'computed', 'tx_r3 is computed';
+is send_tx(id => 'tx_r3'), 'computed', 'tx_r3 is computed';
 
 $ng->stop;
 

@@ -8,6 +8,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Txval::Nginx;
+use Txval::Tx qw(tx_defaults tx v source_of);
 
 my $ng = Txval::Nginx->new(name => 'workers', port => 1991);
 my $port = $ng->port;
@@ -34,26 +35,7 @@ HTTP
 my @workers = $ng->workers;
 is scalar(@workers), 2, 'two workers run';
 
-sub tx {
-    my ($id, $amount, $currency) = @_;
-    $amount //= 1000;
-    $currency //= 'EUR';
-    return qq({"id":"$id","amount":$amount,"currency":"$currency",)
-         . qq("merchant_id":"m_1","card_token":"tok_1"});
-}
-
-# "computed"/"shm" (body and header agreeing) or "<status> <error>"
-sub source_of {
-    my ($res) = @_;
-
-    if ($res->{body} =~ /"source":"(\w+)"/) {
-        my $hdr = $res->{headers}{'x-txval-source'} // '';
-        return $hdr eq $1 ? $1 : "header $hdr vs body $1";
-    }
-
-    my ($err) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($err // $res->{body});
-}
+tx_defaults(currency => 'EUR');
 
 sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
 
@@ -61,7 +43,7 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
 # --- one id, stored by one worker, replayed until both have answered
 
 {
-    my $first = $ng->post('/t', tx('tx_w1'));
+    my $first = $ng->post('/t', tx(id => 'tx_w1'));
     is $first->{status}, 200, 'tx_w1: 200';
     is source_of($first), 'computed', 'tx_w1: computed the first time';
 
@@ -72,7 +54,7 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
     my $replays = 0;
 
     while ($replays < 500) {
-        my $res = $ng->post('/t', tx('tx_w1'));
+        my $res = $ng->post('/t', tx(id => 'tx_w1'));
         $replays++;
 
         $seen{pid_of($res)}++;
@@ -95,12 +77,12 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
     # and the body is the stored verdict, not a recomputation
     my $res;
     for (1 .. 200) {
-        $res = $ng->post('/t', tx('tx_w1'));
+        $res = $ng->post('/t', tx(id => 'tx_w1'));
         last if pid_of($res) ne $storer;
     }
     isnt pid_of($res), $storer, 'a replay by the other worker';
     is $res->{body},
-       qq({"id":"tx_w1","verdict":"approved","reasons":[],"risk_score":0,"source":"shm"}\n),
+       v('tx_w1', 'shm'),
        'its body is the stored verdict with source shm';
 }
 
@@ -108,26 +90,26 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
 # --- a declined verdict and a conflict, seen from the other worker
 
 {
-    my $first = $ng->post('/t', tx('tx_w2', 90000));
+    my $first = $ng->post('/t', tx(id => 'tx_w2', amount => 90000));
     is $first->{status}, 200, 'tx_w2 computed';
     like $first->{body}, qr/"risk_score":30/, 'with risk 30';
     my $storer = pid_of($first);
 
     my ($replay, $conflict);
     for (1 .. 200) {
-        my $res = $ng->post('/t', tx('tx_w2', 90000));
+        my $res = $ng->post('/t', tx(id => 'tx_w2', amount => 90000));
         if (pid_of($res) ne $storer) { $replay = $res; last }
     }
     my @conflicts;
     for (1 .. 200) {
-        my $res = $ng->post('/t', tx('tx_w2', 90001));
+        my $res = $ng->post('/t', tx(id => 'tx_w2', amount => 90001));
         push @conflicts, $res;
         if (pid_of($res) ne $storer) { $conflict = $res; last }
     }
 
     ok $replay && $conflict, 'the other worker answered both';
     is $replay && $replay->{body},
-       qq({"id":"tx_w2","verdict":"approved","reasons":[],"risk_score":30,"source":"shm"}\n),
+       v('tx_w2', 'shm', 'approved', [], 30),
        'the other worker replays it from shm, risk score kept';
     is $conflict && $conflict->{status}, 409,
        'the other worker knows its content: 409 for another amount';
@@ -142,20 +124,20 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
 }
 
 {
-    my $first = $ng->post('/t', tx('tx_w3', 1000, 'USD'));
+    my $first = $ng->post('/t', tx(id => 'tx_w3', currency => 'USD'));
     is $first->{status}, 402, 'tx_w3 declined';
     my $storer = pid_of($first);
 
     my $replay;
     for (1 .. 200) {
-        my $res = $ng->post('/t', tx('tx_w3', 1000, 'USD'));
+        my $res = $ng->post('/t', tx(id => 'tx_w3', currency => 'USD'));
         if (pid_of($res) ne $storer) { $replay = $res; last }
     }
 
     is $replay && $replay->{status}, 402,
        'declined replay by the other worker keeps the decline status';
     is $replay && $replay->{body},
-       qq({"id":"tx_w3","verdict":"declined","reasons":["currency_not_supported"],"risk_score":0,"source":"shm"}\n),
+       v('tx_w3', 'shm', 'declined', [ 'currency_not_supported' ]),
        'and the reasons';
 }
 
@@ -164,7 +146,7 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
 
 {
     my @ids = map { "tx_c$_" } 1 .. 40;
-    my @res = $ng->post_parallel('/t', map { tx($_) } @ids);
+    my @res = $ng->post_parallel('/t', map { tx(id => $_) } @ids);
 
     my (%storer, %stored_by, @bad);
 
@@ -187,7 +169,7 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
     for my $id (@ids) {
         my $got;
         for (1 .. 100) {
-            my $r = $ng->post('/t', tx($id));
+            my $r = $ng->post('/t', tx(id => $id));
             push @wrong, "$id: $r->{status} " . source_of($r)
                 unless $r->{status} == 200 && source_of($r) eq 'shm';
             if (pid_of($r) ne $storer{$id}) { $got = 1; last }
@@ -203,7 +185,7 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
 # --- one id sent many times at once: one verdict, then shm for all
 
 {
-    my @res = $ng->post_parallel('/t', (tx('tx_same')) x 20);
+    my @res = $ng->post_parallel('/t', (tx(id => 'tx_same')) x 20);
 
     my @bad = grep { $_->{status} != 200
                      || $_->{body} !~ /^\{"id":"tx_same","verdict":"approved","reasons":\[\],"risk_score":0,"source":"(computed|shm)"\}\n\z/ }
@@ -216,7 +198,8 @@ sub pid_of { $_[0]{headers}{'x-pid'} // 'none' }
     my $computed = grep { source_of($_) eq 'computed' } @res;
     ok $computed >= 1, "computed at least once ($computed)";
 
-    my @after = map { source_of($ng->post('/t', tx('tx_same'))) } 1 .. 10;
+    my @after = map { source_of($ng->post('/t', tx(id => 'tx_same'))) }
+                 1 .. 10;
     is_deeply \@after, [('shm') x 10], 'then every replay is shm';
 }
 

@@ -24,14 +24,13 @@ use warnings;
 use lib 't/lib';
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
-use IO::Socket::INET;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Echo;
 use Txval::Nginx;
-use Txval::Postgres qw(as_postgres pg_dir);
+use Txval::Postgres qw(pg_dir slowed_table_sql);
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx fingerprint outcome);
 
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $pg_port = $ENV{TEST_NGINX_PG_PORT} || 16432;
@@ -43,40 +42,10 @@ my $redis = eval { Txval::Redis->client(port => $redis_port) }
     or BAIL_OUT("no Redis on $redis_port (make test starts it)");
 
 
-sub psql {
-    my ($sql) = @_;
-    my $pid = open(my $fh, '-|') // die "fork: $!\n";
-    if ($pid == 0) {
-        exec as_postgres(), 'psql', '-q', '-X', '-At', '-h', $pg_dir,
-             '-p', $pg_port, '-U', 'postgres', '-d', 'txval',
-             '-v', 'ON_ERROR_STOP=1', '-c', $sql
-            or POSIX::_exit(127);
-    }
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-    $out =~ s/\s+\z//;
-    return $? == 0 ? $out : undef;
-}
+sub psql { Txval::Postgres::psql($pg_dir, $pg_port, $_[0]) }
 
-defined psql(<<'SQL') or BAIL_OUT('cannot create the t130_slow schema');
-SET client_min_messages = warning;
-CREATE SCHEMA IF NOT EXISTS t130_slow;
-CREATE TABLE IF NOT EXISTS t130_slow.knob (delay float8 NOT NULL);
-DELETE FROM t130_slow.knob;
-INSERT INTO t130_slow.knob VALUES (0);
-CREATE OR REPLACE FUNCTION t130_slow.merchants_slowly()
-    RETURNS SETOF public.merchants LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep((SELECT delay FROM t130_slow.knob));
-    RETURN QUERY SELECT * FROM public.merchants;
-END
-$$;
-CREATE OR REPLACE VIEW t130_slow.merchants AS
-    SELECT * FROM t130_slow.merchants_slowly();
-GRANT USAGE ON SCHEMA t130_slow TO txval;
-GRANT SELECT ON ALL TABLES IN SCHEMA t130_slow TO txval;
-SQL
+defined psql(slowed_table_sql('t130_slow', 'merchants'))
+    or BAIL_OUT('cannot create the t130_slow schema');
 
 sub knob { defined psql("UPDATE t130_slow.knob SET delay = $_[0]") or die "knob\n" }
 
@@ -121,67 +90,16 @@ HTTP
 
 my $n = 0;
 
-sub tx {
-    my (%f) = (amount => 1000, currency => 'USD', merchant_id => 't_active',
-               card_token => 't_card_us', @_);
-    my @p;
-    for my $k (qw(id amount currency merchant_id card_token)) {
-        my $v = $k eq 'amount' ? $f{$k} : qq("$f{$k}");
-        push @p, qq("$k":$v);
-    }
-    return '{' . join(',', @p) . '}';
-}
-
 sub new_id { sprintf 'i%d_%d', $$, ++$n }
 
-# "<status> <source or error>"
-sub outcome {
-    my ($res) = @_;
-    return "$res->{status} $1" if $res->{body} =~ /"source":"(\w+)"/;
-    return "$res->{status} $1" if $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} $res->{body}";
-}
-
-# a request sent, its answer read later
-sub send_async {
-    my ($ng, $uri, $body) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ng->port, Proto => 'tcp')
-        or die "connect: $!\n";
-    $s->print("POST $uri HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-              . "Content-Type: application/json\r\n"
-              . "Content-Length: " . length($body) . "\r\n\r\n$body")
-        or die "send: $!\n";
-    return $s;
-}
-
-sub read_async {
-    my ($s) = @_;
-    my $raw = '';
-    local $SIG{ALRM} = sub { die "read timeout\n" };
-    alarm 10;
-    while (1) {
-        my $got = sysread $s, my $buf, 65536;
-        die "read: $!\n" unless defined $got;
-        last if $got == 0;
-        $raw .= $buf;
-    }
-    alarm 0;
-    close $s;
-    return Txval::Nginx::parse_response($raw);
-}
+tx_defaults(merchant_id => 't_active', card_token => 't_card_us');
 
 # the value at a key once the fire-and-forget writes are in
 sub settled {
     my ($key, $want) = @_;
-    my $deadline = time + 2;
-    my $v;
-    while (1) {
-        $v = $redis->cmd(GET => $key);
-        return $v if defined $want ? (defined $v && $v =~ $want) : !defined $v;
-        return $v if time > $deadline;
-        sleep 0.01;
-    }
+    my $ok = defined $want ? sub { defined $_[0] && $_[0] =~ $want }
+                           : sub { !defined $_[0] };
+    return $redis->get_when($key, $ok, 2, 0.01);
 }
 
 my $RECORD = qr/^2;[0-9a-f]+;\d+;[0-9a-f]{32}$/;
@@ -200,7 +118,7 @@ END { knob(0) if defined $pg_dir }
 {
     knob(0.5);
     my $id = new_id();
-    my $first = send_async($A, '/t', tx(id => $id));
+    my $first = $A->post_async('/t', tx(id => $id));
     sleep 0.15;
 
     like settled("${P}v:$id", $MARK) // '', $MARK,
@@ -222,7 +140,7 @@ END { knob(0) if defined $pg_dir }
        '409 idempotency_in_progress',
        'other content meanwhile: in progress too (the first may still fail)';
 
-    is outcome(read_async($first)), '200 computed', 'the first: computed';
+    is outcome($A->read_async($first)), '200 computed', 'the first: computed';
     knob(0);
 
     like settled("${P}v:$id", $RECORD) // '', $RECORD,
@@ -275,12 +193,12 @@ $B->start(http => http_config(port => 1936, zone => 'txval130b'));
 {
     knob(0.5);
     my $id = new_id();
-    my $first = send_async($A, '/t', tx(id => $id));
+    my $first = $A->post_async('/t', tx(id => $id));
     sleep 0.15;
 
     is outcome($B->post('/t', tx(id => $id))), '409 idempotency_in_progress',
        'host B, while host A validates the id: in progress (Redis mark)';
-    is outcome(read_async($first)), '200 computed', 'host A: computed';
+    is outcome($A->read_async($first)), '200 computed', 'host A: computed';
     knob(0);
     settled("${P}v:$id", $RECORD);
     is outcome($B->post('/t', tx(id => $id))), '200 redis',
@@ -302,7 +220,7 @@ $B->start(http => http_config(port => 1936, zone => 'txval130b'));
 
     knob(2.7);
     my $id = new_id();
-    my $first = send_async($D, '/t', tx(id => $id));
+    my $first = $D->post_async('/t', tx(id => $id));
     sleep 0.15;
 
     like settled("${P}v:$id", $MARK) // '', $MARK, 'D holds the mark';
@@ -311,7 +229,7 @@ $B->start(http => http_config(port => 1936, zone => 'txval130b'));
     my $other = '2;100;20;' . fingerprint(id => $id);
     $redis->cmd(SET => "${P}v:$id", $other, 'EX', 600);
 
-    is outcome(read_async($first)), '200 computed',
+    is outcome($D->read_async($first)), '200 computed',
        'D computes its own verdict (approved), after 2.7 s, and answers it';
     knob(0);
     sleep 0.2;
@@ -401,12 +319,12 @@ $B->start(http => http_config(port => 1936, zone => 'txval130b'));
     knob(0.5);
     $echo->reset;
     my $id = new_id();
-    my $first = send_async($A, '/pay', tx(id => $id));
+    my $first = $A->post_async('/pay', tx(id => $id));
     sleep 0.15;
     my $res = $A->post('/pay', tx(id => $id));
     is outcome($res), '409 idempotency_in_progress',
        'gate: the copy in flight is answered 409 by txval';
-    is read_async($first)->{status}, 200, 'the first is forwarded';
+    is $A->read_async($first)->{status}, 200, 'the first is forwarded';
     knob(0);
     is scalar($echo->requests), 1, 'the upstream got one request';
 }
@@ -421,16 +339,3 @@ for my $ng ($A, $B) {
 }
 
 done_testing;
-
-
-# the module's fingerprint of a transaction as tx() writes it
-sub fingerprint {
-    my (%f) = (amount => 1000, currency => 'USD', merchant_id => 't_active',
-               card_token => 't_card_us', @_);
-    require Digest::SHA;
-    my $amount = pack 'Q<', $f{amount};
-    my $bytes = 'txval:1' . join '', map { chr(length $_) . $_ }
-        $f{id}, $amount, $f{currency}, $f{merchant_id}, $f{card_token}, '',
-        '';
-    return substr(Digest::SHA::sha256_hex($bytes), 0, 32);
-}

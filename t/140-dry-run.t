@@ -31,37 +31,25 @@ use warnings;
 
 use lib 't/lib';
 
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Txval::Echo;
-use Txval::Nginx;
+use Txval::Nginx qw(need_services closed_port);
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx v error_body invalid invalid_json);
 
 my $PG_PORT = $ENV{TEST_NGINX_PG_PORT} || 16432;
 my $REDIS_PORT = $ENV{TEST_NGINX_REDIS_PORT} || 16390;
 my $P = "t140.$$." . int(time) . ':';
 
-for ([ Postgres => $PG_PORT ], [ Redis => $REDIS_PORT ]) {
-    my ($what, $port) = @$_;
-    IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                          Proto => 'tcp', Timeout => 2)
-        or BAIL_OUT("no $what on 127.0.0.1:$port (make test starts it)");
-}
+need_services(Postgres => $PG_PORT, Redis => $REDIS_PORT);
 
 my $redis = Txval::Redis->client(port => $REDIS_PORT);
 my $echo = Txval::Echo->start(port => 1949);
 my $up = 'http://127.0.0.1:' . $echo->port;
 
-my $closed_port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    $p;
-};
+my $closed_port = closed_port();
 
 my $pg = "host=127.0.0.1 port=$PG_PORT dbname=txval user=txval "
        . "password=txval";
@@ -76,59 +64,18 @@ my $redis_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '5s' : '1s';
 my $seq = 0;
 sub new_id { sprintf 'd%d_%d', $$, ++$seq }
 
-sub tx {
-    my (%f) = (amount => 1000, currency => 'EUR', merchant_id => 't_active',
-               card_token => 't_card_us', @_);
-    my @p;
-    for my $k (qw(id amount currency merchant_id card_token card_bin
-                  country))
-    {
-        next unless defined $f{$k};
-        push @p, $k eq 'amount' ? qq("$k":$f{$k}) : qq("$k":"$f{$k}");
-    }
-    return '{' . join(',', @p) . '}';
-}
+tx_defaults(id => undef, currency => 'EUR', merchant_id => 't_active',
+            card_token => 't_card_us');
 
 # a declined one: the card is lost
 sub lost { tx(card_token => 't_card_lost', @_) }
 
-sub verdict {
-    my ($id, $verdict, $reasons, $score, $source, @flags) = @_;
-    my $r = join ',', map { qq("$_") } @$reasons;
-    return qq({"id":"$id","verdict":"$verdict","reasons":[$r],)
-         . qq("risk_score":$score,"source":"$source")
-         . join('', map { qq(,"$_":true) } @flags) . "}\n";
-}
-
-my %DETAIL = (
-    idempotency_conflict => 'this id was already used for a transaction '
-                            . 'with different content',
-    idempotency_in_progress => 'a transaction with this id is being '
-                               . 'validated, retry later',
-    backend_unavailable => 'a backend this transaction needs is '
-                           . 'unavailable, retry later',
-);
-
-sub error_body {
-    my ($error, $id, @flags) = @_;
-    return qq({"error":"$error")
-         . (defined $id ? qq(,"id":"$id") : '')
-         . qq(,"detail":"$DETAIL{$error}")
-         . join('', map { qq(,"$_":true) } @flags) . "}\n";
-}
-
 my %MALFORMED = (
-    method => qq({"error":"method_not_allowed","detail":"only POST is )
-            . qq(accepted"}\n),
-    media => qq({"error":"unsupported_media_type","detail":"the )
-           . qq(Content-Type must be application/json"}\n),
-    json => qq({"error":"invalid_json","detail":"the body is not valid )
-          . qq(JSON"}\n),
-    field => qq({"error":"invalid_field","field":"amount","detail":"amount )
-           . qq(must be an integral number of minor units from 1 to )
-           . qq(9007199254740991"}\n),
-    pan => qq({"error":"pan_not_accepted","detail":"card numbers are not )
-         . qq(accepted: send a card_token"}\n),
+    method => error_body('method_not_allowed'),
+    media => error_body('unsupported_media_type'),
+    json => invalid_json(),
+    field => invalid('amount'),
+    pan => error_body('pan_not_accepted'),
 );
 
 # a Redis mark, as a host that validates this id holds it
@@ -300,13 +247,13 @@ $echo->reset;
     my $id = new_id();
     my $res = $A->post('/v', tx(id => $id));
     dry_ok('approved', $res, 'approved',
-           verdict($id, 'approved', [], 0, 'computed', 'dry_run'));
+           v($id, 'computed', 'approved', [], 0, 'dry_run'));
     is $res->{headers}{'x-txval-source'}, 'computed',
        'approved: X-Txval-Source: computed';
 
     $res = $A->post('/enforce', tx(id => $id));
     is $res->{status}, 200, 'approved, then without dry run: 200';
-    is $res->{body}, verdict($id, 'approved', [], 0, 'shm'),
+    is $res->{body}, v($id, 'shm'),
        'approved, then without dry run: from the zone, no dry_run';
     is $res->{headers}{'x-txval-dry-run'}, undef,
        'without dry run: no X-Txval-Dry-Run';
@@ -318,9 +265,8 @@ $echo->reset;
 {
     my $id = new_id();
     my $body = lost(id => $id, amount => 200000);
-    my $want = verdict($id, 'declined',
-                       [ 'amount_out_of_range', 'card_blocked' ], 30,
-                       'computed', 'dry_run');
+    my $want = v($id, 'computed', 'declined',
+                 [ 'amount_out_of_range', 'card_blocked' ], 30, 'dry_run');
 
     my $res = $A->post('/v', $body);
     dry_ok('declined', $res, 'declined', $want);
@@ -336,15 +282,14 @@ $echo->reset;
 
     $res = $A->post('/v', $body);
     dry_ok('declined, replayed in dry run', $res, 'declined',
-           verdict($id, 'declined', [ 'amount_out_of_range', 'card_blocked' ],
-                   30, 'shm', 'dry_run'));
+           v($id, 'shm', 'declined', [ 'amount_out_of_range', 'card_blocked' ],
+             30, 'dry_run'));
 
     $res = $A->post('/enforce', $body);
     is $res->{status}, 402,
        'the same transaction where dry run is off: 402, enforced';
-    is $res->{body}, verdict($id, 'declined',
-                             [ 'amount_out_of_range', 'card_blocked' ], 30,
-                             'shm'),
+    is $res->{body}, v($id, 'shm', 'declined',
+                       [ 'amount_out_of_range', 'card_blocked' ], 30),
        'enforced from the zone the dry run filled';
     is $res->{headers}{'x-txval-verdict'}, 'declined',
        'enforced: X-Txval-Verdict: declined';
@@ -356,8 +301,7 @@ $echo->reset;
     is $A->post('/enforce', lost(id => $id2))->{status}, 402,
        'a decline without dry run: 402';
     dry_ok('then in dry run', $A->post('/v', lost(id => $id2)), 'declined',
-           verdict($id2, 'declined', [ 'card_blocked' ], 0, 'shm',
-                   'dry_run'));
+           v($id2, 'shm', 'declined', [ 'card_blocked' ], 0, 'dry_run'));
 }
 
 # a conflict: 200, the error body, dry_run:true
@@ -418,8 +362,7 @@ $echo->reset;
     my $id = new_id();
     $res = $B->post('/open', tx(id => $id));
     dry_ok('fail-open, degraded', $res, 'approved',
-           verdict($id, 'approved', [], 0, 'computed', 'degraded',
-                   'dry_run'));
+           v($id, 'computed', 'approved', [], 0, 'degraded', 'dry_run'));
 }
 
 # txval_dry_run at server level, off in a location
@@ -428,8 +371,7 @@ $echo->reset;
     my $s = Txval::Nginx->new(name => 't140a', port => $S);
     my $id = new_id();
     dry_ok('server level', $s->post('/s', lost(id => $id)), 'declined',
-           verdict($id, 'declined', [ 'card_blocked' ], 0, 'computed',
-                   'dry_run'));
+           v($id, 'computed', 'declined', [ 'card_blocked' ], 0, 'dry_run'));
     is $s->post('/s-off', lost(id => new_id()))->{status}, 402,
        'server level, off in the location: 402';
 }
@@ -670,8 +612,7 @@ $B->stop;
 for my $ng ($A, $B) {
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
+    $ng->valgrind_ok;
 }
 
 done_testing;

@@ -19,28 +19,19 @@ use warnings;
 
 use lib 't/lib';
 
-use IO::Socket::INET;
 use JSON::PP ();
 use Test::More;
 
-use Txval::Nginx;
+use Txval::Nginx qw(need_services closed_port);
+use Txval::Tx qw(tx_defaults tx);
 
 my $PG_PORT = $ENV{TEST_NGINX_PG_PORT} || 16432;
 
-IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PG_PORT,
-                      Proto => 'tcp', Timeout => 2)
-    or BAIL_OUT("no Postgres on 127.0.0.1:$PG_PORT (make test starts it)");
+need_services(Postgres => $PG_PORT);
 
 my $pg_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '10s' : '1s';
 
-my $closed_port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    $p;
-};
+my $closed_port = closed_port();
 
 # the README's decision log, as written there
 my $format = <<'FMT';
@@ -122,11 +113,12 @@ sub post {
     is $res->{status}, $status, "$uri $body: $status";
 }
 
-my $approved = qq({"id":"@{[id('ok')]}","amount":2500,"currency":"USD",)
-             . qq("merchant_id":"t_active","card_token":"$TOK"});
-my $declined = qq({"id":"@{[id('lost')]}","amount":120000,"currency":"USD",)
-             . qq("merchant_id":"t_usd_eur","card_token":"t_card_lost",)
-             . qq("card_bin":"411111","country":"US"});
+tx_defaults(merchant_id => 't_active', card_token => $TOK);
+
+my $approved = tx(id => id('ok'), amount => 2500);
+my $declined = tx(id => id('lost'), amount => 120000,
+                  merchant_id => 't_usd_eur', card_token => 't_card_lost',
+                  card_bin => '411111', country => 'US');
 
 # approved (an unknown card: 20)
 post($A, '/t', $approved, 200);
@@ -155,23 +147,21 @@ expect($A, id => id('ok'), verdict => 'approved', risk_score => 20,
        amount => 2500, status => 200);
 
 # a conflict: the fields of the transaction refused
-post($A, '/t', qq({"id":"@{[id('ok')]}","amount":2600,"currency":"USD",)
-               . qq("merchant_id":"t_active","card_token":"$TOK"}), 409);
+post($A, '/t', tx(id => id('ok'), amount => 2600), 409);
 expect($A, id => id('ok'), verdict => 'error', error => 'idempotency_conflict',
        merchant_id => 't_active', currency => 'USD', amount => 2600,
        status => 409);
 
 # dry run: a would-be decline
-post($A, '/dry', qq({"id":"@{[id('dry')]}","amount":1000,"currency":"USD",)
-                 . qq("merchant_id":"t_inactive","card_token":"$TOK2"}), 200);
+post($A, '/dry', tx(id => id('dry'), merchant_id => 't_inactive',
+                    card_token => $TOK2), 200);
 expect($A, id => id('dry'), verdict => 'declined',
        reasons => 'merchant_inactive', risk_score => 20, source => 'computed',
        dry_run => 1, merchant_id => 't_inactive', currency => 'USD',
        amount => 1000, status => 200);
 
 # malformed
-post($A, '/t', qq({"id":"@{[id('bad')]}","amount":"x","currency":"USD",)
-               . qq("merchant_id":"t_active","card_token":"$TOK"}), 400);
+post($A, '/t', tx(id => id('bad'), amount => '"x"'), 400);
 expect($A, verdict => 'error', error => 'invalid_field', status => 400);
 
 post($A, '/t', qq({"id":"@{[id('json')]}","card_token":"$TOK",), 400);
@@ -199,14 +189,12 @@ is $A->request(GET => '/other')->{status}, 204, 'GET /other: 204';
 expect($A, time => '', status => 204);
 
 # a backend failure, failing closed and open
-post($B, '/closed', qq({"id":"@{[id('down')]}","amount":100,"currency":"USD",)
-                    . qq("merchant_id":"t_active","card_token":"$TOK"}), 503);
+post($B, '/closed', tx(id => id('down'), amount => 100), 503);
 expect($B, id => id('down'), verdict => 'error',
        error => 'backend_unavailable', merchant_id => 't_active',
        currency => 'USD', amount => 100, status => 503);
 
-post($B, '/open', qq({"id":"@{[id('deg')]}","amount":100,"currency":"USD",)
-                  . qq("merchant_id":"t_active","card_token":"$TOK"}), 200);
+post($B, '/open', tx(id => id('deg'), amount => 100), 200);
 expect($B, id => id('deg'), verdict => 'approved', risk_score => 0,
        source => 'computed', degraded => 1, merchant_id => 't_active',
        currency => 'USD', amount => 100, status => 200);
@@ -253,8 +241,7 @@ for my $ng ($A, $B) {
 
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
+    $ng->valgrind_ok;
 }
 
 done_testing;

@@ -15,11 +15,11 @@ use strict;
 use warnings;
 
 use lib 't/lib';
-use Digest::SHA qw(sha256_hex);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx v fingerprint);
 
 my $rport = $ENV{TXVAL_TEST_REDIS_210_PORT} // 16394;
 my $srv = Txval::Redis->start_server(port => $rport, name => '210');
@@ -59,80 +59,24 @@ my %DEFAULT = (amount => 1000, currency => 'EUR', merchant_id => 'm_1',
 
 sub txn { return { %DEFAULT, @_ } }
 
-sub json {
-    my ($t) = @_;
-    my @parts;
-    for my $k (qw(id amount currency merchant_id card_token card_bin
-                  country))
-    {
-        next unless defined $t->{$k};
-        my $v = $k eq 'amount' ? $t->{$k} : qq("$t->{$k}");
-        push @parts, qq("$k":$v);
-    }
-    return '{' . join(',', @parts) . '}';
-}
-
-sub v {
-    my ($id, $source, $verdict, $reasons, $score) = @_;
-    my $r = join ',', map { qq("$_") } @{ $reasons // [] };
-    return qq({"id":"$id","verdict":"@{[$verdict // 'approved']}",)
-         . qq("reasons":[$r],"risk_score":@{[$score // 0]},)
-         . qq("source":"$source"}\n);
-}
-
-# the first 128 bits of a SHA-256 over "txval:1" and the fields as the
-# module hashes them: each after its length byte, the amount as 8
-# little-endian bytes
-
-sub fingerprint {
-    my ($t) = @_;
-
-    my $amount = '';
-    my $a = $t->{amount};
-    for (1 .. 8) {
-        $amount .= chr($a % 256);
-        $a = int($a / 256);
-    }
-
-    my $bytes = 'txval:1' . join '', map { chr(length $_) . $_ }
-        $t->{id}, $amount, $t->{currency}, $t->{merchant_id},
-        $t->{card_token}, $t->{card_bin} // '', $t->{country} // '';
-
-    return substr(sha256_hex($bytes), 0, 32);
-}
+tx_defaults(id => undef, %DEFAULT);
 
 sub record {
     my ($t, $reasons, $score) = @_;
-    return sprintf '2;%x;%d;%s', $reasons, $score, fingerprint($t);
+    return sprintf '2;%x;%d;%s', $reasons, $score, fingerprint(%$t);
 }
 
-sub post { my ($ng, $uri, $t) = @_; return $ng->post($uri, json($t)) }
+sub post { my ($ng, $uri, $t) = @_; return $ng->post($uri, tx(%$t)) }
 
 # "status source" (source from the body, checked against the header)
-sub outcome {
-    my ($res) = @_;
-    if ($res->{body} =~ /"source":"(\w+)"/) {
-        my $h = $res->{headers}{'x-txval-source'} // '';
-        return "$res->{status} $1" . ($h eq $1 ? '' : " (header $h)");
-    }
-    my ($e) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($e // $res->{body});
-}
-
-# the record is written after the response is sent: give it a moment
+sub outcome { return Txval::Tx::outcome($_[0], header => 1) }
 
 sub settled_get {
     my ($key, $want) = @_;
-    my $deadline = time + 3;
-    my $v;
-    while (1) {
-        $v = $r->cmd(GET => $key);
-        # a mark (p;...) is there until the verdict replaces it
-        last if defined $v && $v !~ /^p;/ && (!defined $want || $v eq $want);
-        last if time > $deadline;
-        sleep 0.005;
-    }
-    return $v;
+    # a mark (p;...) is there until the verdict replaces it
+    return $r->get_when($key, sub { defined $_[0] && $_[0] !~ /^p;/
+                                    && (!defined $want || $_[0] eq $want) },
+                        3, 0.005);
 }
 
 sub settled_ttl {
@@ -307,7 +251,7 @@ $B->start(http => http_config($B->port, '2m'));
     for my $c (@corrupt) {
         my $id = 'bad' . ++$n;
         my $t = txn(id => $id);
-        my $fp = fingerprint($t);
+        my $fp = fingerprint(%$t);
         my $value = join '', map {
             $_ eq 'fp' ? $fp : $_ eq 'fp31' ? substr($fp, 0, 31)
           : $_ eq 'FP' ? uc $fp : $_

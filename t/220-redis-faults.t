@@ -23,6 +23,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx);
 
 my $base = $ENV{TXVAL_TEST_REDIS_220_PORT} // 16391;
 my ($auth_port, $stall_port, $restart_port) = ($base, $base + 1, $base + 2);
@@ -31,23 +32,10 @@ my $PW = 'pw-Secret-220';
 my $RECOVERY = 1.0;     # s: every request succeeds again after a restart
 my $RSS_MARGIN = 1024;  # kB
 
-sub tx {
-    my ($id, %f) = @_;
-    my %t = (amount => 1000, currency => 'EUR', merchant_id => 'm_1',
-             card_token => 'tok_1', %f);
-    return qq({"id":"$id","amount":$t{amount},"currency":"$t{currency}",)
-         . qq("merchant_id":"$t{merchant_id}","card_token":"$t{card_token}"});
-}
+tx_defaults(currency => 'EUR');
 
-sub outcome {
-    my ($res) = @_;
-    if ($res->{body} =~ /"source":"(\w+)"/) {
-        return "$res->{status} $1"
-             . ($res->{body} =~ /"degraded":true/ ? ' degraded' : '');
-    }
-    my ($e) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($e // $res->{body});
-}
+# "<status> <source>[ degraded]", or "<status> <error>"
+sub outcome { return Txval::Tx::outcome($_[0], degraded => 1) }
 
 sub server_block {
     my ($port, $locations) = @_;
@@ -114,34 +102,6 @@ sub conns_to {
     return $n;
 }
 
-# a request sent now, read later
-sub send_req {
-    my ($port, $uri, $body) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  Proto => 'tcp', Timeout => 5)
-        or die "connect $port: $!\n";
-    my $req = "POST $uri HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-            . "Content-Type: application/json\r\n"
-            . "Content-Length: " . length($body) . "\r\n\r\n$body";
-    print $s $req;
-    return { sock => $s, t0 => time };
-}
-
-sub read_resp {
-    my ($q) = @_;
-    my $raw = '';
-    local $SIG{ALRM} = sub { die "read timeout\n" };
-    alarm 5;
-    while (sysread $q->{sock}, my $buf, 65536) { $raw .= $buf }
-    alarm 0;
-    close $q->{sock};
-    my $res = eval { Txval::Nginx::parse_response($raw) }
-              // { status => 0, headers => {}, body => 'no response' };
-    $res->{elapsed} = time - $q->{t0};
-    return $res;
-}
-
-
 my $PARENT = $$;
 my ($stall, $traffic);     # our children: gone when we are
 
@@ -172,8 +132,10 @@ END {
         location /t { txval; txval_velocity 10 60s; }
 '));
 
-    is outcome($ng->post('/t', tx('a1'))), '200 computed', 'AUTH+SELECT: computed';
-    is outcome($ng->post('/t', tx('a1'))), '200 redis', 'then replayed from db 3';
+    is outcome($ng->post('/t', tx(id => 'a1'))), '200 computed',
+       'AUTH+SELECT: computed';
+    is outcome($ng->post('/t', tx(id => 'a1'))), '200 redis',
+       'then replayed from db 3';
 
     like $r3->cmd(GET => 't220:v:a1') // '', qr/^2;0;0;[0-9a-f]{32}$/,
          'the record is in db 3';
@@ -182,8 +144,8 @@ END {
     is_deeply $r0->cmd(KEYS => '*'), [], 'db 0 holds nothing';
 
     # more traffic, some of it concurrent: AUTH and SELECT once per connection
-    $ng->post('/t', tx("a$_")) for 2 .. 10;
-    $ng->post_parallel('/t', map { tx("p$_") } 1 .. 8);
+    $ng->post('/t', tx(id => "a$_")) for 2 .. 10;
+    $ng->post_parallel('/t', map { tx(id => "p$_") } 1 .. 8);
 
     my $stats = $r3->info('commandstats');
     my $conns = $r3->info('stats')->{total_connections_received};
@@ -202,7 +164,8 @@ END {
        'idle connections closed after idle_timeout (only ours are left)';
 
     # ... and opened again when needed
-    is outcome($ng->post('/t', tx('a1'))), '200 redis', 'reconnects on demand';
+    is outcome($ng->post('/t', tx(id => 'a1'))), '200 redis',
+       'reconnects on demand';
 
     $ng->stop;
     unlike $ng->error_log, qr/\Q$PW\E/, 'the password is never logged';
@@ -218,14 +181,14 @@ END {
         location /novel { txval; }
 '));
 
-    my $res = $bad->post('/closed', tx('w1'));
+    my $res = $bad->post('/closed', tx(id => 'w1'));
     is outcome($res), '503 backend_unavailable', 'wrong password: 503';
     is $res->{headers}{'retry-after'}, '1', 'Retry-After: 1';
     sleep 0.25;     # past the fail-fast period: a new connection is tried
-    is outcome($bad->post('/open', tx('w2'))), '200 computed degraded',
+    is outcome($bad->post('/open', tx(id => 'w2'))), '200 computed degraded',
        'wrong password, fail open: degraded';
     sleep 0.25;
-    is outcome($bad->post('/novel', tx('w3'))), '200 computed',
+    is outcome($bad->post('/novel', tx(id => 'w3'))), '200 computed',
        'wrong password, no velocity: computed (a failed lookup is a miss)';
 
     like $bad->error_log,
@@ -241,7 +204,8 @@ END {
 ) . server_block($bad->port, '
         location /closed { txval; txval_velocity 10 60s; }
 '));
-    is outcome($bad->post('/closed', tx('s1'))), '503 backend_unavailable',
+    is outcome($bad->post('/closed', tx(id => 's1'))),
+       '503 backend_unavailable',
        'db=99: 503';
     like $bad->error_log, qr/connection setup refused: ERR DB index is out of range/,
          'logged: connection setup refused (SELECT)';
@@ -323,7 +287,7 @@ END {
 ');
     $ng->start(http => $http);
 
-    my $res = read_resp(send_req($ng->port, '/t', tx('s1')));
+    my $res = $ng->read_async($ng->post_async('/t', tx(id => 's1')));
     is outcome($res), '503 backend_unavailable', 'stalled Redis, closed: 503';
     is $res->{headers}{'retry-after'}, '1', 'Retry-After: 1';
     ok $res->{elapsed} < 1, 'within the budget (< 1 s)'
@@ -337,17 +301,17 @@ END {
        . 'mark: once Redis failed the request, its velocity rule is not '
        . 'tried (a second timeout)';
 
-    $res = read_resp(send_req($ng->port, '/open', tx('s2')));
+    $res = $ng->read_async($ng->post_async('/open', tx(id => 's2')));
     is outcome($res), '200 computed degraded', 'fail open: degraded';
     ok $res->{elapsed} < 1, 'within the budget' or diag $res->{elapsed};
 
-    $res = read_resp(send_req($ng->port, '/novel', tx('s3')));
+    $res = $ng->read_async($ng->post_async('/novel', tx(id => 's3')));
     is outcome($res), '200 computed',
        'no velocity: the timed-out lookup is a miss';
     ok $res->{elapsed} < 1, 'within the budget' or diag $res->{elapsed};
 
     # six stalled transactions in flight, and the worker still serves
-    my @q = map { send_req($ng->port, '/t', tx("c$_")) } 1 .. 6;
+    my @q = map { $ng->post_async('/t', tx(id => "c$_")) } 1 .. 6;
     sleep 0.01;
     my $t0 = time;
     my $plain = $ng->request(GET => '/plain');
@@ -360,7 +324,7 @@ END {
     ok $plain_time < 0.04, 'at once (< 40 ms)' or diag "took $plain_time s";
     is scalar(@ready), 0, 'while the transactions are still waiting';
 
-    my @res = map { read_resp($_) } @q;
+    my @res = map { $ng->read_async($_) } @q;
     is_deeply [ map { outcome($_) } @res ], [ ('503 backend_unavailable') x 6 ],
               'then each gets its 503';
     ok !(grep { $_->{elapsed} >= 1 } @res), 'each within the budget'
@@ -386,20 +350,20 @@ END {
     ($http = $http) =~ s/timeout=50ms/timeout=300ms/;
     $ng->start(http => $http);
 
-    @q = map { send_req($ng->port, '/t', tx("g$_")) } 1 .. 3;
+    @q = map { $ng->post_async('/t', tx(id => "g$_")) } 1 .. 3;
     sleep 0.03;
     my @old = $ng->workers;
     kill 'HUP', $ng->master;
-    is_deeply [ map { outcome(read_resp($_)) } @q ],
+    is_deeply [ map { outcome($ng->read_async($_)) } @q ],
               [ ('503 backend_unavailable') x 3 ],
               'reload while transactions wait on Redis: the old worker '
               . 'answers them before it exits';
     ok eval { $ng->wait_workers(1, \@old); 1 }, 'the reload completed';
 
-    @q = map { send_req($ng->port, '/t', tx("q$_")) } 1 .. 3;
+    @q = map { $ng->post_async('/t', tx(id => "q$_")) } 1 .. 3;
     sleep 0.03;
     kill 'QUIT', $ng->master;
-    is_deeply [ map { outcome(read_resp($_)) } @q ],
+    is_deeply [ map { outcome($ng->read_async($_)) } @q ],
               [ ('503 backend_unavailable') x 3 ],
               'a graceful stop answers them too';
     $ng->stop;
@@ -436,7 +400,7 @@ END {
     my $batch = sub {
         my ($k) = @_;
         return map { outcome($_) }
-               $ng->post_parallel('/t', map { tx('r' . ++$n) } 1 .. $k);
+               $ng->post_parallel('/t', map { tx(id => 'r' . ++$n) } 1 .. $k);
     };
 
     # warm up: every pooled connection used, then measure
@@ -460,7 +424,7 @@ END {
         my $i = 0;
         until (-e $stop || getppid() != $PARENT) {
             my $t0 = time;
-            my $res = eval { $ng->post('/t', tx("bg$$-" . $i++)) };
+            my $res = eval { $ng->post('/t', tx(id => "bg$$-" . $i++)) };
             printf $fh "%.6f %.6f %s\n", $t0, time,
                    $res ? $res->{status} : 'fail';
             sleep 0.002;

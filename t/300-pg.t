@@ -27,8 +27,11 @@
 #   blocked_bins  777777, 8888888, 99999999
 
 use lib 't/lib';
-use IO::Socket::INET;
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
+use Txval::Nginx qw(need_services);
+use Txval::Tx qw(tx_defaults tx post v computed invalid unavailable);
 
 BEGIN {
     $ENV{TEST_NGINX_PG_PORT} ||= 16432;
@@ -38,66 +41,15 @@ BEGIN {
     $ENV{TEST_NGINX_LONG_M} = 't_long_' . ('m' x 57);
 }
 
-{
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $ENV{TEST_NGINX_PG_PORT},
-                                  Proto => 'tcp', Timeout => 2);
-    Test::More::BAIL_OUT("no Postgres on 127.0.0.1:$ENV{TEST_NGINX_PG_PORT}"
-                         . " (start it: see the top of $0)")
-        unless $s;
-}
+need_services(Postgres => $ENV{TEST_NGINX_PG_PORT});
 
 log_level('info');
 no_shuffle();
 
-# the blocks call these as ::tx() etc.
-
-sub tx {
-    my %f = (id => 'tx_1', amount => 1000, currency => 'USD',
-             merchant_id => 't_active', card_token => 't_card_us', @_);
-
-    my @parts;
-    for my $k (qw(id amount currency merchant_id card_token card_bin
-                  country))
-    {
-        next unless defined $f{$k};
-        my $v = $f{$k};
-        $v = qq("$v") unless $k eq 'amount';
-        push @parts, qq("$k":$v);
-    }
-
-    return '{' . join(',', @parts) . '}';
-}
-
-sub post { my $uri = shift; "POST $uri\n" . tx(@_) }
-
-# a computed verdict: id, score, reasons...
-sub v {
-    my ($id, $score, @reasons) = @_;
-    my $verdict = @reasons ? 'declined' : 'approved';
-    my $r = join ',', map { qq("$_") } @reasons;
-    return qq({"id":"$id","verdict":"$verdict","reasons":[$r],)
-         . qq("risk_score":$score,"source":"computed"}\n);
-}
-
-# the same, degraded (fail open, a backend failed)
-sub vd {
-    my $v = v(@_);
-    $v =~ s/\}\n\z/,"degraded":true}\n/;
-    return $v;
-}
-
-sub bad {
-    my ($field, $detail) = @_;
-    return qq({"error":"invalid_field","field":"$field","detail":"$detail"}\n);
-}
+# the blocks call these as ::post() etc.
+tx_defaults(merchant_id => 't_active', card_token => 't_card_us');
 
 our $ID = 'must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -';
-
-sub unavailable {
-    return qq({"error":"backend_unavailable","detail":"a backend this )
-         . qq(transaction needs is unavailable, retry later"}\n);
-}
 
 run_tests();
 
@@ -130,9 +82,9 @@ Content-Type: application/json
 ]
 --- response_body eval
 [
-::v('tx_1', 0),
-::v('tx_2', 0),
-::v('tx_3', 0),
+::computed('tx_1', 0),
+::computed('tx_2', 0),
+::computed('tx_3', 0),
 ]
 --- no_error_log
 [error]
@@ -169,11 +121,11 @@ Content-Type: application/json
 ]
 --- response_body eval
 [
-::v('tx_1', 0, 'merchant_unknown'),
-::v('tx_2', 0, 'merchant_unknown'),
-::v('tx_3', 0, 'merchant_unknown'),
-::v('tx_4', 20, 'merchant_unknown'),
-::v('tx_5', 0),
+::computed('tx_1', 0, 'merchant_unknown'),
+::computed('tx_2', 0, 'merchant_unknown'),
+::computed('tx_3', 0, 'merchant_unknown'),
+::computed('tx_4', 20, 'merchant_unknown'),
+::computed('tx_5', 0),
 ]
 --- no_error_log
 [error]
@@ -199,9 +151,9 @@ Content-Type: application/json
 [402, 402, 200]
 --- response_body eval
 [
-::v('tx_1', 0, 'merchant_inactive'),
-::v('tx_2', 0, 'merchant_inactive'),
-::v('tx_3', 0),
+::computed('tx_1', 0, 'merchant_inactive'),
+::computed('tx_2', 0, 'merchant_inactive'),
+::computed('tx_3', 0),
 ]
 --- no_error_log
 [error]
@@ -230,12 +182,12 @@ Content-Type: application/json
 [200, 200, 200, 402, 200, 402]
 --- response_body eval
 [
-::v('tx_1', 0),
-::v('tx_2', 30),
-::v('tx_3', 30),
-::v('tx_4', 30, 'merchant_limit_exceeded'),
-::v('tx_5', 0),
-::v('tx_6', 30, 'merchant_inactive'),
+::computed('tx_1', 0),
+::computed('tx_2', 30),
+::computed('tx_3', 30),
+::computed('tx_4', 30, 'merchant_limit_exceeded'),
+::computed('tx_5', 0),
+::computed('tx_6', 30, 'merchant_inactive'),
 ]
 --- no_error_log
 [error]
@@ -280,17 +232,17 @@ Content-Type: application/json
 [200, 200, 200, 200, 200, 200, 402, 402, 402, 402, 402]
 --- response_body eval
 [
-::v('tx_1', 0),
-::v('tx_2', 30),
-::v('tx_3', 0),
-::v('tx_4', 30),
-::v('tx_5', 0),
-::v('tx_6', 30),
-::v('tx_7', 30, 'amount_out_of_range'),
-::v('tx_8', 30, 'merchant_unknown'),
-::v('tx_9', 0, 'currency_not_supported'),
-::v('tx_10', 30, 'currency_not_supported'),
-::v('tx_11', 0, 'currency_not_supported'),
+::computed('tx_1', 0),
+::computed('tx_2', 30),
+::computed('tx_3', 0),
+::computed('tx_4', 30),
+::computed('tx_5', 0),
+::computed('tx_6', 30),
+::computed('tx_7', 30, 'amount_out_of_range'),
+::computed('tx_8', 30, 'merchant_unknown'),
+::computed('tx_9', 0, 'currency_not_supported'),
+::computed('tx_10', 30, 'currency_not_supported'),
+::computed('tx_11', 0, 'currency_not_supported'),
 ]
 --- no_error_log
 [error]
@@ -320,13 +272,13 @@ Content-Type: application/json
 [200, 200, 402, 200, 200, 402, 402]
 --- response_body eval
 [
-::v('tx_1', 0),
-::v('tx_2', 0),
-::v('tx_3', 0, 'currency_not_allowed'),
-::v('tx_4', 0),
-::v('tx_5', 0),
-::v('tx_6', 0, 'merchant_inactive', 'currency_not_allowed'),
-::v('tx_7', 0, 'merchant_unknown'),
+::computed('tx_1', 0),
+::computed('tx_2', 0),
+::computed('tx_3', 0, 'currency_not_allowed'),
+::computed('tx_4', 0),
+::computed('tx_5', 0),
+::computed('tx_6', 0, 'merchant_inactive', 'currency_not_allowed'),
+::computed('tx_7', 0, 'merchant_unknown'),
 ]
 --- no_error_log
 [error]
@@ -354,11 +306,11 @@ Content-Type: application/json
 [402, 402, 402, 200, 200]
 --- response_body eval
 [
-::v('tx_1', 0, 'card_blocked'),
-::v('tx_2', 0, 'card_blocked'),
-::v('tx_3', 0, 'card_blocked'),
-::v('tx_4', 0),
-::v('tx_5', 0),
+::computed('tx_1', 0, 'card_blocked'),
+::computed('tx_2', 0, 'card_blocked'),
+::computed('tx_3', 0, 'card_blocked'),
+::computed('tx_4', 0),
+::computed('tx_5', 0),
 ]
 --- no_error_log
 [error]
@@ -388,9 +340,9 @@ my $i = 0;
 --- error_code eval
 [(402) x 6, (200) x 11]
 --- response_body eval
-[ (map { ::v("tx_$_", 0, 'bin_blocked') } 1 .. 6),
-  (map { ::v("tx_$_", 0) } 7 .. 16),
-  ::v('tx_none', 0) ]
+[ (map { ::computed("tx_$_", 0, 'bin_blocked') } 1 .. 6),
+  (map { ::computed("tx_$_", 0) } 7 .. 16),
+  ::computed('tx_none', 0) ]
 --- no_error_log
 [error]
 
@@ -422,12 +374,12 @@ Content-Type: application/json
 [200, 200, 200, 402, 200, 200]
 --- response_body eval
 [
-::v('tx_1', 20),
-::v('tx_2', 20),
-::v('tx_3', 50),
-::v('tx_4', 50, 'risk_too_high'),
-::v('tx_5', 20),
-::v('tx_6', 0),
+::computed('tx_1', 20),
+::computed('tx_2', 20),
+::computed('tx_3', 50),
+::computed('tx_4', 50, 'risk_too_high'),
+::computed('tx_5', 20),
+::computed('tx_6', 0),
 ]
 --- no_error_log
 [error]
@@ -458,14 +410,14 @@ Content-Type: application/json
 [200, 200, 200, 200, 200, 402, 402, 200]
 --- response_body eval
 [
-::v('tx_1', 0),
-::v('tx_2', 30),
-::v('tx_3', 0),
-::v('tx_4', 0),
-::v('tx_5', 0),
-::v('tx_6', 0, 'card_blocked'),
-::v('tx_7', 30, 'card_blocked'),
-::v('tx_8', 60),
+::computed('tx_1', 0),
+::computed('tx_2', 30),
+::computed('tx_3', 0),
+::computed('tx_4', 0),
+::computed('tx_5', 0),
+::computed('tx_6', 0, 'card_blocked'),
+::computed('tx_7', 30, 'card_blocked'),
+::computed('tx_8', 60),
 ]
 --- no_error_log
 [error]
@@ -496,9 +448,9 @@ Content-Type: application/json
 [402, 200, 200]
 --- response_body eval
 [
-::v('tx_1', 60, 'risk_too_high'),
-::v('tx_2', 60),
-::v('tx_3', 30),
+::computed('tx_1', 60, 'risk_too_high'),
+::computed('tx_2', 60),
+::computed('tx_3', 30),
 ]
 --- no_error_log
 [error]
@@ -528,8 +480,8 @@ Content-Type: application/json
 [422, 422]
 --- response_body eval
 [
-::v('tx_1', 60, qw(amount_out_of_range merchant_inactive merchant_limit_exceeded currency_not_allowed card_blocked bin_blocked risk_too_high)),
-::v('tx_2', 30, qw(currency_not_supported merchant_unknown card_blocked bin_blocked risk_too_high)),
+::computed('tx_1', 60, qw(amount_out_of_range merchant_inactive merchant_limit_exceeded currency_not_allowed card_blocked bin_blocked risk_too_high)),
+::computed('tx_2', 30, qw(currency_not_supported merchant_unknown card_blocked bin_blocked risk_too_high)),
 ]
 --- no_error_log
 [error]
@@ -558,10 +510,10 @@ Content-Type: application/json
 [402, 402, 402, 402]
 --- response_body eval
 [
-::v('tx_1', 80, 'risk_too_high'),
-::v('tx_2', 20, 'velocity_exceeded'),
-::v('tx_3', 80, qw(merchant_inactive merchant_limit_exceeded card_blocked bin_blocked risk_too_high)),
-::v('tx_4', 80, qw(merchant_inactive merchant_limit_exceeded card_blocked bin_blocked velocity_exceeded risk_too_high)),
+::computed('tx_1', 80, 'risk_too_high'),
+::computed('tx_2', 20, 'velocity_exceeded'),
+::computed('tx_3', 80, qw(merchant_inactive merchant_limit_exceeded card_blocked bin_blocked risk_too_high)),
+::computed('tx_4', 80, qw(merchant_inactive merchant_limit_exceeded card_blocked bin_blocked velocity_exceeded risk_too_high)),
 ]
 --- no_error_log
 [error]
@@ -596,12 +548,12 @@ Content-Type: application/json
 [(400) x 12]
 --- response_body eval
 [
-(map { ::bad('merchant_id', "merchant_id $::ID") } 1 .. 5),
-(map { ::bad('card_token', 'card_token must be a string of 1-128 characters from A-Z a-z 0-9 . _ : -') } 1 .. 2),
-(map { ::bad('card_bin', 'card_bin must be a string of 6-8 digits') } 1 .. 2),
-::bad('country', 'country must be 2 uppercase letters (ISO 3166-1 alpha-2)'),
-::bad('currency', 'currency must be 3 uppercase letters (ISO 4217)'),
-::bad('id', "id $::ID"),
+(map { ::invalid('merchant_id', "merchant_id $::ID") } 1 .. 5),
+(map { ::invalid('card_token', 'card_token must be a string of 1-128 characters from A-Z a-z 0-9 . _ : -') } 1 .. 2),
+(map { ::invalid('card_bin', 'card_bin must be a string of 6-8 digits') } 1 .. 2),
+::invalid('country', 'country must be 2 uppercase letters (ISO 3166-1 alpha-2)'),
+::invalid('currency', 'currency must be 3 uppercase letters (ISO 4217)'),
+::invalid('id', "id $::ID"),
 ]
 --- error_log
 txval: refused: invalid_field field
@@ -641,21 +593,21 @@ Content-Type: application/json
 [402, 402, 402, 402, 200, 402, 402, 402, 402, 200, 402, 402, 200, 402, 200]
 --- response_body eval
 [
-::v('tx_1', 0, 'merchant_unknown'),
-::v('tx_2', 0, 'merchant_unknown'),
-::v('tx_3', 0, 'merchant_unknown'),
-::v('tx_4', 0, 'merchant_unknown'),
-::v('tx_5', 0),
-::v('tx_6', 0, 'currency_not_allowed'),
-::v('tx_7', 0, 'merchant_unknown'),
-::v('tx_8', 0, 'merchant_inactive'),
-::v('tx_9', 0, 'merchant_unknown'),
-::v('tx_10', 20),
-::v('tx_11', 30, 'card_blocked'),
-::v('tx_12', 0, 'card_blocked'),
-::v('tx_13', 20),
-::v('x:1-1--', 0, 'currency_not_allowed'),
-::v('DROP.TABLE:merchants--', 30),
+::computed('tx_1', 0, 'merchant_unknown'),
+::computed('tx_2', 0, 'merchant_unknown'),
+::computed('tx_3', 0, 'merchant_unknown'),
+::computed('tx_4', 0, 'merchant_unknown'),
+::computed('tx_5', 0),
+::computed('tx_6', 0, 'currency_not_allowed'),
+::computed('tx_7', 0, 'merchant_unknown'),
+::computed('tx_8', 0, 'merchant_inactive'),
+::computed('tx_9', 0, 'merchant_unknown'),
+::computed('tx_10', 20),
+::computed('tx_11', 30, 'card_blocked'),
+::computed('tx_12', 0, 'card_blocked'),
+::computed('tx_13', 20),
+::computed('x:1-1--', 0, 'currency_not_allowed'),
+::computed('DROP.TABLE:merchants--', 30),
 ]
 --- no_error_log
 [error]
@@ -682,10 +634,10 @@ Content-Type: application/json
 [200, 402, 402, 402]
 --- response_body eval
 [
-::v('tx_1', 30),
-::v('tx_2', 0, 'currency_not_allowed', 'card_blocked', 'bin_blocked'),
-::v('tx_3', 30, 'merchant_limit_exceeded', 'bin_blocked'),
-::v('tx_4', 0, 'card_blocked', 'bin_blocked'),
+::computed('tx_1', 30),
+::computed('tx_2', 0, 'currency_not_allowed', 'card_blocked', 'bin_blocked'),
+::computed('tx_3', 30, 'merchant_limit_exceeded', 'bin_blocked'),
+::computed('tx_4', 0, 'card_blocked', 'bin_blocked'),
 ]
 --- no_error_log
 [error]
@@ -711,7 +663,7 @@ Content-Type: application/json
 [402, 402]
 --- response_body eval
 [
-::v('tx_1', 30, 'card_blocked'),
+::computed('tx_1', 30, 'card_blocked'),
 qq({"id":"tx_1","verdict":"declined","reasons":["card_blocked"],"risk_score":30,"source":"shm"}\n),
 ]
 --- no_error_log
@@ -777,7 +729,7 @@ Content-Type: application/json
 ::unavailable(),
 ::unavailable(),
 ::unavailable(),
-::bad('country', 'country must be 2 uppercase letters (ISO 3166-1 alpha-2)'),
+::invalid('country', 'country must be 2 uppercase letters (ISO 3166-1 alpha-2)'),
 ]
 --- error_log
 txval: refused:
@@ -818,11 +770,11 @@ Content-Type: application/json
 ]
 --- response_body eval
 [
-::vd('tx_1', 30),
-::vd('tx_1', 30),
-::vd('tx_2', 0),
-::vd('tx_3', 30, 'amount_out_of_range'),
-::vd('tx_4', 0, 'currency_not_supported'),
+::v('tx_1', 'computed', 'approved', [], 30, 'degraded'),
+::v('tx_1', 'computed', 'approved', [], 30, 'degraded'),
+::v('tx_2', 'computed', 'approved', [], 0, 'degraded'),
+::v('tx_3', 'computed', 'declined', ['amount_out_of_range'], 30, 'degraded'),
+::v('tx_4', 'computed', 'declined', ['currency_not_supported'], 0, 'degraded'),
 ]
 --- no_error_log
 backend_unavailable
@@ -849,8 +801,8 @@ Content-Type: application/json
 [402, 200]
 --- response_body eval
 [
-::v('tx_1', 20, 'merchant_unknown'),
-::v('tx_2', 0),
+::computed('tx_1', 20, 'merchant_unknown'),
+::computed('tx_2', 0),
 ]
 --- no_error_log
 [error]
@@ -875,8 +827,8 @@ Content-Type: application/json
 [402, 402]
 --- response_body eval
 [
-::v('tx_1', 30, 'card_blocked'),
-::v('tx_2', 0, 'merchant_unknown'),
+::computed('tx_1', 30, 'card_blocked'),
+::computed('tx_2', 0, 'merchant_unknown'),
 ]
 --- no_error_log
 [error]
@@ -901,8 +853,8 @@ Content-Type: application/json
 [402, 200]
 --- response_body eval
 [
-::v('tx_1', 0, 'merchant_inactive'),
-::v('tx_2', 0),
+::computed('tx_1', 0, 'merchant_inactive'),
+::computed('tx_2', 0),
 ]
 --- no_error_log
 [error]
@@ -922,7 +874,7 @@ Content-Type: application/json
 ::post('/t', id => 'tx_1', merchant_id => 't_usd_eur', currency => 'GBP')
 --- error_code: 402
 --- response_body eval
-::v('tx_1', 0, 'currency_not_allowed')
+::computed('tx_1', 0, 'currency_not_allowed')
 --- no_error_log
 [error]
 

@@ -37,7 +37,9 @@ use POSIX qw(WNOHANG);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
-use Txval::Postgres qw(as_postgres pg_dir);
+use Txval::Postgres qw(as_postgres pg_dir psql_bg psql_wait
+                        slowed_table_sql);
+use Txval::Tx qw(tx_defaults tx reasons_of unavailable);
 
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $pg_port = $ENV{TXVAL_T310_PG_PORT} || 16435;
@@ -60,21 +62,10 @@ sub services {
 
 
 # one SQL command as the superuser, over the socket; its output (-At)
+# (psql's messages dropped: e.g. while Postgres restarts)
 sub psql {
-    my ($sql) = @_;
-    my $pid = open(my $fh, '-|') // die "fork: $!\n";
-    if ($pid == 0) {
-        open STDERR, '>', '/dev/null';    # e.g. while Postgres restarts
-        exec as_postgres(), 'psql', '-q', '-X', '-At', '-h', $pg_dir,
-             '-p', $pg_port, '-U', 'postgres', '-d', 'txval',
-             '-v', 'ON_ERROR_STOP=1', '-c', $sql
-            or POSIX::_exit(127);
-    }
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-    $out =~ s/\s+\z//;
-    return $? == 0 ? $out : undef;
+    return Txval::Postgres::psql($pg_dir, $pg_port, $_[0],
+                                 stderr => '/dev/null');
 }
 
 # server-side connections of txval's user (nginx's pools)
@@ -104,88 +95,26 @@ services("txval_pg_psql $pg_port '$pg_dir' < '$repo/t/fixtures.sql'")
 services("txval_redis_start $redis_port '$redis_dir'")
     or BAIL_OUT("cannot start Redis on $redis_port");
 
-defined psql(<<'SQL') or BAIL_OUT('cannot create the t310_slow schema');
-SET client_min_messages = warning;
-CREATE SCHEMA IF NOT EXISTS t310_slow;
-CREATE TABLE IF NOT EXISTS t310_slow.knob (delay float8 NOT NULL);
-DELETE FROM t310_slow.knob;
-INSERT INTO t310_slow.knob VALUES (0);
-CREATE OR REPLACE FUNCTION t310_slow.merchants_slowly()
-    RETURNS SETOF public.merchants LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_sleep((SELECT delay FROM t310_slow.knob));
-    RETURN QUERY SELECT * FROM public.merchants;
-END
-$$;
-CREATE OR REPLACE VIEW t310_slow.merchants AS
-    SELECT * FROM t310_slow.merchants_slowly();
-GRANT USAGE ON SCHEMA t310_slow TO txval;
-GRANT SELECT ON ALL TABLES IN SCHEMA t310_slow TO txval;
-SQL
+defined psql(slowed_table_sql('t310_slow', 'merchants'))
+    or BAIL_OUT('cannot create the t310_slow schema');
 
 
 my $conninfo = "host=127.0.0.1 port=$pg_port dbname=txval user=txval"
                . " password=txval";
 
+# a new id each ("f1", ...), USD 1000 of t_inactive with t_card_us
 my $n = 0;
-
-sub tx {
-    my (%f) = @_;
-    my $id = $f{id} // 'f' . ++$n;
-    my $merchant = $f{merchant_id} // 't_inactive';
-    return qq({"id":"$id","amount":1000,"currency":"USD",)
-         . qq("merchant_id":"$merchant","card_token":"t_card_us"});
-}
+tx_defaults(id => sub { 'f' . ++$n }, merchant_id => 't_inactive',
+            card_token => 't_card_us');
 
 # the verdict's reasons ("approved" when none), or "<status> <error>"
-sub outcome {
-    my ($res) = @_;
-
-    if ($res->{body} =~ /"verdict":"(\w+)","reasons":\[([^\]]*)\]/) {
-        my $r = $2;
-        $r =~ s/"//g;
-        return $r eq '' ? $1 : $r;
-    }
-
-    my ($err) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($err // $res->{body});
-}
+sub outcome { return reasons_of($_[0]) }
 
 sub unavailable_ok {
     my ($res, $what) = @_;
     return $res->{status} == 503
-        && $res->{body} eq qq({"error":"backend_unavailable","detail":"a )
-                           . qq(backend this transaction needs is )
-                           . qq(unavailable, retry later"}\n)
+        && $res->{body} eq unavailable()
         && ($res->{headers}{'retry-after'} // '') eq '1';
-}
-
-# a request sent, its answer not read yet
-sub send_post {
-    my ($uri, $json) = @_;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  Proto => 'tcp', Timeout => 5)
-        or die "connect: $!\n";
-    $s->print("POST $uri HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-              . "Content-Type: application/json\r\n"
-              . "Content-Length: " . length($json) . "\r\n\r\n$json");
-    return $s;
-}
-
-sub read_response {
-    my ($s) = @_;
-    my $raw = '';
-    local $SIG{ALRM} = sub { die "read timeout\n" };
-    alarm 5;
-    while (1) {
-        my $got = sysread $s, my $buf, 65536;
-        die "read: $!\n" unless defined $got;
-        last if $got == 0;
-        $raw .= $buf;
-    }
-    alarm 0;
-    close $s;
-    return Txval::Nginx::parse_response($raw);
 }
 
 sub timed {
@@ -193,30 +122,6 @@ sub timed {
     my $t0 = time;
     my @r = $code->();
     return (time - $t0, @r);
-}
-
-sub run_bg {
-    my (@cmd) = @_;
-    my $pid = fork // die "fork: $!\n";
-    if ($pid == 0) {
-        open STDOUT, '>', '/dev/null';
-        exec @cmd or POSIX::_exit(127);
-    }
-    $children{$pid} = 1;
-    return $pid;
-}
-
-sub reap {
-    my ($pid) = @_;
-    waitpid $pid, 0;
-    delete $children{$pid};
-    return $?;
-}
-
-sub no_crash {
-    my ($what) = @_;
-    my $log = $ng->error_log;
-    unlike $log, qr/exited on signal|\[alert\]/, "$what: no worker crash, no alert";
 }
 
 
@@ -244,10 +149,9 @@ HTTP
 is outcome($ng->post('/t', tx())), 'merchant_inactive',
    'stall: before the lock, Postgres answers';
 
-my $holder = run_bg(as_postgres(), 'psql', '-q', '-X', '-h', $pg_dir,
-                    '-p', $pg_port, '-U', 'postgres', '-d', 'txval', '-c',
-                    'BEGIN; LOCK TABLE merchants IN ACCESS EXCLUSIVE MODE;'
-                    . ' SELECT pg_sleep(1.5); COMMIT');
+my $holder = psql_bg($pg_dir, $pg_port,
+                      'BEGIN; LOCK TABLE merchants IN ACCESS EXCLUSIVE MODE;'
+                      . ' SELECT pg_sleep(1.5); COMMIT');
 
 my $locked = 0;
 for (1 .. 100) {
@@ -263,7 +167,7 @@ my $lock_t0 = time;
 {
     # a lookup in flight on the pooled connection, a plain request meanwhile
     my $t0 = time;
-    my $s = send_post('/t', tx());
+    my $q = $ng->post_async('/t', tx());
     sleep 0.05;
 
     my ($plain_t, $plain) = timed(sub { $ng->request(GET => '/plain') });
@@ -271,10 +175,10 @@ my $lock_t0 = time;
        'stall: /plain answers while a lookup waits';
     cmp_ok $plain_t, '<', 0.1, 'stall: /plain answers at once';
 
-    my $pending = !IO::Select->new($s)->can_read(0);
+    my $pending = !IO::Select->new($q->{sock})->can_read(0);
     ok $pending, 'stall: the lookup was still waiting when /plain answered';
 
-    my $res = read_response($s);
+    my $res = $ng->read_async($q);
     my $t = time - $t0;
     ok unavailable_ok($res), 'stall: 503 backend_unavailable, Retry-After: 1'
         or diag explain $res;
@@ -310,7 +214,7 @@ my $lock_t0 = time;
 
 cmp_ok time - $lock_t0, '<', 1.3, 'stall: all that while the lock was held';
 
-reap($holder);
+psql_wait($holder);
 
 {
     my ($t, $res) = timed(sub { $ng->post('/t', tx()) });
@@ -339,7 +243,7 @@ unlike $ng->error_log, qr/no answer for \d+ms, closing the connection/,
     cmp_ok $b, '<=', 3, 'stall: then at most pool=3 server-side connections';
 }
 
-no_crash('stall');
+$ng->no_crash('stall');
 $ng->stop;
 
 
@@ -472,7 +376,7 @@ is_deeply [$ng->workers], \@workers, 'restart: the same workers (no reload)';
 cmp_ok $max_backends, '<=', 6,
        "restart: at most 2 workers x pool=3 server-side connections"
        . " (max seen $max_backends)";
-no_crash('restart');
+$ng->no_crash('restart');
 $ng->stop;
 
 
@@ -663,7 +567,7 @@ is $after, $before, 'undo: the 503 took its count back (DECR)';
 verdict_time('/both');
 is velocity_count(), $before + 1, 'undo: the next verdict counts again';
 
-no_crash('concurrent');
+$ng->no_crash('concurrent');
 $ng->stop;
 
 done_testing();

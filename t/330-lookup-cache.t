@@ -35,6 +35,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Lookup;
 use Txval::Nginx;
+use Txval::Postgres qw(psql_bg psql_wait slowed_table_sql);
 
 my $valgrind = $ENV{TEST_NGINX_USE_VALGRIND};
 my $slow = $valgrind ? 10 : 1;      # how much longer things may take
@@ -43,7 +44,6 @@ my $pg_timeout = $valgrind ? '5s' : '200ms';
 
 my $port = 1933;
 my $ng;
-my %children;
 my $main_pid = $$;
 
 my $pg = Txval::Lookup->cluster(name => 't330',
@@ -54,18 +54,11 @@ sub psql { $pg->psql(@_) }
 sub sql_ok { $pg->sql_ok(@_) }
 sub calls { $pg->calls }
 sub reset_calls { sql_ok('SELECT pg_stat_statements_reset()', 'reset') }
-sub tx { Txval::Lookup::tx(@_) }
-sub outcome { Txval::Lookup::outcome(@_) }
-sub as_postgres { Txval::Lookup::as_postgres() }
 
 END {
     return unless $$ == $main_pid;
     my $status = $?;
     $ng->stop if $ng;
-    for my $pid (keys %children) {
-        kill 'TERM', $pid;
-        waitpid $pid, 0;
-    }
     $? = $status;
 }
 
@@ -76,51 +69,20 @@ sql_ok("DELETE FROM blocked_bins WHERE bin LIKE '55555%'", 'clean');
 
 my $conninfo = $pg->conninfo;
 
-sub check { outcome($ng->post('/t', tx(@_))) }
+sub check { Txval::Lookup::check($ng, @_) }
 
 # polls until check(@tx) gives $want (at most $within s); the time taken
 sub eventually {
     my ($want, $within, @tx) = @_;
-    my $t0 = time;
-    my $got;
-    while (1) {
-        $got = check(@tx);
-        return (time - $t0, $got) if $got eq $want || time - $t0 > $within;
-        sleep 0.01;
-    }
+    return Txval::Lookup::eventually($want, $within, sub { check(@tx) });
 }
 
-sub metric {
-    my ($name) = @_;
-    my $m = $ng->metrics;
-    return $m->{values}{$name} // 'absent';
-}
+sub metric { $ng->metric($_[0]) // 'absent' }
 
 sub listener_up {
-    my $deadline = time + 5 * $slow;
-    while (time < $deadline) {
-        my $res = eval { $ng->request(GET => '/status') };
-        return 1 if $res && $res->{body} =~ /"lookup_listener":\{"state":"up"\}/;
-        sleep 0.02;
-    }
-    return 0;
-}
-
-sub run_bg {
-    my (@cmd) = @_;
-    my $pid = fork // die "fork: $!\n";
-    if ($pid == 0) {
-        open STDOUT, '>', '/dev/null';
-        exec @cmd or POSIX::_exit(127);
-    }
-    $children{$pid} = 1;
-    return $pid;
-}
-
-sub reap {
-    my ($pid) = @_;
-    waitpid $pid, 0;
-    delete $children{$pid};
+    my (undef, $state) = Txval::Lookup::eventually(
+        'up', 5 * $slow, sub { Txval::Lookup::listener_state($ng) });
+    return $state eq 'up';
 }
 
 sub server_log_size { -s "$pg_dir/server.log" // 0 }
@@ -134,18 +96,6 @@ sub executed_since {
     my $log = <$fh> // '';
     close $fh;
     return $log =~ /execute txval_lookup: SELECT[^\n]*\n[^\n]*DETAIL:\s+parameters: ([^\n]*)/g;
-}
-
-# under make valgrind: every process of the instance was clean
-sub valgrind_clean {
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
-}
-
-sub no_crash {
-    my ($what) = @_;
-    unlike $ng->error_log, qr/exited on signal|\[alert\]/,
-           "$what: no worker crash, no alert";
 }
 
 my $http = sub {
@@ -213,11 +163,10 @@ is calls(), 2, 'hits: one more lookup';
     # the three tables locked by another session: hits answer at once,
     # a lookup that needs Postgres waits for the lock (and times out)
 
-    my $holder = run_bg(as_postgres(), 'psql', '-q', '-X', '-h', $pg_dir,
-                        '-p', $pg->port, '-U', 'postgres', '-d', 'txval', '-c',
-                        'BEGIN; LOCK TABLE merchants, cards, blocked_bins IN'
-                        . ' ACCESS EXCLUSIVE MODE; SELECT pg_sleep('
-                        . ($valgrind ? 8 : 1.5) . '); COMMIT');
+    my $holder = psql_bg($pg_dir, $pg->port,
+                         'BEGIN; LOCK TABLE merchants, cards, blocked_bins IN'
+                         . ' ACCESS EXCLUSIVE MODE; SELECT pg_sleep('
+                         . ($valgrind ? 8 : 1.5) . '); COMMIT');
     my $locked = 0;
     for (1 .. 100) {
         $locked = psql("SELECT count(*) FROM pg_locks l JOIN pg_class c"
@@ -243,7 +192,7 @@ is calls(), 2, 'hits: one more lookup';
        '503 backend_unavailable',
        'locked: a card not cached needs Postgres, which waits for the lock';
 
-    reap($holder);
+    psql_wait($holder);
 
     # the lookup that waited for the lock runs once it is released (and
     # is logged then: its Bind waited too); wait for it, so that the
@@ -258,7 +207,7 @@ is calls(), 2, 'hits: one more lookup';
     is $active, 0, 'locked: the lookup that waited has run';
 }
 
-no_crash('hits');
+$ng->no_crash('hits');
 
 
 # --- partial hits: only the missing parts are asked for -------------------
@@ -486,9 +435,9 @@ sub change_enforced {
          'status: the listener, up';
 }
 
-no_crash('notify');
+$ng->no_crash('notify');
 $ng->stop;
-valgrind_clean();
+$ng->valgrind_ok;
 
 
 # --- without notify=: the ttl is the only bound ---------------------------
@@ -525,9 +474,9 @@ valgrind_clean();
                    . ' was cached, ttl 2 s)', $age);
     cmp_ok $age, '>=', 1.9, 'ttl: and trusted until then';
 
-    no_crash('ttl');
+    $ng->no_crash('ttl');
     $ng->stop;
-valgrind_clean();
+    $ng->valgrind_ok;
 }
 
 
@@ -540,26 +489,10 @@ valgrind_clean();
 # transaction, but is not stored.
 
 {
-    sql_ok(<<'SQL', 'the slow view');
-SET client_min_messages = warning;
-CREATE SCHEMA IF NOT EXISTS t330_slow;
-CREATE TABLE IF NOT EXISTS t330_slow.knob (delay float8 NOT NULL);
-DELETE FROM t330_slow.knob;
-INSERT INTO t330_slow.knob VALUES (0);
-CREATE OR REPLACE FUNCTION t330_slow.cards_then_sleep()
-    RETURNS SETOF public.cards LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN QUERY SELECT * FROM public.cards;
-    PERFORM pg_sleep((SELECT delay FROM t330_slow.knob));
-END
-$$;
-CREATE OR REPLACE VIEW t330_slow.cards AS
-    SELECT * FROM t330_slow.cards_then_sleep();
-GRANT USAGE ON SCHEMA t330_slow TO txval;
-GRANT SELECT ON ALL TABLES IN SCHEMA t330_slow TO txval;
-INSERT INTO cards (token, status) VALUES ('t330_race', 'active')
-    ON CONFLICT (token) DO UPDATE SET status = 'active';
-SQL
+    sql_ok(slowed_table_sql('t330_slow', 'cards', after => 1)
+           . "INSERT INTO cards (token, status) VALUES ('t330_race', 'active')"
+           . " ON CONFLICT (token) DO UPDATE SET status = 'active';\n",
+           'the slow view');
 
     my $slow_conninfo = "$conninfo options=-csearch_path=t330_slow,public";
 
@@ -605,9 +538,9 @@ HTTP
     is check(card_token => 't330_race'), 'card_blocked 0',
        'race: the old row was not kept: the next lookup sees the change';
 
-    no_crash('race');
+    $ng->no_crash('race');
     $ng->stop;
-valgrind_clean();
+    $ng->valgrind_ok;
 }
 
 done_testing();

@@ -13,12 +13,14 @@
 # Rows: t335_* (made here, on the suite's Postgres).
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
-use POSIX ();
 use Time::HiRes qw(sleep time);
 use Txval::Lookup;
 use Txval::Nginx;
 use Txval::Postgres ();
+use Txval::Tx qw(tx_defaults post computed);
 
 our $Slow;
 
@@ -31,22 +33,10 @@ BEGIN {
 # one SQL command as the superuser on the suite's Postgres
 sub psql {
     my ($sql) = @_;
-    my $pid = open(my $fh, '-|') // die "fork: $!\n";
-    if ($pid == 0) {
-        open STDERR, '>', '/dev/null';
-        exec Txval::Lookup::as_postgres(), 'psql', '-q', '-X', '-At',
-             '-h', Txval::Postgres::pg_dir($ENV{TEST_NGINX_PG_DIR}),
-             '-p', $ENV{TEST_NGINX_PG_PORT},
-             '-U', 'postgres', '-d', 'txval', '-v', 'ON_ERROR_STOP=1',
-             '-c', $sql
-            or POSIX::_exit(127);
-    }
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-    $out =~ s/\s+\z//;
-    die "psql failed: $sql\n" unless $? == 0;
-    return $out;
+    return Txval::Postgres::psql(
+               Txval::Postgres::pg_dir($ENV{TEST_NGINX_PG_DIR}),
+               $ENV{TEST_NGINX_PG_PORT}, $sql, stderr => '/dev/null')
+           // die "psql failed: $sql\n";
 }
 
 sub client {
@@ -56,29 +46,21 @@ sub client {
 
 sub outcome {
     my ($card, %f) = @_;
-    return Txval::Lookup::outcome(client()->post('/t',
-               Txval::Lookup::tx(card_token => $card, %f)));
+    return Txval::Lookup::check(client(), card_token => $card, %f);
 }
 
 sub listener_up {
-    my $deadline = time + 5 * $Slow;
-    while (time < $deadline) {
-        my $res = eval { client()->request(GET => '/status') };
-        return 1 if $res && $res->{body} =~ /"lookup_listener":\{"state":"up"\}/;
-        sleep 0.05;
-    }
-    die "the lookup cache's listener did not come up\n";
+    my (undef, $state) = Txval::Lookup::eventually(
+        'up', 5 * $Slow, sub { Txval::Lookup::listener_state(client()) });
+    $state eq 'up' or die "the lookup cache's listener did not come up\n";
 }
 
 # polls until the card's outcome is $want (the notification came)
 sub until_outcome {
     my ($want, $card, %f) = @_;
-    my $deadline = time + 3 * $Slow;
-    while (time < $deadline) {
-        return if outcome($card, %f) eq $want;
-        sleep 0.02;
-    }
-    die "$card: not \"$want\" in time\n";
+    my (undef, $got) = Txval::Lookup::eventually(
+        $want, 3 * $Slow, sub { outcome($card, %f) });
+    $got eq $want or die "$card: not \"$want\" in time\n";
 }
 
 psql("DELETE FROM merchants WHERE id LIKE 't335%'");
@@ -90,20 +72,11 @@ psql("INSERT INTO cards (token, status, country) VALUES"
 log_level('info');
 no_shuffle();
 
-sub v {
-    my ($id, $score, @reasons) = @_;
-    my $verdict = @reasons ? 'declined' : 'approved';
-    my $r = join ',', map { qq("$_") } @reasons;
-    return qq({"id":"$id","verdict":"$verdict","reasons":[$r],)
-         . qq("risk_score":$score,"source":"computed"}\n);
-}
+# the blocks' transactions: their own ids, USD 1000 of t_active with
+# t_card_us unless told otherwise
+sub tid { "t335.$$.$_[0]" }
 
-sub post {
-    my ($id, %f) = @_;
-    return "POST /t\n" . Txval::Lookup::tx(id => "t335.$$.$id", %f);
-}
-
-sub vid { v("t335.$$.$_[0]", @_[1 .. $#_]) }
+tx_defaults(merchant_id => 't_active', card_token => 't_card_us');
 
 run_tests();
 
@@ -133,9 +106,9 @@ __DATA__
 Content-Type: application/json
 --- request eval
 [
-::post('1a', card_token => 't335_a'),
-::post('1b', card_token => 't335_b'),
-::post('1c', card_token => 't335_b'),
+::post('/t', id => ::tid('1a'), card_token => 't335_a'),
+::post('/t', id => ::tid('1b'), card_token => 't335_b'),
+::post('/t', id => ::tid('1c'), card_token => 't335_b'),
 "GET /metrics",
 "GET /status",
 ]
@@ -143,9 +116,9 @@ Content-Type: application/json
 [402, 200, 200, 200, 200]
 --- response_body_like eval
 [
-'^' . quotemeta(::vid('1a', 0, 'card_blocked')) . '$',
-'^' . quotemeta(::vid('1b', 0)) . '$',
-'^' . quotemeta(::vid('1c', 0)) . '$',
+'^' . quotemeta(::computed(::tid('1a'), 0, 'card_blocked')) . '$',
+'^' . quotemeta(::computed(::tid('1b'), 0)) . '$',
+'^' . quotemeta(::computed(::tid('1c'), 0)) . '$',
 'txval_lookup_cache_total\{result="hit"\} [1-9]\d*\n(?s:.*)txval_lookup_cache_total\{result="invalidated"\} [1-9]\d*\n(?s:.*)txval_lookup_listener_up 1\n',
 '"lookup_listener":\{"state":"up"\}',
 ]
@@ -181,14 +154,14 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::post('2a', merchant_id => 't335_m', card_token => 't335_new'),
+::post('/t', id => ::tid('2a'), merchant_id => 't335_m', card_token => 't335_new'),
 "GET /metrics",
 ]
 --- error_code eval
 [402, 200]
 --- response_body_like eval
 [
-'^' . quotemeta(::vid('2a', 20, 'merchant_inactive')) . '$',
+'^' . quotemeta(::computed(::tid('2a'), 20, 'merchant_inactive')) . '$',
 'txval_lookup_cache_total\{result="flushed"\} [2-9]\n',
 ]
 --- no_error_log
@@ -223,16 +196,16 @@ sleep 0.5 * $::Slow;
 Content-Type: application/json
 --- request eval
 [
-::post('3a', card_token => 't335_c'),
-::post('3b', card_token => 't335_d'),
+::post('/t', id => ::tid('3a'), card_token => 't335_c'),
+::post('/t', id => ::tid('3b'), card_token => 't335_d'),
 "GET /metrics",
 ]
 --- error_code eval
 [402, 200, 200]
 --- response_body_like eval
 [
-'^' . quotemeta(::vid('3a', 0, 'card_blocked')) . '$',
-'^' . quotemeta(::vid('3b', 0)) . '$',
+'^' . quotemeta(::computed(::tid('3a'), 0, 'card_blocked')) . '$',
+'^' . quotemeta(::computed(::tid('3b'), 0)) . '$',
 'txval_lookup_cache_total\{result="flushed"\} [2-9]\n',
 ]
 --- no_error_log

@@ -57,8 +57,7 @@ END {
 sub psql { $pg->psql(@_) }
 sub sql_ok { $pg->sql_ok(@_) }
 sub calls { $pg->calls }
-sub tx { Txval::Lookup::tx(@_) }
-sub check { Txval::Lookup::outcome($ng->post('/t', tx(@_))) }
+sub check { Txval::Lookup::check($ng, @_) }
 
 sql_ok('ALTER ROLE txval CONNECTION LIMIT -1', 'connection limit');
 sql_ok("DELETE FROM cards WHERE token LIKE 't340%'", 'clean');
@@ -74,22 +73,9 @@ sub set_card {
 
 sub card { check(card_token => "t340_$_[0]") }
 
-sub eventually {
-    my ($want, $within, $code) = @_;
-    my $t0 = time;
-    my $got;
-    while (1) {
-        $got = $code->();
-        return (time - $t0, $got) if $got eq $want || time - $t0 > $within;
-        sleep 0.01;
-    }
-}
+sub eventually { Txval::Lookup::eventually(@_) }
 
-sub listener_state {
-    my $res = eval { $ng->request(GET => '/status') } or return 'none';
-    return $res->{body} =~ /"lookup_listener":\{"state":"(\w+)"\}/ ? $1
-                                                                    : 'none';
-}
+sub listener_state { Txval::Lookup::listener_state($ng) }
 
 sub listener_is {
     my ($want, $within) = @_;
@@ -97,10 +83,7 @@ sub listener_is {
     return $got eq $want;
 }
 
-sub metric {
-    my ($name) = @_;
-    return $ng->metrics->{values}{$name} // 'absent';
-}
+sub metric { $ng->metric($_[0]) // 'absent' }
 
 sub flushed { metric('txval_lookup_cache_total{result="flushed"}') }
 
@@ -126,18 +109,6 @@ sub enforced {
     my ($t, $got) = eventually($want, 3 * $slow, sub { card($card) });
     is $got, $want, "$what: $want";
     return $t;
-}
-
-# under make valgrind: every process of the instance was clean
-sub valgrind_clean {
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
-}
-
-sub no_crash {
-    my ($what) = @_;
-    unlike $ng->error_log, qr/exited on signal|\[alert\]/,
-           "$what: no worker crash, no alert";
 }
 
 my $http = sub {
@@ -233,9 +204,9 @@ SQL
          'back: logged';
 }
 
-no_crash('terminated');
+$ng->no_crash('terminated');
 $ng->stop;
-valgrind_clean();
+$ng->valgrind_ok;
 
 
 # --- Postgres restarted ---------------------------------------------------
@@ -270,7 +241,7 @@ warm('restart', qw(c d));
     cmp_ok $t, '<', 0.5 * $slow, sprintf('restart: within %.3f s', $t);
 }
 
-no_crash('restart');
+$ng->no_crash('restart');
 
 
 # --- nginx -s reload: handed over, not emptied ------------------------------
@@ -313,7 +284,7 @@ warm('reload', qw(e f));
     is scalar(grep { $old{$_} } $ng->workers), 0, 'reload: old workers gone';
 }
 
-no_crash('reload');
+$ng->no_crash('reload');
 
 
 # --- the listening worker killed ------------------------------------------
@@ -350,6 +321,6 @@ warm('killed', qw(g h));
 }
 
 $ng->stop;
-valgrind_clean();
+$ng->valgrind_ok;
 
 done_testing();

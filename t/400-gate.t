@@ -45,7 +45,9 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Txval::Echo;
-use Txval::Nginx;
+use Txval::Nginx qw(need_services closed_port);
+use Txval::Tx qw(tx_defaults tx v error_body conflict unavailable invalid
+                 invalid_json);
 
 my $PG_PORT = $ENV{TEST_NGINX_PG_PORT} || 16432;
 my $REDIS_PORT = $ENV{TEST_NGINX_REDIS_PORT} || 16390;
@@ -53,13 +55,7 @@ my $BASE = $ENV{TXVAL_TEST_GATE_PORT} || 1960;
 my $ECHO = $BASE + 9;
 my $RUN = "t400.$$." . time;
 
-for ([ Postgres => $PG_PORT ], [ Redis => $REDIS_PORT ]) {
-    my ($what, $port) = @$_;
-    IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                          Proto => 'tcp', Timeout => 2)
-        or BAIL_OUT("no $what on 127.0.0.1:$port (start it: see the top "
-                    . "of $0)");
-}
+need_services(Postgres => $PG_PORT, Redis => $REDIS_PORT);
 
 
 # ---------------------------------------------------------------------------
@@ -69,52 +65,19 @@ for ([ Postgres => $PG_PORT ], [ Redis => $REDIS_PORT ]) {
 my $seq = 0;
 sub new_id { sprintf 'g_%s_%d', $_[0] // 'x', ++$seq }
 
-# a transaction body; fields in a fixed order, extra ones (values already
-# JSON) after them
-sub tx {
-    my (%f) = (amount => 1000, currency => 'EUR', merchant_id => 't_active',
-               card_token => 't_card_us', @_);
-    my @parts;
-    for my $k (qw(id amount currency merchant_id card_token card_bin
-                  country))
-    {
-        next unless defined $f{$k};
-        my $v = $f{$k};
-        $v = qq("$v") unless $k eq 'amount';
-        push @parts, qq("$k":$v);
-        delete $f{$k};
-    }
-    push @parts, qq("$_":$f{$_}) for sort keys %f;
-    return '{' . join(',', @parts) . '}';
-}
-
-sub verdict_body {
-    my ($id, $verdict, $reasons, $score, $source) = @_;
-    my $r = join ',', map { qq("$_") } @$reasons;
-    return qq({"id":"$id","verdict":"$verdict","reasons":[$r],)
-         . qq("risk_score":$score,"source":"$source"}\n);
-}
+# transactions (extra fields, their values already JSON, after the others)
+# and the answers txval gives: Txval::Tx's
+tx_defaults(id => undef, currency => 'EUR', merchant_id => 't_active',
+            card_token => 't_card_us');
 
 my %ERR = (
-    invalid_json => qq({"error":"invalid_json","detail":"the body is not valid JSON"}\n),
-    amount => qq({"error":"invalid_field","field":"amount","detail":"amount )
-            . qq(must be an integral number of minor units from 1 to )
-            . qq(9007199254740991"}\n),
-    pan => qq({"error":"pan_not_accepted","detail":"card numbers are not )
-         . qq(accepted: send a card_token"}\n),
-    media => qq({"error":"unsupported_media_type","detail":"the )
-           . qq(Content-Type must be application/json"}\n),
-    method => qq({"error":"method_not_allowed","detail":"only POST is )
-            . qq(accepted"}\n),
-    backend => qq({"error":"backend_unavailable","detail":"a backend this )
-             . qq(transaction needs is unavailable, retry later"}\n),
+    invalid_json => invalid_json(),
+    amount => invalid('amount'),
+    pan => error_body('pan_not_accepted'),
+    media => error_body('unsupported_media_type'),
+    method => error_body('method_not_allowed'),
+    backend => unavailable(),
 );
-
-sub conflict_body {
-    my ($id) = @_;
-    return qq({"error":"idempotency_conflict","id":"$id","detail":"this id )
-         . qq(was already used for a transaction with different content"}\n);
-}
 
 # a 20k JSON string value: printable ASCII, escapes, 2-, 3- and 4-byte
 # UTF-8 (bytes, as sent)
@@ -347,14 +310,7 @@ my %ng;
 my %port = (main => $BASE + 1, plain => $BASE + 2, redis => $BASE + 3,
             pgdown => $BASE + 4, h2 => $BASE + 6, bodyerr => $BASE + 7);
 
-my $closed_port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    $p;
-};
+my $closed_port = closed_port();
 
 my $up = "http://127.0.0.1:$ECHO";
 
@@ -711,8 +667,7 @@ for my $inst (qw(main plain)) {
                    tx(id => $id, amount => 200000, note => $note),
                    chunked => 5000, gap => 0.05);
     refused_ok("$inst /nobuf11 declined, slow chunked", $res, 402,
-               verdict_body($id, 'declined', ['amount_out_of_range'], 30,
-                            'computed'));
+               v($id, 'computed', 'declined', ['amount_out_of_range'], 30));
 }
 
 
@@ -753,8 +708,7 @@ for my $inst (qw(main plain)) {
     $res = post($port{$inst}, '/pay', tx(id => $id, amount => 200000),
                 headers => \@spoof);
     refused_ok("$inst spoofed, declined", $res, 402,
-               verdict_body($id, 'declined', ['amount_out_of_range'], 30,
-                            'computed'));
+               v($id, 'computed', 'declined', ['amount_out_of_range'], 30));
     is($res->{headers}{'x-txval-verdict'}, 'declined',
        "$inst spoofed, declined: X-Txval-Verdict");
 }
@@ -771,18 +725,16 @@ for my $inst (qw(main plain)) {
     my @cases = (
         [ 'declined, amount_out_of_range (config)', 402,
           sub { (body => tx(id => $_[0], amount => 200000)) },
-          sub { verdict_body($_[0], 'declined', ['amount_out_of_range'], 30,
-                             'computed') }, 0 ],
+          sub { v($_[0], 'computed', 'declined', ['amount_out_of_range'],
+                  30) }, 0 ],
         [ 'declined, card_blocked (Postgres)', 402,
           sub { (body => tx(id => $_[0], card_token => 't_card_lost')) },
-          sub { verdict_body($_[0], 'declined', ['card_blocked'], 0,
-                             'computed') }, 0 ],
+          sub { v($_[0], 'computed', 'declined', ['card_blocked'], 0) }, 0 ],
         [ 'declined, two reasons', 402,
           sub { (body => tx(id => $_[0], amount => 150000,
                             card_token => 't_card_stolen')) },
-          sub { verdict_body($_[0], 'declined',
-                             ['amount_out_of_range', 'card_blocked'], 30,
-                             'computed') }, 0 ],
+          sub { v($_[0], 'computed', 'declined',
+                  ['amount_out_of_range', 'card_blocked'], 30) }, 0 ],
         [ 'invalid JSON', 400,
           sub { (body => qq({"id":"$_[0]","amount":)) },
           sub { $ERR{invalid_json} }, 1 ],
@@ -854,7 +806,7 @@ for my $inst (qw(main plain)) {
         $echo->reset;
         my $off = log_offset($ng);
         $res = post($p, '/pay', $other);
-        refused_ok('main 409', $res, 409, conflict_body($id));
+        refused_ok('main 409', $res, 409, conflict($id));
         is(refusal_lines($ng, $off), 1, 'main 409: one refusal line logged');
     }
 
@@ -870,8 +822,7 @@ for my $inst (qw(main plain)) {
     for my $source (qw(computed shm shm)) {
         $res = post($p, '/pay', tx(id => $id, amount => 100001));
         refused_ok("main declined replay ($source)", $res, 402,
-                   verdict_body($id, 'declined', ['amount_out_of_range'], 30,
-                                $source));
+                   v($id, $source, 'declined', ['amount_out_of_range'], 30));
         is($res->{headers}{'x-txval-source'}, $source,
            "main declined replay ($source): X-Txval-Source");
     }
@@ -923,19 +874,17 @@ for my $inst (qw(main plain)) {
 
     $echo->reset;
     $res = post($port{redis}, '/pay', tx(id => $id, amount => 60001));
-    refused_ok('redis 409', $res, 409, conflict_body($id));
+    refused_ok('redis 409', $res, 409, conflict($id));
 
     $id = new_id('replay');
     $echo->reset;
     $res = post($port{redis}, '/pay', tx(id => $id, amount => 100001));
     refused_ok('redis declined', $res, 402,
-               verdict_body($id, 'declined', ['amount_out_of_range'], 30,
-                            'computed'));
+               v($id, 'computed', 'declined', ['amount_out_of_range'], 30));
     sleep 0.2;
     $res = post($port{redis}, '/pay', tx(id => $id, amount => 100001));
     refused_ok('redis declined replay', $res, 402,
-               verdict_body($id, 'declined', ['amount_out_of_range'], 30,
-                            'redis'));
+               v($id, 'redis', 'declined', ['amount_out_of_range'], 30));
 }
 
 
@@ -1131,8 +1080,7 @@ for my $inst (qw(main plain)) {
     $echo->reset;
     $res = post($p, '/auth-ok', tx(id => $id, amount => 100001));
     refused_ok('auth_request 204, declined', $res, 402,
-               verdict_body($id, 'declined', ['amount_out_of_range'], 30,
-                            'computed'));
+               v($id, 'computed', 'declined', ['amount_out_of_range'], 30));
 
     # auth_request or deny refuses: 403, never validated
     for my $loc (qw(/auth-no /denied)) {
@@ -1191,9 +1139,8 @@ for my $inst (qw(main plain)) {
                                 card_token => 't_card_blocked'),
                 headers => [[ 'X-Tag', $id ]]);
     refused_ok('vars declined', $res, 402,
-               verdict_body($id, 'declined',
-                            ['amount_out_of_range', 'card_blocked'], 30,
-                            'computed'));
+               v($id, 'computed', 'declined',
+                 ['amount_out_of_range', 'card_blocked'], 30));
     is_deeply([ map { $res->{headers}{"x-v-$_"} }
                     qw(verdict reasons score source id) ],
               [ 'declined', 'amount_out_of_range,card_blocked', '30',
@@ -1389,8 +1336,8 @@ SKIP: {
 
         if ($what eq 'declined') {
             refused_ok("h2 $what", $res, 402,
-                       verdict_body($id, 'declined', ['amount_out_of_range'],
-                                    30, 'computed'));
+                       v($id, 'computed', 'declined', ['amount_out_of_range'],
+                         30));
         } else {
             forwarded_ok("h2 $what", $res, $body, score => $score);
         }
@@ -1451,10 +1398,7 @@ C
 for my $name (sort keys %ng) {
     my $ng = $ng{$name};
     $ng->stop;
-
-    is_deeply([ grep { /\[(alert|emerg|crit)\]|exited on signal|Sanitizer/ }
-                split /\n/, $ng->error_log ],
-              [], "$name: no alert, crit or crash in error.log");
+    $ng->error_log_clean($name);
 }
 
 $echo->stop;

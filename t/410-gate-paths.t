@@ -65,7 +65,8 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 
 use Txval::Echo;
-use Txval::Nginx;
+use Txval::Nginx qw(need_services);
+use Txval::Tx qw(tx_defaults tx v error_body invalid_json);
 
 my $PG_PORT = $ENV{TEST_NGINX_PG_PORT} || 16432;
 my $BASE = $ENV{TXVAL_TEST_PATHS_PORT} || 2010;
@@ -73,10 +74,7 @@ my $ECHO = $BASE + 9;
 my $MODULES = $ENV{TXVAL_NGINX_MODULES} // '/usr/lib/nginx/modules';
 my $VALGRIND = $ENV{TEST_NGINX_USE_VALGRIND};
 
-IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PG_PORT,
-                      Proto => 'tcp', Timeout => 2)
-    or BAIL_OUT("no Postgres on 127.0.0.1:$PG_PORT (start it: see the top "
-                . "of $0)");
+need_services(Postgres => $PG_PORT);
 
 my %port = (paths => $BASE + 1, h2 => $BASE + 2, slow => $BASE + 3,
             mods => $BASE + 4, slow_h2 => $BASE + 5, under => $BASE + 6);
@@ -90,34 +88,16 @@ my $seq = 0;
 my $run = "p$$" . int(time) % 100000;
 sub new_id { sprintf '%s_%s_%d', $run, $_[0] // 'x', ++$seq }
 
-# a transaction body; extra fields (values already JSON) after the others
-sub tx {
-    my (%f) = (amount => 1000, currency => 'EUR', merchant_id => 't_active',
-               card_token => 't_card_us', @_);
-    my @parts;
-    for my $k (qw(id amount currency merchant_id card_token)) {
-        my $v = delete $f{$k};
-        push @parts, $k eq 'amount' ? qq("$k":$v) : qq("$k":"$v");
-    }
-    push @parts, qq("$_":$f{$_}) for sort keys %f;
-    return '{' . join(',', @parts) . '}';
-}
-
-sub verdict_body {
-    my ($id, $reasons, $score, $source) = @_;
-    my $r = join ',', map { qq("$_") } @$reasons;
-    return qq({"id":"$id","verdict":"declined","reasons":[$r],)
-         . qq("risk_score":$score,"source":"$source"}\n);
-}
+# transactions (extra fields, their values already JSON, after the others)
+# and the answers txval gives: Txval::Tx's
+tx_defaults(id => undef, currency => 'EUR', merchant_id => 't_active',
+            card_token => 't_card_us');
 
 my %ERR = (
-    invalid_json => qq({"error":"invalid_json","detail":"the body is not )
-                  . qq(valid JSON"}\n),
-    empty => qq({"error":"invalid_json","detail":"the body is empty"}\n),
-    pan => qq({"error":"pan_not_accepted","detail":"card numbers are not )
-         . qq(accepted: send a card_token"}\n),
-    method => qq({"error":"method_not_allowed","detail":"only POST is )
-            . qq(accepted"}\n),
+    invalid_json => invalid_json(),
+    empty => invalid_json('the body is empty'),
+    pan => error_body('pan_not_accepted'),
+    method => error_body('method_not_allowed'),
 );
 
 # what the client sends: every kind of transaction, each with spoofed
@@ -130,12 +110,12 @@ sub kinds {
         { kind => 'approved', id => $ok, body => tx(id => $ok) },
         { kind => 'declined (card_blocked)', id => $blocked,
           body => tx(id => $blocked, card_token => 't_card_blocked'),
-          answer => [ 402, verdict_body($blocked, ['card_blocked'], 0,
-                                        'computed') ] },
+          answer => [ 402, v($blocked, 'computed', 'declined',
+                             ['card_blocked'], 0) ] },
         { kind => 'declined (amount_out_of_range)', id => $range,
           body => tx(id => $range, amount => 200000),
-          answer => [ 402, verdict_body($range, ['amount_out_of_range'], 30,
-                                        'computed') ] },
+          answer => [ 402, v($range, 'computed', 'declined',
+                             ['amount_out_of_range'], 30) ] },
         { kind => 'invalid JSON', body => qq({"id":"$ok","amount":),
           answer => [ 400, $ERR{invalid_json} ] },
         { kind => 'card number',
@@ -970,7 +950,7 @@ SKIP: {
         my $res = call($M, uri => $uri, body => $main,
                        headers => [ @SPOOF, [ 'X-Sub-Body', $sub ] ]);
         is($res->{status}, 200, "echo_subrequest from $uri: the page");
-        is($res->{body}, verdict_body($id, ['card_blocked'], 0, 'computed'),
+        is($res->{body}, v($id, 'computed', 'declined', ['card_blocked'], 0),
            "echo_subrequest from $uri: the subrequest declined");
         not_forwarded_ok("echo_subrequest from $uri", '/up/m-gated');
 
@@ -1014,7 +994,7 @@ SKIP: {
             ? (409, qq({"error":"idempotency_conflict","id":"$id","detail":)
                     . qq("this id was already used for a transaction with )
                     . qq(different content"}\n))
-            : (402, verdict_body($id, ['card_blocked'], 0, 'computed'));
+            : (402, v($id, 'computed', 'declined', ['card_blocked'], 0));
         is($res->{status}, $status,
            "Lua capture from $uri, body rewritten: $status");
         is($res->{body}, $answer,
@@ -1196,12 +1176,8 @@ SKIP: {
 for my $name (sort keys %ng) {
     my $ng = $ng{$name};
     $ng->stop;
-
-    is_deeply([ grep { /\[(alert|emerg|crit)\]|exited on signal|Sanitizer/ }
-                split /\n/, $ng->error_log ],
-              [], "$name: no alert, crit or crash in error.log");
-
-    is($ng->valgrind_report, '', "$name: valgrind: clean") if $ng->valgrind;
+    $ng->error_log_clean($name);
+    $ng->valgrind_ok($name);
 }
 
 kill 'TERM', $hole_pid;

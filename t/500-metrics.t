@@ -18,20 +18,15 @@ use strict;
 use warnings;
 
 use lib 't/lib';
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
-use Txval::Nginx;
+use Txval::Nginx qw(need_services values_of);
+use Txval::Tx qw(tx_defaults tx);
 
 my $redis_port = $ENV{TEST_NGINX_REDIS_PORT} || 16390;
 my $pg_port = $ENV{TEST_NGINX_PG_PORT} || 16432;
 
-for ([Redis => $redis_port], [Postgres => $pg_port]) {
-    my ($what, $p) = @$_;
-    IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $p,
-                          Proto => 'tcp', Timeout => 2)
-        or BAIL_OUT("no $what on 127.0.0.1:$p (start it: see the top of $0)");
-}
+need_services(Redis => $redis_port, Postgres => $pg_port);
 
 # unique per run: Redis keeps verdicts and velocity counts between runs
 my $run = "t500.$$." . time();
@@ -80,16 +75,9 @@ HTTP
 $ng->start(workers => 2, http => $http);
 
 
-sub tx {
-    my %f = (amount => 2500, currency => 'USD', merchant_id => 't_active',
-             card_token => 't_card_us', @_);
-    my @p;
-    for my $k (qw(id amount currency merchant_id card_token card_bin country)) {
-        next unless defined $f{$k};
-        push @p, $k eq 'amount' ? qq("$k":$f{$k}) : qq("$k":"$f{$k}");
-    }
-    return '{' . join(',', @p) . '}';
-}
+# transactions: USD 2500 of t_active with t_card_us unless told otherwise
+tx_defaults(id => undef, amount => 2500, merchant_id => 't_active',
+            card_token => 't_card_us');
 
 sub id { "$run.$_[0]" }
 
@@ -362,13 +350,6 @@ my %zero = map { $_ => 0 } grep { /_total\{/ } @want_series;
 my %want = (%zero, %expect,
             'txval_cache_evictions_total' => 0,
             'txval_cache_bytes_total' => 1048576);
-
-# the values as numbers, for the series we know
-sub values_of {
-    my ($mm, @names) = @_;
-    return { map { $_ => (defined $mm->{values}{$_} ? $mm->{values}{$_} + 0 : undef) }
-             @names };
-}
 
 is_deeply values_of($m, sort keys %want), \%want,
           'counters and cache gauges: exact after the traffic'

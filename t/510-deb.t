@@ -21,13 +21,10 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
-use IO::Socket::INET;
-use POSIX qw(WNOHANG);
 use Test::More;
-use Time::HiRes qw(sleep time);
 
 use lib 't/lib';
-use Txval::Nginx;
+use Txval::Deb;
 
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $pkg = 'libnginx-mod-http-txval';
@@ -38,19 +35,7 @@ my $doc = "usr/share/doc/$pkg";
 my $module = $ENV{TEST_NGINX_TXVAL_MODULE} // "$repo/build/ngx_http_txval_module.so";
 my $port = 1953;
 
-plan skip_all => 'no dpkg-deb' unless -x '/usr/bin/dpkg-deb';
-plan skip_all => "no $nginx" unless -x $nginx;
-plan skip_all => "SANITIZE=$ENV{SANITIZE}: the package is for a plain build"
-    if $ENV{SANITIZE};
-plan skip_all => "$module missing" unless -f $module;
-plan skip_all => "$module links a sanitizer runtime"
-    if `readelf -d '$module' 2>/dev/null` =~ /NEEDED.*lib[atm]san/;
-
-{
-    my $bin = abs_path($ENV{TEST_NGINX_BINARY} // $nginx) // '';
-    plan skip_all => "TEST_NGINX_BINARY is $bin: the package is for "
-                     . "Debian's $nginx" if $bin ne $nginx;
-}
+Txval::Deb::skip_unless_packageable($nginx, $module);
 
 # what the machine looks like, to compare at the end (dpkg's view of this
 # package, not of all: another apt-get may run meanwhile)
@@ -68,17 +53,6 @@ my $before = host_state();
 my $root = "$repo/t/servroot_deb510";
 remove_tree($root);
 make_path("$root/conf", "$root/logs", "$root/tmp", "$root/pkg");
-
-my $nginx_pid;
-
-END {
-    my $status = $?;
-    if ($nginx_pid) {
-        kill 'TERM', $nginx_pid;
-        waitpid $nginx_pid, 0;
-    }
-    $? = $status;
-}
 
 
 # --- build
@@ -182,109 +156,13 @@ is do { local (@ARGV, $/) = "$root/pkg/$avail"; <> },
 symlink '../../lib/nginx/modules', "$root/pkg/usr/share/nginx/modules"
     or die "symlink: $!";
 
-open my $fh, '>', "$root/conf/nginx.conf" or die $!;
-my $user = $> == 0 ? "user root;\n" : '';
-print $fh <<"CONF";
-include $root/pkg/$avail;
-
-${user}daemon off;
-master_process on;
-worker_processes 2;
-pid $root/logs/nginx.pid;
-error_log $root/logs/error.log info;
-
-events {
-    worker_connections 64;
-}
-
-http {
-    access_log off;
-    client_body_temp_path $root/tmp/body;
-    proxy_temp_path $root/tmp/proxy;
-    fastcgi_temp_path $root/tmp/fastcgi;
-    uwsgi_temp_path $root/tmp/uwsgi;
-    scgi_temp_path $root/tmp/scgi;
-
-    txval_cache_zone deb510:1m;
-    txval_amount_limit USD 100 500000;
-
-    server {
-        listen 127.0.0.1:$port;
-
-        location = /v1/validate {
-            txval;
-        }
-
-        location = /metrics {
-            txval_metrics;
-            allow 127.0.0.1;
-            deny all;
-        }
-    }
-}
-CONF
-close $fh;
-
-$nginx_pid = fork // die "fork: $!";
-if ($nginx_pid == 0) {
-    exec $nginx, '-p', "$root/pkg/usr/share/nginx/",
-         '-c', "$root/conf/nginx.conf", '-e', "$root/logs/error.log"
-        or POSIX::_exit(127);
-}
-
-my $up = 0;
-for (1 .. 250) {
-    last if waitpid($nginx_pid, WNOHANG) == $nginx_pid;
-    if (IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port)) {
-        $up = 1;
-        last;
-    }
-    sleep 0.02;
-}
-ok $up, "Debian's nginx runs with the unpacked module on :$port"
-    or diag `cat '$root/logs/error.log'`;
-
-my $client = Txval::Nginx->new(name => 'deb510client', port => $port);
-
-SKIP: {
-    skip 'nginx did not start', 6 unless $up;
-
-    my $ok = $client->post('/v1/validate', '{"id":"deb_1","amount":2500,'
-        . '"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}');
-    is $ok->{status}, 200, 'a valid transaction: 200';
-    is $ok->{body}, qq({"id":"deb_1","verdict":"approved","reasons":[],)
-                    . qq("risk_score":0,"source":"computed"}\n),
-       'approved';
-
-    my $no = $client->post('/v1/validate', '{"id":"deb_2","amount":50,'
-        . '"currency":"USD","merchant_id":"m_1","card_token":"tok_1"}');
-    is $no->{status}, 402, 'an amount below the minimum: 402';
-    like $no->{body}, qr/"verdict":"declined","reasons":\["amount_out_of_range"\]/,
-         'declined: amount_out_of_range';
-
-    my $m = $client->metrics;
-    is_deeply [ map { $m->{values}{qq(txval_requests_total{verdict="$_"})} }
-                qw(approved declined) ], [1, 1], 'metrics: 1 approved, 1 declined';
-
-    # the workers mapped the unpacked file, not the build tree's
-    my @maps;
-    for my $w (glob "/proc/[0-9]*/stat") {
-        open my $s, '<', $w or next;
-        my $line = <$s> // '';
-        next unless $line =~ /^(\d+) \(.*\) \S+ $nginx_pid /;
-        open my $mp, '<', "/proc/$1/maps" or next;
-        push @maps, grep { /ngx_http_txval_module/ } <$mp>;
-    }
-    my $unpacked = abs_path("$root/pkg/$so");
-    ok @maps && !(grep { !m{\Q$unpacked\E$} } @maps),
-       "the workers run the unpacked $so" or diag @maps;
-}
-
-if ($nginx_pid) {
-    kill 'QUIT', $nginx_pid;
-    waitpid $nginx_pid, 0;
-    undef $nginx_pid;
-}
+Txval::Deb::serves_ok(nginx => $nginx, root => $root,
+                      include => "$root/pkg/$avail",
+                      prefix => "$root/pkg/usr/share/nginx/",
+                      port => $port,
+                      so => abs_path("$root/pkg/$so"),
+                      runs => "the unpacked $so",
+                      what => "Debian's nginx runs with the unpacked module");
 
 is host_state(), $before,
    'dpkg\'s database and the system\'s module directories are as they were';

@@ -42,6 +42,9 @@ use File::Basename qw(dirname basename);
 use File::Path qw(make_path remove_tree);
 use Test::More;
 
+use lib 't/lib';
+use Txval::Files qw(slurp spew);
+
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $nginx = $ENV{TEST_NGINX_BINARY} // '/usr/sbin/nginx';
 my $module = $ENV{TEST_NGINX_TXVAL_MODULE}
@@ -55,20 +58,6 @@ plan skip_all => 'no /etc/nginx/nginx.conf (Debian\'s nginx-common)'
 
 remove_tree($tmp);
 make_path("$tmp/log", "$tmp/tls", "$tmp/temp");
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or die "$f: $!\n";
-    local $/;
-    return scalar <$fh>;
-}
-
-sub spew {
-    my ($f, $s) = @_;
-    open my $fh, '>', $f or die "$f: $!\n";
-    print $fh $s;
-    close $fh;
-}
 
 
 # --- the units: files and fenced blocks

@@ -38,7 +38,7 @@ use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-use Txval::Nginx;
+use Txval::Nginx qw(need_services closed_port);
 use Txval::PgPair;
 use Txval::Redis;
 
@@ -47,9 +47,7 @@ my $REDIS_PORT = 16396;
 my $PROXY_PORT = 16397;
 my $VALGRIND = $ENV{TEST_NGINX_USE_VALGRIND};
 
-IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $PG_PORT,
-                      Proto => 'tcp', Timeout => 2)
-    or BAIL_OUT("no Postgres on 127.0.0.1:$PG_PORT (make test starts it)");
+need_services(Postgres => $PG_PORT);
 
 my $redis = Txval::Redis->start_server(port => $REDIS_PORT, name => 't520');
 
@@ -69,16 +67,6 @@ sub proxy_start {
 sub proxy_stop {
     kill 'KILL', $proxy;
     waitpid $proxy, 0;
-}
-
-# a port nothing listens on
-sub closed_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
 }
 
 # a port that accepts connections (the kernel does, from the backlog) and
@@ -360,8 +348,7 @@ for my $name (sort keys %ng) {
     $ng{$name}->stop;
     unlike $ng{$name}->error_log, qr/\[(alert|crit|emerg)\]/,
            "$name: no alert in the error log";
-    is $ng{$name}->valgrind_report, '', "$name: valgrind: clean"
-        if $ng{$name}->valgrind;
+    $ng{$name}->valgrind_ok($name);
 }
 
 done_testing;

@@ -25,6 +25,9 @@ use File::Basename qw(dirname basename);
 use File::Path qw(make_path remove_tree);
 use Test::More;
 
+use lib 't/lib';
+use Txval::Files qw(slurp spew);
+
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $tmp = "$repo/t/servroot_docs521";
 my $module = $ENV{TEST_NGINX_TXVAL_MODULE}
@@ -32,20 +35,6 @@ my $module = $ENV{TEST_NGINX_TXVAL_MODULE}
 
 remove_tree($tmp);
 make_path($tmp);
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or die "$f: $!\n";
-    local $/;
-    return scalar <$fh>;
-}
-
-sub spew {
-    my ($f, $s) = @_;
-    open my $fh, '>', $f or die "$f: $!\n";
-    print $fh $s;
-    close $fh;
-}
 
 my @pages = ("$repo/README.md", sort glob "$repo/docs/*.md");
 my %text = map { $_ => slurp($_) } @pages;

@@ -30,37 +30,25 @@ use lib 't/lib';
 
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
-use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
-use Txval::Nginx;
+use Txval::Nginx qw(need_services closed_port values_of);
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx);
 
 my $repo = abs_path(dirname(__FILE__) . '/..');
 my $REDIS_PORT = $ENV{TEST_NGINX_REDIS_PORT} || 16390;
 my $PG_PORT = $ENV{TEST_NGINX_PG_PORT} || 16432;
 my $P = "t530.$$." . int(time) . ':';
 
-for ([ Redis => $REDIS_PORT ], [ Postgres => $PG_PORT ]) {
-    my ($what, $p) = @$_;
-    IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $p,
-                          Proto => 'tcp', Timeout => 2)
-        or BAIL_OUT("no $what on 127.0.0.1:$p (make test starts it)");
-}
+need_services(Redis => $REDIS_PORT, Postgres => $PG_PORT);
 
 my $redis = Txval::Redis->client(port => $REDIS_PORT);
 my $pg_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '10s' : '1s';
 my $redis_timeout = $ENV{TEST_NGINX_USE_VALGRIND} ? '5s' : '1s';
 
-my $closed_port = do {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
-                                  Proto => 'tcp', Listen => 1)
-        or die "no free port: $!\n";
-    my $p = $s->sockport;
-    close $s;
-    $p;
-};
+my $closed_port = closed_port();
 
 my $M = Txval::Nginx->new(name => 't530m', port => 1946, valgrind => 1);
 $M->start(workers => 2, http => <<"HTTP");
@@ -98,15 +86,9 @@ $F->start(workers => 1, http => <<"HTTP");
 HTTP
 
 
-sub tx {
-    my %f = (amount => 2500, currency => 'USD', merchant_id => 't_active',
-             card_token => 't_card_us', @_);
-    return '{' . join(',', map { $_ eq 'amount' ? qq("$_":$f{$_})
-                                                : qq("$_":"$f{$_}") }
-                           grep { defined $f{$_} }
-                           qw(id amount currency merchant_id card_token))
-         . '}';
-}
+# transactions: USD 2500 of t_active with t_card_us unless told otherwise
+tx_defaults(id => undef, amount => 2500, merchant_id => 't_active',
+            card_token => 't_card_us');
 
 my $n = 0;
 sub id { "m$$." . ++$n }
@@ -192,12 +174,6 @@ is_deeply \@log, [], 'every answer as expected' or diag join "\n", @log;
 
 
 # --- the counts
-
-sub values_of {
-    my ($m, @names) = @_;
-    return { map { $_ => (defined $m->{values}{$_} ? $m->{values}{$_} + 0
-                                                   : undef) } @names };
-}
 
 my @errors = qw(method_not_allowed unsupported_media_type invalid_json
                 invalid_field pan_not_accepted idempotency_conflict
@@ -345,8 +321,7 @@ $F->stop;
 for my $ng ($M, $F) {
     unlike $ng->error_log, qr/\[(alert|crit|emerg)\]/,
            $ng->root . ': no alert in the error log';
-    is $ng->valgrind_report, '', $ng->root . ': valgrind: clean'
-        if $ng->valgrind;
+    $ng->valgrind_ok;
 }
 
 done_testing;

@@ -26,9 +26,13 @@
 #   prove -I t/lib t/600-hostile.t
 
 use lib 't/lib';
-use IO::Socket::INET;
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
+use Txval::Nginx qw(need_services);
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx_raw post_raw raw_request v invalid
+                 invalid_json);
 
 BEGIN {
     $ENV{TEST_NGINX_REDIS_PORT} ||= 16390;
@@ -41,73 +45,20 @@ BEGIN {
         ? 'connect_timeout=10s timeout=10s' : 'connect_timeout=100ms timeout=50ms';
 }
 
-for my $svc (['Redis', $ENV{TEST_NGINX_REDIS_PORT}],
-             ['Postgres', $ENV{TEST_NGINX_PG_PORT}])
-{
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $svc->[1],
-                                  Proto => 'tcp', Timeout => 2);
-    Test::More::BAIL_OUT("no $svc->[0] on 127.0.0.1:$svc->[1]"
-                         . " (start it: see the top of $0)")
-        unless $s;
-}
+need_services(Redis => $ENV{TEST_NGINX_REDIS_PORT},
+              Postgres => $ENV{TEST_NGINX_PG_PORT});
 
 # every command Redis receives from now on; ours are told apart by the
 # prefix
 our $Monitor = Txval::Redis->monitor(port => $ENV{TEST_NGINX_REDIS_PORT});
 
-our %Detail = (
-    id          => 'id must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -',
-    amount      => 'amount must be an integral number of minor units from 1 to 9007199254740991',
-    currency    => 'currency must be 3 uppercase letters (ISO 4217)',
-    merchant_id => 'merchant_id must be a string of 1-64 characters from A-Z a-z 0-9 . _ : -',
-    card_token  => 'card_token must be a string of 1-128 characters from A-Z a-z 0-9 . _ : -',
-    card_bin    => 'card_bin must be a string of 6-8 digits',
-    country     => 'country must be 2 uppercase letters (ISO 3166-1 alpha-2)',
-);
-
 our @Strings = qw(id merchant_id card_token currency card_bin country);
 
-# the body of a valid transaction (t/fixtures.sql: an active merchant, an
-# active US card) with members replaced: each pair is a key and its raw
-# JSON text; undef drops the member. Known members keep their place, other
-# keys are appended in the order given.
-sub ::body {
-    my @order = qw(id amount currency merchant_id card_token card_bin country);
-    my %v = (id => '"tx_1"', amount => '1000', currency => '"USD"',
-             merchant_id => '"t_active"', card_token => '"t_card_us"',
-             card_bin => '"424242"', country => '"US"');
-    while (my ($k, $val) = splice @_, 0, 2) {
-        push @order, $k unless exists $v{$k};
-        $v{$k} = $val;
-    }
-    return '{' . join(',', map { qq!"$_":$v{$_}! } grep { defined $v{$_} } @order)
-           . '}';
-}
-
-sub ::post { return "POST /t\n" . ::body(@_) }
-
-# the exact bytes of a POST /t with this body (nothing trimmed)
-sub ::raw_post {
-    my ($body) = @_;
-    return "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-           . "Content-Type: application/json\r\n"
-           . "Content-Length: " . length($body) . "\r\n\r\n" . $body;
-}
-
-sub ::approved {
-    my ($id, $source) = @_;
-    $source ||= 'computed';
-    return qq!{"id":"$id","verdict":"approved","reasons":[],"risk_score":0,"source":"$source"}\n!;
-}
-
-sub ::invalid {
-    my ($field, $detail) = @_;
-    $detail = $Detail{$field} unless defined $detail;
-    return qq!{"error":"invalid_field","field":"$field","detail":"$detail"}\n!;
-}
-
-sub ::bad_json { return qq!{"error":"invalid_json","detail":"$_[0]"}\n! }
+# a valid transaction (t/fixtures.sql: an active merchant, an active US
+# card), every member given: ::post_raw('/t', key => $json, ...) replaces,
+# drops (undef) or adds members
+tx_defaults(merchant_id => 't_active', card_token => 't_card_us',
+            card_bin => '424242', country => 'US');
 
 # what a request may log of its own (its connection's lines): grep pattern
 # and the expected output, one refusal line or nothing
@@ -167,7 +118,7 @@ sub ::every_field {
                    ::suffixed($f, q{' OR '1'='1}))
         {
             $n++;
-            push @req, ::post(id => qq!"tx_f$n"!, $f => qq!"$t"!);
+            push @req, ::post_raw('/t', id => qq!"tx_f$n"!, $f => qq!"$t"!);
             push @res, ::invalid($f);
         }
     }
@@ -183,11 +134,13 @@ our (@UnknownReq, @UnknownRes);
     my $n = 0;
     for my $t (@Protocol, @Sql) {
         $n++;
-        push @UnknownReq, ::post(id => qq!"tx_u$n"!, note => qq!"$t"!);
-        push @UnknownRes, ::approved("tx_u$n");
+        push @UnknownReq,
+             ::post_raw('/t', id => qq!"tx_u$n"!, note => qq!"$t"!);
+        push @UnknownRes, ::v("tx_u$n");
         $n++;
-        push @UnknownReq, ::post(id => qq!"tx_u$n"!, qq!$t! => qq!"$t"!);
-        push @UnknownRes, ::approved("tx_u$n");
+        push @UnknownReq,
+             ::post_raw('/t', id => qq!"tx_u$n"!, qq!$t! => qq!"$t"!);
+        push @UnknownRes, ::v("tx_u$n");
     }
 }
 
@@ -202,13 +155,13 @@ our (@Utf8Req, @Utf8Res);
     for my $f (@Strings, 'note') {
         for my $j (0, 1) {
             my $bad = $BadUtf8[$i++ % @BadUtf8];
-            push @Utf8Req, ::post($f => qq!"t${bad}x"!);
+            push @Utf8Req, ::post_raw('/t', $f => qq!"t${bad}x"!);
         }
     }
     # in a key, and between tokens
-    push @Utf8Req, ::post("no\xc0\xa2te" => '1');
-    push @Utf8Req, "POST /t\n" . ::body() . "\xef\xbb";
-    push @Utf8Res, (::bad_json('the body is not valid UTF-8')) x @Utf8Req;
+    push @Utf8Req, ::post_raw('/t', "no\xc0\xa2te" => '1');
+    push @Utf8Req, "POST /t\n" . ::tx_raw() . "\xef\xbb";
+    push @Utf8Res, (::invalid_json('the body is not valid UTF-8')) x @Utf8Req;
 }
 
 log_level('info');
@@ -278,7 +231,7 @@ __DATA__
         txval;
     }
 --- raw_request eval
-my $b = ::body(id => '"tx_slow"');
+my $b = ::tx_raw(id => '"tx_slow"');
 "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 . "Content-Type: application/json\r\nContent-Length: " . length($b)
 . "\r\n\r\n" . substr($b, 0, 40)
@@ -343,7 +296,7 @@ exited on signal
         txval;
     }
 --- raw_request eval
-my $b = ::body(id => '"tx_slow_chunked"');
+my $b = ::tx_raw(id => '"tx_slow_chunked"');
 "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 . "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
 . sprintf("%x\r\n%s\r\n", 30, substr($b, 0, 30))
@@ -380,7 +333,7 @@ exited on signal
         return 200 "upstream saw it\n";
     }
 --- raw_request eval
-my $b = ::body(id => '"tx_slow_gate"');
+my $b = ::tx_raw(id => '"tx_slow_gate"');
 "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 . "Content-Type: application/json\r\nContent-Length: " . length($b)
 . "\r\n\r\n" . substr($b, 0, 40)
@@ -413,7 +366,7 @@ exited on signal
         txval;
     }
 --- raw_request eval
-my $b = ::body(id => '"tx_trickle"');
+my $b = ::tx_raw(id => '"tx_trickle"');
 my $h = "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         . "Content-Type: application/json\r\nContent-Length: " . length($b)
         . "\r\n\r\n";
@@ -422,7 +375,7 @@ my $h = "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 --- timeout: 5
 --- error_code: 200
 --- response_body eval
-::approved('tx_trickle')
+::v('tx_trickle')
 --- grep_error_log eval: $::Own
 --- grep_error_log_out eval
 ""
@@ -475,13 +428,13 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::post(id => qq!"tx_\xc3\xa9"!),
-::post(merchant_id => qq!"t_activ\xc3\xa9"!),
-::post(card_token => qq!"t_card_\xef\xbd\x95s"!),
-::post(currency => qq!"\xef\xbc\xb5SD"!),
-::post(card_bin => qq!"\xd9\xa7\xd9\xa7\xd9\xa7\xd9\xa7\xd9\xa7\xd9\xa7"!),
-::post(country => qq!"U\xef\xbc\xb3"!),
-::post(card_bin => qq!"\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97"!),
+::post_raw('/t', id => qq!"tx_\xc3\xa9"!),
+::post_raw('/t', merchant_id => qq!"t_activ\xc3\xa9"!),
+::post_raw('/t', card_token => qq!"t_card_\xef\xbd\x95s"!),
+::post_raw('/t', currency => qq!"\xef\xbc\xb5SD"!),
+::post_raw('/t', card_bin => qq!"\xd9\xa7\xd9\xa7\xd9\xa7\xd9\xa7\xd9\xa7\xd9\xa7"!),
+::post_raw('/t', country => qq!"U\xef\xbc\xb3"!),
+::post_raw('/t', card_bin => qq!"\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97\xef\xbc\x97"!),
 ]
 --- error_code eval
 [ (400) x 7 ]
@@ -510,19 +463,19 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-(map { ::post($_ => qq!"t\0x"!) } @::Strings, 'note'),
-(map { ::post($_ => qq!"t\r\nx"!) } @::Strings, 'note'),
-::post("no\0te" => '1'),
-"POST /t\n\0" . ::body(),
-"POST /t\n" . ::body() . "\0",
-::post(amount => "1000\0"),
+(map { ::post_raw('/t', $_ => qq!"t\0x"!) } @::Strings, 'note'),
+(map { ::post_raw('/t', $_ => qq!"t\r\nx"!) } @::Strings, 'note'),
+::post_raw('/t', "no\0te" => '1'),
+"POST /t\n\0" . ::tx_raw(),
+"POST /t\n" . ::tx_raw() . "\0",
+::post_raw('/t', amount => "1000\0"),
 ]
 --- error_code eval
 [ (400) x 18 ]
 --- response_body eval
 [
-(::bad_json('the body holds a control character')) x 17,
-::bad_json('the body is not valid JSON'),
+(::invalid_json('the body holds a control character')) x 17,
+::invalid_json('the body is not valid JSON'),
 ]
 --- grep_error_log eval: $::Own
 --- grep_error_log_out eval
@@ -547,15 +500,15 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-(map { ::post($_ => '"t_card_us\u0000x"') } @::Strings, 'note'),
-::post('id\u0000' => '"tx_2"'),
-::post(id => '"tx_1\\\\u0000"'),
+(map { ::post_raw('/t', $_ => '"t_card_us\u0000x"') } @::Strings, 'note'),
+::post_raw('/t', 'id\u0000' => '"tx_2"'),
+::post_raw('/t', id => '"tx_1\\\\u0000"'),
 ]
 --- error_code eval
 [ (400) x 9 ]
 --- response_body eval
 [
-(::bad_json('the body holds an escaped NUL character')) x 8,
+(::invalid_json('the body holds an escaped NUL character')) x 8,
 ::invalid('id'),
 ]
 --- grep_error_log eval: $::Own
@@ -578,7 +531,7 @@ qr/\A\[info\] \d+#\d+: \*\d+ txval: refused: (?:invalid_json|invalid_field field
         txval;
     }
 --- raw_request eval
-my $b = ::body();
+my $b = ::tx_raw();
 "POST /t HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
 . "Content-Type: application/json\0\r\nContent-Length: " . length($b)
 . "\r\n\r\n" . $b
@@ -608,18 +561,18 @@ txval:
 Content-Type: application/json
 --- request eval
 [
-::post(zz => 1) =~ s/"zz":1/"id":"tx_2"/r,
-::post(zz => 1) =~ s/"zz":1/"id":"tx_1"/r,
-::post(zz => 1) =~ s/"zz":1/"amount":1/r,
-::post(zz => 1) =~ s/"zz":1/"amount":1000.0/r,
-::post(zz => 1) =~ s/"zz":1/"currency":"EUR"/r,
-::post(zz => 1) =~ s/"zz":1/"merchant_id":"t_inactive"/r,
-::post(zz => 1) =~ s/"zz":1/"card_token":"t_card_blocked"/r,
-::post(zz => 1) =~ s/"zz":1/"card_bin":"777777"/r,
-::post(zz => 1) =~ s/"zz":1/"country":null/r,
-::post(zz => 1) =~ s/"zz":1/"i\\u0064":"tx_1"/r,
-::post(zz => 1) =~ s/"zz":1/"\\u0063ard_token":"t_card_us"/r,
-"POST /t\n" . '{"card_token":"t_card_blocked",' . substr(::body(), 1),
+::post_raw('/t', zz => 1) =~ s/"zz":1/"id":"tx_2"/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"id":"tx_1"/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"amount":1/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"amount":1000.0/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"currency":"EUR"/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"merchant_id":"t_inactive"/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"card_token":"t_card_blocked"/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"card_bin":"777777"/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"country":null/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"i\\u0064":"tx_1"/r,
+::post_raw('/t', zz => 1) =~ s/"zz":1/"\\u0063ard_token":"t_card_us"/r,
+"POST /t\n" . '{"card_token":"t_card_blocked",' . substr(::tx_raw(), 1),
 ]
 --- error_code eval
 [ (400) x 12 ]
@@ -652,14 +605,14 @@ map { ::invalid($_, 'a field appears more than once') }
 Content-Type: application/json
 --- request eval
 [
-::post(id => '"tx_dup_1"', note => '"a"') =~ s/\}$/,"note":"b"}/r,
-::post(id => '"tx_dup_2"', meta => '{"id":"x","id":"y","amount":-1}'),
-::post(id => '"tx_dup_3"', ID => '"tx_other"', Amount => '1'),
+::post_raw('/t', id => '"tx_dup_1"', note => '"a"') =~ s/\}$/,"note":"b"}/r,
+::post_raw('/t', id => '"tx_dup_2"', meta => '{"id":"x","id":"y","amount":-1}'),
+::post_raw('/t', id => '"tx_dup_3"', ID => '"tx_other"', Amount => '1'),
 ]
 --- error_code eval
 [200, 200, 200]
 --- response_body eval
-[ ::approved('tx_dup_1'), ::approved('tx_dup_2'), ::approved('tx_dup_3') ]
+[ ::v('tx_dup_1'), ::v('tx_dup_2'), ::v('tx_dup_3') ]
 --- grep_error_log eval: $::Own
 --- grep_error_log_out eval
 ""
@@ -683,15 +636,15 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::post(amount => '1e400'),
-::post(amount => '-1e400'),
-::post(amount => '1e-400'),
-::post(amount => '-0'),
-::post(amount => '-0.0'),
-::post(amount => '0e5'),
-::post(amount => '1.5'),
-::post(amount => '9007199254740992'),
-::post(amount => '"-1000"'),
+::post_raw('/t', amount => '1e400'),
+::post_raw('/t', amount => '-1e400'),
+::post_raw('/t', amount => '1e-400'),
+::post_raw('/t', amount => '-0'),
+::post_raw('/t', amount => '-0.0'),
+::post_raw('/t', amount => '0e5'),
+::post_raw('/t', amount => '1.5'),
+::post_raw('/t', amount => '9007199254740992'),
+::post_raw('/t', amount => '"-1000"'),
 ]
 --- error_code eval
 [ (400) x 9 ]
@@ -720,20 +673,20 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::post(id => '"tx_one"', amount => '1.0'),
-::post(id => '"tx_one"', amount => '1'),
-::post(id => '"tx_one"', amount => '1e0'),
-::post(id => '"tx_one"', amount => '10e-1'),
-::post(id => '"tx_one"', amount => '0.1e1'),
-::post(id => '"tx_big"', note => '1e400', other => '-1e400'),
+::post_raw('/t', id => '"tx_one"', amount => '1.0'),
+::post_raw('/t', id => '"tx_one"', amount => '1'),
+::post_raw('/t', id => '"tx_one"', amount => '1e0'),
+::post_raw('/t', id => '"tx_one"', amount => '10e-1'),
+::post_raw('/t', id => '"tx_one"', amount => '0.1e1'),
+::post_raw('/t', id => '"tx_big"', note => '1e400', other => '-1e400'),
 ]
 --- error_code eval
 [ (200) x 6 ]
 --- response_body eval
 [
-::approved('tx_one'),
-(::approved('tx_one', 'shm')) x 4,
-::approved('tx_big'),
+::v('tx_one'),
+(::v('tx_one', 'shm')) x 4,
+::v('tx_big'),
 ]
 --- grep_error_log eval: $::Own
 --- grep_error_log_out eval
@@ -761,16 +714,16 @@ Content-Type: application/json
 [
 "POST /t\n" . ('[' x 5000) . (']' x 5000),
 "POST /t\n" . ('{"a":' x 5000) . '1' . ('}' x 5000),
-::post(deep => ('[' x 5000) . (']' x 5000)),
-::post(deep => ('{"a":' x 5000) . '1' . ('}' x 5000)),
-::post(deep => ('[{"a":' x 2500) . '1' . ('}]' x 2500)),
-::post(deep => ('[' x 5000)),
-::post(deep => ('{"a":' x 5000) . '{"pan":"4111111111111111"}' . ('}' x 5000)),
+::post_raw('/t', deep => ('[' x 5000) . (']' x 5000)),
+::post_raw('/t', deep => ('{"a":' x 5000) . '1' . ('}' x 5000)),
+::post_raw('/t', deep => ('[{"a":' x 2500) . '1' . ('}]' x 2500)),
+::post_raw('/t', deep => ('[' x 5000)),
+::post_raw('/t', deep => ('{"a":' x 5000) . '{"pan":"4111111111111111"}' . ('}' x 5000)),
 ]
 --- error_code eval
 [ (400) x 7 ]
 --- response_body eval
-[ (::bad_json('the body is not valid JSON')) x 7 ]
+[ (::invalid_json('the body is not valid JSON')) x 7 ]
 --- grep_error_log eval: $::Own
 --- grep_error_log_out eval
 ::one_line('txval: refused: invalid_json')
@@ -797,14 +750,14 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::post(id => '"tx_wide"', map { ("k$_" => '0') } 1 .. 50000),
-::post(id => '"tx_long"', note => '"' . ('x' x 500000) . '"'),
-::post(id => '"tx_deep"', deep => ('{"a":[' x 499) . '1' . (']}' x 499)),
+::post_raw('/t', id => '"tx_wide"', map { ("k$_" => '0') } 1 .. 50000),
+::post_raw('/t', id => '"tx_long"', note => '"' . ('x' x 500000) . '"'),
+::post_raw('/t', id => '"tx_deep"', deep => ('{"a":[' x 499) . '1' . (']}' x 499)),
 ]
 --- error_code eval
 [200, 200, 200]
 --- response_body eval
-[ ::approved('tx_wide'), ::approved('tx_long'), ::approved('tx_deep') ]
+[ ::v('tx_wide'), ::v('tx_long'), ::v('tx_deep') ]
 --- grep_error_log eval: $::Own
 --- grep_error_log_out eval
 ""
@@ -909,11 +862,11 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::post(id => '"tx_after_1"', card_token => '"t_card_blocked"'),
-::post(id => '"tx_after_2"', card_bin => '"77777712"'),
-::post(id => '"tx_after_3"', merchant_id => '"t_inactive"'),
-::post(id => '"tx_after_4"', merchant_id => '"t_nobody"'),
-::post(id => '"tx_after_5"'),
+::post_raw('/t', id => '"tx_after_1"', card_token => '"t_card_blocked"'),
+::post_raw('/t', id => '"tx_after_2"', card_bin => '"77777712"'),
+::post_raw('/t', id => '"tx_after_3"', merchant_id => '"t_inactive"'),
+::post_raw('/t', id => '"tx_after_4"', merchant_id => '"t_nobody"'),
+::post_raw('/t', id => '"tx_after_5"'),
 ]
 --- error_code eval
 [402, 402, 402, 402, 200]
@@ -923,7 +876,7 @@ qq!{"id":"tx_after_1","verdict":"declined","reasons":["card_blocked"],"risk_scor
 qq!{"id":"tx_after_2","verdict":"declined","reasons":["bin_blocked"],"risk_score":0,"source":"computed"}\n!,
 qq!{"id":"tx_after_3","verdict":"declined","reasons":["merchant_inactive"],"risk_score":0,"source":"computed"}\n!,
 qq!{"id":"tx_after_4","verdict":"declined","reasons":["merchant_unknown"],"risk_score":0,"source":"computed"}\n!,
-::approved('tx_after_5'),
+::v('tx_after_5'),
 ]
 --- grep_error_log eval: $::Own
 --- grep_error_log_out eval

@@ -20,10 +20,13 @@
 # Under valgrind (make valgrind) the failover blocks are skipped.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Time::HiRes qw(sleep time);
 use Txval::Fleet;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx post v unavailable);
 
 our ($Fleet, %Run);
 
@@ -54,25 +57,8 @@ workers($WORKERS);
 log_level('info');
 no_shuffle();
 
-sub ::tx {
-    my %f = (id => 'tx_1', amount => 1000, currency => 'EUR',
-             merchant_id => 'm_1', card_token => 'tok_1', @_);
-    return qq({"id":"$f{id}","amount":$f{amount},"currency":"$f{currency}",)
-         . qq("merchant_id":"$f{merchant_id}","card_token":"$f{card_token}"});
-}
-
-sub ::post { my $uri = shift; "POST $uri\n" . ::tx(@_) }
-
-sub ::v {
-    my ($id, $source) = @_;
-    return qq({"id":"$id","verdict":"approved","reasons":[],)
-         . qq("risk_score":0,"source":"$source"}\n);
-}
-
-sub ::unavailable {
-    return qq({"error":"backend_unavailable","detail":"a backend this )
-         . qq(transaction needs is unavailable, retry later"}\n);
-}
+# the blocks call these as ::post() etc.
+tx_defaults(currency => 'EUR');
 
 # the key's value on a Redis (db), waiting a moment for the write (the
 # record is written after the response)
@@ -80,13 +66,7 @@ sub ::unavailable {
 sub ::settled {
     my ($port, $key, $db) = @_;
     my $r = Txval::Fleet::client($port, db => $db);
-    my $deadline = time + 1;
-    my $v;
-    while (1) {
-        $v = $r->cmd(GET => $key);
-        last if defined $v || time > $deadline;
-        sleep 0.01;
-    }
+    my $v = $r->get_when($key, sub { defined $_[0] }, 1, 0.01);
     $r->close;
     return $v;
 }
@@ -102,19 +82,17 @@ sub ::failover_under_traffic {
     return if $VALGRIND;
 
     $Fleet->wait_ready(30);
-    my $traffic = Txval::Fleet::Traffic->start(
+
+    # the switch, then the recovery bound and a second of traffic after it
+    my %run = Txval::Fleet::Traffic->around(
         port => $ENV{TEST_NGINX_SERVER_PORT}, uri => '/t', procs => 2,
-        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") });
-
-    sleep 1;
-    $Run{event_at} = time;
-    $Run{old} = $how->();
-    $Run{new} = $Fleet->wait_switch($Run{old}, 20);
-    $Run{switched_at} = time;
-
-    # the recovery bound, and a second of traffic after it
-    sleep $RECOVERY + 1;
-    $Run{res} = [ $traffic->stop ];
+        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") },
+        change => sub { my $old = $how->();
+                        return ($old, $Fleet->wait_switch($old, 20)) },
+        after => $RECOVERY + 1);
+    # (with what $how->() put into %Run)
+    @Run{keys %run} = values %run;
+    @Run{qw(old new)} = @{ $Run{changed} };
 
     # every command the new master runs from now on
     $Run{monitor} = Txval::Fleet::monitor($Run{new});

@@ -22,9 +22,12 @@
 # Under valgrind (make valgrind) the blocks under traffic are skipped.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use Time::HiRes qw(sleep time);
 use Txval::Fleet;
+use Txval::Tx qw(tx_defaults tx post v unavailable);
 
 our ($Cluster, %Run);
 
@@ -57,27 +60,8 @@ workers($WORKERS);
 log_level('info');
 no_shuffle();
 
-sub ::tx {
-    my %f = (id => 'tx_1', amount => 1000, currency => 'EUR',
-             merchant_id => 'm_1', card_token => 'tok_1', @_);
-    return qq({"id":"$f{id}","amount":$f{amount},"currency":"$f{currency}",)
-         . qq("merchant_id":"$f{merchant_id}","card_token":"$f{card_token}"});
-}
-
-sub ::post { my $uri = shift; "POST $uri\n" . ::tx(@_) }
-
-sub ::v {
-    my ($id, $source, $verdict, $reasons, $score) = @_;
-    my $r = join ',', map { qq("$_") } @{ $reasons // [] };
-    return qq({"id":"$id","verdict":"@{[$verdict // 'approved']}",)
-         . qq("reasons":[$r],"risk_score":@{[$score // 0]},)
-         . qq("source":"$source"}\n);
-}
-
-sub ::unavailable {
-    return qq({"error":"backend_unavailable","detail":"a backend this )
-         . qq(transaction needs is unavailable, retry later"}\n);
-}
+# the blocks call these as ::post() etc.
+tx_defaults(currency => 'EUR');
 
 # $n ids ("$stem1", "$stem2", ...) whose verdict keys ({prefix}v:{id}) hash
 # to slots from..to (the standard layout of redis-cli --cluster create on
@@ -122,17 +106,13 @@ sub ::under_traffic {
     return if $VALGRIND;
 
     $Cluster->wait_ok(30);
-    my $traffic = Txval::Fleet::Traffic->start(
+
+    my %run = Txval::Fleet::Traffic->around(
         port => $ENV{TEST_NGINX_SERVER_PORT}, uri => '/t', procs => 2,
-        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") });
-
-    sleep 1;
-    $Run{event_at} = time;
-    $how->();
-    $Run{switched_at} = time;
-
-    sleep $RECOVERY + 1;
-    $Run{res} = [ $traffic->stop ];
+        body => sub { my ($id) = @_; ::tx(id => $id, card_token => "c$id") },
+        change => $how, after => $RECOVERY + 1);
+    # (with what $how->() put into %Run)
+    @Run{keys %run} = values %run;
 }
 
 # the traffic's checks, nginx's connections per node

@@ -31,6 +31,8 @@
 # nothing but the expected lines.
 
 use lib 't/lib';
+# no_plan: the blocks check different numbers of things (requests,
+# headers, log lines), so no plan of repeat_each() * blocks() * N fits
 use Test::Txval 'no_plan';
 use IO::Select;
 use IO::Socket::INET;
@@ -38,6 +40,7 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
 use Txval::PgPair;
+use Txval::Tx qw(tx_defaults tx post computed unavailable);
 
 our ($Pair, $Base, $Grace, $Proxy_log);
 
@@ -116,32 +119,10 @@ add_response_body_check(sub {
                    . " proxies (req $req_idx)");
 });
 
+# a new id each, USD 1000 of t_active with t_card_us unless told otherwise
 my $n = 0;
-
-sub tx {
-    my ($merchant, $id) = @_;
-    $id //= "t720.$$." . ++$n;
-    return qq({"id":"$id","amount":1000,"currency":"USD",)
-         . qq("merchant_id":"$merchant","card_token":"t_card_us"});
-}
-
-sub post { "POST /t\n" . tx(@_) }
-
-sub v {
-    my ($id, @reasons) = @_;
-    my $verdict = @reasons ? 'declined' : 'approved';
-    my $r = join ',', map { qq("$_") } @reasons;
-    return qq({"id":"$id","verdict":"$verdict","reasons":[$r],)
-         . qq("risk_score":0,"source":"computed"}\n);
-}
-
-sub approved { v($_[0]) }
-sub unknown  { v($_[0], 'merchant_unknown') }
-
-sub unavailable {
-    return qq({"error":"backend_unavailable","detail":"a backend this )
-         . qq(transaction needs is unavailable, retry later"}\n);
-}
+tx_defaults(id => sub { "t720.$$." . ++$n }, merchant_id => 't_active',
+            card_token => 't_card_us');
 
 
 # --- the failover, under traffic (the last block's init)
@@ -208,8 +189,7 @@ sub failover {
         $next = time + 0.01;
 
         my $sent = time;
-        my @res = eval { $client->post_parallel('/t', map { tx('t_active') }
-                                                      1 .. 4) };
+        my @res = eval { $client->post_parallel('/t', map { tx() } 1 .. 4) };
         my $done = time;
 
         if ($@) {
@@ -309,15 +289,15 @@ __DATA__
 Content-Type: application/json
 --- request eval
 [
-::post('t720_new', 'tx_1'),
-::post('t_inactive', 'tx_2'),
+::post('/t', merchant_id => 't720_new', id => 'tx_1'),
+::post('/t', merchant_id => 't_inactive', id => 'tx_2'),
 ]
 --- error_code eval
 [200, 402]
 --- response_body eval
 [
-::approved('tx_1'),
-::v('tx_2', 'merchant_inactive'),
+::computed('tx_1', 0),
+::computed('tx_2', 0, 'merchant_inactive'),
 ]
 --- no_error_log
 [error]
@@ -335,10 +315,10 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-::post('t720_new', 'tx_1')
+::post('/t', merchant_id => 't720_new', id => 'tx_1')
 --- error_code: 402
 --- response_body eval
-::unknown('tx_1')
+::computed('tx_1', 0, 'merchant_unknown')
 --- no_error_log
 [error]
 [warn]
@@ -356,15 +336,15 @@ Content-Type: application/json
 Content-Type: application/json
 --- request eval
 [
-::post('t720_new', 'tx_1'),
-::post('t720_new', 'tx_2'),
+::post('/t', merchant_id => 't720_new', id => 'tx_1'),
+::post('/t', merchant_id => 't720_new', id => 'tx_2'),
 ]
 --- error_code eval
 [200, 200]
 --- response_body eval
 [
-::approved('tx_1'),
-::approved('tx_2'),
+::computed('tx_1', 0),
+::computed('tx_2', 0),
 ]
 --- no_error_log
 [error]
@@ -382,10 +362,10 @@ Content-Type: application/json
 --- more_headers
 Content-Type: application/json
 --- request eval
-::post('t720_new', 'tx_1')
+::post('/t', merchant_id => 't720_new', id => 'tx_1')
 --- error_code: 200
 --- response_body eval
-::approved('tx_1')
+::computed('tx_1', 0)
 --- proxy_log
 SHOW transaction_read_only
 SHOW transaction_read_only
@@ -405,10 +385,10 @@ SHOW transaction_read_only
 --- more_headers
 Content-Type: application/json
 --- request eval
-::post('t720_new', 'tx_1')
+::post('/t', merchant_id => 't720_new', id => 'tx_1')
 --- error_code: 402
 --- response_body eval
-::unknown('tx_1')
+::computed('tx_1', 0, 'merchant_unknown')
 --- proxy_log
 pg_is_in_recovery()
 pg_is_in_recovery()
@@ -429,9 +409,9 @@ pg_is_in_recovery()
 Content-Type: application/json
 --- request eval
 [
-::post('t720_new', 'tx_1'),
-::post('t720_new', 'tx_2'),
-::post('t720_new', 'tx_3'),
+::post('/t', merchant_id => 't720_new', id => 'tx_1'),
+::post('/t', merchant_id => 't720_new', id => 'tx_2'),
+::post('/t', merchant_id => 't720_new', id => 'tx_3'),
 ]
 --- wait: 0.5
 --- timeout: 30
@@ -440,8 +420,8 @@ Content-Type: application/json
 --- response_body eval
 [
 ::unavailable(),
-::approved('tx_2'),
-::approved('tx_3'),
+::computed('tx_2', 0),
+::computed('tx_3', 0),
 ]
 --- error_log eval
 [
@@ -465,10 +445,10 @@ qr/\[warn\]/,
 --- more_headers
 Content-Type: application/json
 --- request eval
-::post('t720_new', 'tx_1')
+::post('/t', merchant_id => 't720_new', id => 'tx_1')
 --- error_code: 200
 --- response_body eval
-::approved('tx_1')
+::computed('tx_1', 0)
 --- no_error_log
 [error]
 [warn]
@@ -518,11 +498,11 @@ invalid target_session_attrs "master" in "txval_postgres" directive
 --- more_headers
 Content-Type: application/json
 --- request eval
-::post('t720_after', 'tx_after')
+::post('/t', merchant_id => 't720_after', id => 'tx_after')
 --- timeout: 30
 --- error_code: 200
 --- response_body eval
-::approved('tx_after')
+::computed('tx_after', 0)
 --- no_error_log eval
 [
 qr/\[error\](?!.*txval: postgres: (?:connection lost|connect failed|query failed|prepare failed|send failed))/,

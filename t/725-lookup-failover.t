@@ -50,32 +50,14 @@ defined $pair->psql(primary => "INSERT INTO cards (token, status, country)"
     or BAIL_OUT('cannot insert the cards');
 $pair->caught_up or BAIL_OUT('the replica does not catch up');
 
-sub check {
-    Txval::Lookup::outcome($ng->post('/t', Txval::Lookup::tx(@_)));
-}
+sub card { Txval::Lookup::check($ng, card_token => "t725_$_[0]") }
 
-sub card { check(card_token => "t725_$_[0]") }
+sub eventually { Txval::Lookup::eventually(@_) }
 
-sub eventually {
-    my ($want, $within, $code) = @_;
-    my $t0 = time;
-    my $got;
-    while (1) {
-        $got = $code->();
-        return (time - $t0, $got) if $got eq $want || time - $t0 > $within;
-        sleep 0.01;
-    }
-}
-
-sub listener_state {
-    my $res = eval { $ng->request(GET => '/status') } or return 'none';
-    return $res->{body} =~ /"lookup_listener":\{"state":"(\w+)"\}/ ? $1
-                                                                    : 'none';
-}
+sub listener_state { Txval::Lookup::listener_state($ng) }
 
 sub flushed {
-    return $ng->metrics->{values}{'txval_lookup_cache_total{result="flushed"}'}
-           // -1;
+    return $ng->metric('txval_lookup_cache_total{result="flushed"}') // -1;
 }
 
 my ($p, $r) = ($base, $base + 1);
@@ -116,7 +98,7 @@ ok $pair->stop_immediate('primary'), 'the primary stopped';
 
 ($t, $got) = eventually('down', 3 * $slow, \&listener_state);
 is $got, 'down', 'switch: the listener is lost (txval_status)';
-is $ng->metrics->{values}{txval_lookup_listener_up}, 0,
+is $ng->metric('txval_lookup_listener_up'), 0,
    'switch: txval_lookup_listener_up 0';
 is card('b'), '503 backend_unavailable',
    'switch: no primary: the cache is not used, the lookup fails closed';

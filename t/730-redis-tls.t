@@ -19,6 +19,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx outcome);
 
 my ($plain, $tlsp) = (16396, 16397);
 my $PW = 'pw-Secret-730';
@@ -27,13 +28,11 @@ my $dir = abs_path('t') . '/servroot_730certs';
 File::Path::remove_tree($dir);
 my $certs = Txval::Redis::tls_certs($dir);
 
+# a new transaction each time: its own id ("<tag>-<pid>-<n>") and card
+# (tok730_<n>)
 my $n = 0;
-sub tx {
-    my ($id) = @_;
-    $n++;
-    return qq({"id":"$id-$$-$n","amount":1000,"currency":"EUR",)
-         . qq("merchant_id":"m_1","card_token":"tok730_$n"});
-}
+sub new_id { $n++; return "$_[0]-$$-$n" }
+tx_defaults(currency => 'EUR', card_token => sub { "tok730_$n" });
 
 # velocity on: Redis serves a rule, so a Redis failure is a 503
 # under valgrind a TLS handshake takes far longer than the defaults allow
@@ -54,13 +53,6 @@ $loc
 HTTP
 }
 
-sub outcome {
-    my ($res) = @_;
-    return "$res->{status} $1" if $res->{body} =~ /"source":"(\w+)"/;
-    my ($e) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($e // $res->{body});
-}
-
 sub velocity_keys {
     my ($r, $prefix) = @_;
     my $keys = $r->cmd(KEYS => "${prefix}vel:*");
@@ -75,10 +67,7 @@ my $ng = Txval::Nginx->new(name => '730', port => 1980,
                          valgrind => 1);
 
 # stopped; under make valgrind, memcheck's report of it must be empty
-sub stop_ng {
-    $ng->stop;
-    is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
-}
+sub stop_ng { $ng->stop; $ng->valgrind_ok }
 
 my $trusted = "tls=on tls_trusted_certificate=$certs->{ca}";
 
@@ -93,7 +82,7 @@ for my $case (["by address (IP SAN)", ''],
     $ng->start(http => http_block(
         "txval_redis 127.0.0.1:$tlsp $trusted $extra prefix=t730a:;"));
     my $before = velocity_keys($r, 't730a:');
-    my $res = $ng->post('/t', tx('a'));
+    my $res = $ng->post('/t', tx(id => new_id('a')));
     is outcome($res), '200 computed', "TLS verified $what: 200";
     is velocity_keys($r, 't730a:'), $before + 1,
        "TLS verified $what: the velocity count is in Redis";
@@ -115,7 +104,7 @@ for my $case (['a wrong CA', "tls=on tls_trusted_certificate=$certs->{other_ca}"
     my ($what, $params, $line) = @$case;
     $ng->start(http => http_block(
         "txval_redis 127.0.0.1:$tlsp $params prefix=t730b: timeout=200ms;"));
-    my $res = $ng->post('/t', tx('b'));
+    my $res = $ng->post('/t', tx(id => new_id('b')));
     is outcome($res), '503 backend_unavailable', "$what: 503";
     like $ng->error_log, $line, "$what: the error log says why";
     is velocity_keys($r, 't730b:'), 0, "$what: nothing reached Redis";
@@ -125,7 +114,7 @@ for my $case (['a wrong CA', "tls=on tls_trusted_certificate=$certs->{other_ca}"
 # tls_verify=off: the wrong CA is let through (on purpose)
 $ng->start(http => http_block("txval_redis 127.0.0.1:$tlsp tls=on "
                               . "tls_verify=off prefix=t730c:;"));
-is outcome($ng->post('/t', tx('c'))), '200 computed',
+is outcome($ng->post('/t', tx(id => new_id('c')))), '200 computed',
    'tls_verify=off: no chain, no name checked';
 stop_ng();
 
@@ -140,7 +129,7 @@ $r = Txval::Redis->client(port => $plain);
 
 $ng->start(http => http_block(
     "txval_redis 127.0.0.1:$tlsp $trusted prefix=t730d:;"));
-is outcome($ng->post('/t', tx('d'))), '503 backend_unavailable',
+is outcome($ng->post('/t', tx(id => new_id('d')))), '503 backend_unavailable',
    'mutual TLS required, no client certificate: 503';
 like $ng->error_log, qr/\[error\].*txval: redis 127\.0\.0\.1:$tlsp: (TLS handshake failed|connection lost)/,
      'mutual TLS required, no client certificate: logged';
@@ -150,7 +139,7 @@ $ng->start(http => http_block(
     "txval_redis 127.0.0.1:$tlsp $trusted "
     . "tls_certificate=$certs->{client_crt} "
     . "tls_certificate_key=$certs->{client_key} prefix=t730d:;"));
-is outcome($ng->post('/t', tx('d'))), '200 computed',
+is outcome($ng->post('/t', tx(id => new_id('d')))), '200 computed',
    'mutual TLS: the client certificate is taken';
 is velocity_keys($r, 't730d:'), 1, 'mutual TLS: counted in Redis';
 stop_ng();
@@ -164,7 +153,8 @@ $ng->start(main => 'error_log logs/debug.log debug;',
                               . "tls_certificate_key=$certs->{client_key} "
                               . "pool=1 idle_timeout=100ms prefix=t730e:;"));
 for (1 .. 3) {
-    is outcome($ng->post('/t', tx('e'))), '200 computed', "reconnect $_: 200";
+    is outcome($ng->post('/t', tx(id => new_id('e')))), '200 computed',
+       "reconnect $_: 200";
     sleep 0.3;
 }
 {
@@ -196,7 +186,8 @@ for my $case (['user= password=', "user=txv730 password=$PW"],
         . "tls_certificate=$certs->{client_crt} "
         . "tls_certificate_key=$certs->{client_key} $auth prefix=t730f:;"));
     my $before = velocity_keys($r, 't730f:');
-    is outcome($ng->post('/t', tx('f'))), '200 computed', "ACL $what: 200";
+    is outcome($ng->post('/t', tx(id => new_id('f')))), '200 computed',
+       "ACL $what: 200";
     is velocity_keys($r, 't730f:'), $before + 1, "ACL $what: counted";
     unlike $ng->error_log, qr/\Q$PW\E/, "ACL $what: the password not logged";
     stop_ng();
@@ -211,7 +202,7 @@ $ng->start(http => http_block(
     . "tls_certificate=$certs->{client_crt} "
     . "tls_certificate_key=$certs->{client_key} user=txv730 "
     . "password_file=$pwfile prefix=t730g:;"));
-is outcome($ng->post('/t', tx('g'))), '503 backend_unavailable',
+is outcome($ng->post('/t', tx(id => new_id('g')))), '503 backend_unavailable',
    'a wrong password: 503';
 like $ng->error_log,
      qr/\[error\].*txval: redis 127\.0\.0\.1:$tlsp: connection setup refused: WRONGPASS/,
@@ -245,21 +236,24 @@ $ng->start(http => http_block(
     . "tls_certificate=$certs->{client_crt} "
     . "tls_certificate_key=$certs->{client_key} prefix=t730h: pool=4;"));
 
-is outcome($ng->post('/t', tx('h'))), '200 computed', 'before the kill: 200';
+is outcome($ng->post('/t', tx(id => new_id('h')))), '200 computed',
+   'before the kill: 200';
 
 for my $round (1 .. 3) {
     $srv->kill9;
-    my $down = outcome($ng->post('/t', tx('h')));
+    my $down = outcome($ng->post('/t', tx(id => new_id('h'))));
     is $down, '503 backend_unavailable', "round $round: Redis down: 503";
     $srv->restart;
     my $t0 = time;
     my $ok = 0;
     while (time - $t0 < 3) {
-        $ok = 1, last if outcome($ng->post('/t', tx('h'))) eq '200 computed';
+        $ok = 1, last
+            if outcome($ng->post('/t', tx(id => new_id('h'))))
+               eq '200 computed';
         sleep 0.05;
     }
     ok $ok, sprintf "round %d: back within %.2f s", $round, time - $t0;
-    my @all = map { outcome($ng->post('/t', tx('h'))) } 1 .. 20;
+    my @all = map { outcome($ng->post('/t', tx(id => new_id('h')))) } 1 .. 20;
     is scalar(grep { $_ eq '200 computed' } @all), 20,
        "round $round: every request after that succeeds";
 }

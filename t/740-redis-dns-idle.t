@@ -19,14 +19,13 @@ use Time::HiRes qw(sleep time);
 use Txval::DNS;
 use Txval::Nginx;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx outcome);
 
+# a new transaction each time: its own id ("<tag>-<pid>-<n>") and card
+# (tok740_<n>)
 my $n = 0;
-sub tx {
-    my ($id) = @_;
-    $n++;
-    return qq({"id":"$id-$$-$n","amount":1000,"currency":"EUR",)
-         . qq("merchant_id":"m_1","card_token":"tok740_$n"});
-}
+sub new_id { $n++; return "$_[0]-$$-$n" }
+tx_defaults(currency => 'EUR', card_token => sub { "tok740_$n" });
 
 sub http_block {
     my ($redis, $extra) = @_;
@@ -42,13 +41,6 @@ sub http_block {
 HTTP
 }
 
-sub outcome {
-    my ($res) = @_;
-    return "$res->{status} $1" if $res->{body} =~ /"source":"(\w+)"/;
-    my ($e) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($e // $res->{body});
-}
-
 # the other clients of a Redis (not the one asking)
 sub others {
     my ($r) = @_;
@@ -60,10 +52,7 @@ my $ng = Txval::Nginx->new(name => '740', port => 1981,
                          valgrind => 1);
 
 # stopped; under make valgrind, memcheck's report of it must be empty
-sub stop_ng {
-    $ng->stop;
-    is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
-}
+sub stop_ng { $ng->stop; $ng->valgrind_ok }
 
 
 # --- idle connections: until idle_timeout, not before, and then soon
@@ -85,7 +74,7 @@ for my $case ([0.1, '100ms', 0.6], [1, '1s', 1.6]) {
         . "timeout=$cmd_timeout prefix=t740a:;"));
 
     for my $try (1 .. 2) {
-        is outcome($ng->post('/t', tx('a'))), '200 computed',
+        is outcome($ng->post('/t', tx(id => new_id('a')))), '200 computed',
            "idle_timeout=$text, try $try: 200";
         my $t0 = time;      # the connection is idle from about now
         is others($r), 1, "idle_timeout=$text, try $try: one connection";
@@ -155,7 +144,7 @@ like $ng->error_log, qr/host "redis\.test" not found now; it needs a "resolver"/
 my $t0 = time;
 my $first;
 while (time - $t0 < 3) {
-    $first = outcome($ng->post('/t', tx('d')));
+    $first = outcome($ng->post('/t', tx(id => new_id('d'))));
     last if $first eq '200 computed';
     sleep 0.05;
 }
@@ -173,7 +162,7 @@ $t0 = time;
 my $back;
 my $status;
 while (time - $t0 < 5) {
-    $status = outcome($ng->post('/t', tx('d')));
+    $status = outcome($ng->post('/t', tx(id => new_id('d'))));
     if ($status eq '200 computed') {
         $back = time - $t0;
         last;
@@ -187,7 +176,7 @@ is $keys->($rb), 1, 'the count is now on 127.0.0.2';
 like $ng->error_log, qr/\[notice\].*txval: redis: "redis\.test" is now 127\.0\.0\.2:$dns_port/,
      'the move is logged';
 
-my @all = map { outcome($ng->post('/t', tx('d'))) } 1 .. 10;
+my @all = map { outcome($ng->post('/t', tx(id => new_id('d')))) } 1 .. 10;
 is scalar(grep { $_ eq '200 computed' } @all), 10, 'and stays so';
 cmp_ok $dns->questions, '>', 1, 'the resolver was asked again';
 unlike $ng->error_log, qr/\[(alert|crit)\]/, 'no alert';

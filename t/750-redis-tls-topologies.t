@@ -22,6 +22,7 @@ use Time::HiRes qw(sleep time);
 use Txval::Fleet ();
 use Txval::Nginx;
 use Txval::Redis;
+use Txval::Tx qw(tx_defaults tx outcome);
 
 my $dir = abs_path('t') . '/servroot_750fleet';
 File::Path::remove_tree($dir);
@@ -36,13 +37,11 @@ my @tls_args = ('tls-cert-file' => $certs->{server_crt},
                 'tls-auth-clients' => 'no',
                 'tls-replication' => 'yes');
 
+# a new transaction each time: its own id ("<tag>-<pid>-<n>") and card
+# (tok750_<n>)
 my $n = 0;
-sub tx {
-    my ($id) = @_;
-    $n++;
-    return qq({"id":"$id-$$-$n","amount":1000,"currency":"EUR",)
-         . qq("merchant_id":"m_1","card_token":"tok750_$n"});
-}
+sub new_id { $n++; return "$_[0]-$$-$n" }
+tx_defaults(currency => 'EUR', card_token => sub { "tok750_$n" });
 
 # under valgrind a TLS handshake takes far longer than the defaults allow
 my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 'connect_timeout=3s timeout=3s ' : '';
@@ -60,13 +59,6 @@ sub http_block {
 HTTP
 }
 
-sub outcome {
-    my ($res) = @_;
-    return "$res->{status} $1" if $res->{body} =~ /"source":"(\w+)"/;
-    my ($e) = $res->{body} =~ /"error":"(\w+)"/;
-    return "$res->{status} " . ($e // $res->{body});
-}
-
 sub wait_for {
     my ($what, $secs, $cond) = @_;
     my $t0 = time;
@@ -81,10 +73,7 @@ my $ng = Txval::Nginx->new(name => '750', port => 1982,
                          valgrind => 1);
 
 # stopped; under make valgrind, memcheck's report of it must be empty
-sub stop_ng {
-    $ng->stop;
-    is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
-}
+sub stop_ng { $ng->stop; $ng->valgrind_ok }
 
 
 # --- Sentinel over TLS
@@ -139,7 +128,7 @@ $ng->start(http => http_block(
 my $t0 = time;
 my $first = '';
 while (time - $t0 < 3) {
-    $first = outcome($ng->post('/t', tx('s')));
+    $first = outcome($ng->post('/t', tx(id => new_id('s'))));
     last if $first eq '200 computed';
     sleep 0.05;
 }
@@ -155,7 +144,7 @@ $ng->start(http => http_block(
     "txval_redis sentinel=127.0.0.1:17226 master=m750 $tls "
     . "sentinel_user=txs sentinel_password=wrong-$SPW prefix=t750s:;"));
 sleep 0.2;
-is outcome($ng->post('/t', tx('s'))), '503 backend_unavailable',
+is outcome($ng->post('/t', tx(id => new_id('s')))), '503 backend_unavailable',
    'a wrong sentinel password: 503';
 like $ng->error_log,
      qr/\[error\].*txval: redis 127\.0\.0\.1:17226: connection setup refused: WRONGPASS/,
@@ -222,7 +211,7 @@ $ng->start(http => http_block(
 $t0 = time;
 $first = '';
 while (time - $t0 < 3) {
-    $first = outcome($ng->post('/t', tx('c')));
+    $first = outcome($ng->post('/t', tx(id => new_id('c'))));
     last if $first eq '200 computed';
     sleep 0.05;
 }

@@ -28,6 +28,10 @@ package Txval::Fleet;
 #   my $t = Txval::Fleet::Traffic->start(port => 1984, uri => '/t',
 #                                        procs => 2, body => sub { ... });
 #   my @r = $t->stop;           # { t0, t1, status, what, id } per request
+#   my %run = Txval::Fleet::Traffic->around(port => 1984, body => ...,
+#                                           change => sub { ... },
+#                                           after => 3);
+#                               # { event_at, switched_at, changed, res }
 #
 #   perl t/lib/Txval/Fleet.pm sentinel|cluster    (by hand: start one and
 #                                                  wait for Ctrl-C)
@@ -988,6 +992,30 @@ sub stop {
     $self->{kids} = [];
     $self->{t1} = time;
     return sort { $a->{t0} <=> $b->{t0} } @res;
+}
+
+# traffic while something changes: the senders started (start's
+# arguments), a second of traffic, $change->() (what it returns in
+# {changed}), $after seconds more, the senders stopped (their results in
+# {res}); {event_at} and {switched_at}: when the change began and ended
+
+sub around {
+    my ($class, %a) = @_;
+
+    my $change = delete $a{change};
+    my $after = delete $a{after} // 0;
+
+    my $traffic = $class->start(%a);
+
+    sleep 1;
+    my %run = (event_at => time);
+    $run{changed} = [ $change->() ];
+    $run{switched_at} = time;
+
+    sleep $after;
+    $run{res} = [ $traffic->stop ];
+
+    return %run;
 }
 
 sub DESTROY {

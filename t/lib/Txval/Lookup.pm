@@ -1,10 +1,11 @@
 package Txval::Lookup;
 
-# What the lookup cache tests (t/330, t/335, t/340, t/725) share: a private
-# Postgres cluster made by scripts/services.sh with the lookup cache's
-# triggers (docker/initdb/03-notify.sql), t/fixtures.sql and
-# pg_stat_statements (to count the lookup statement's executions), and
-# transactions and their outcomes.
+# What the lookup cache tests (t/330, t/335, t/340, t/725) share: a
+# private Postgres cluster made by scripts/services.sh with the lookup
+# cache's triggers (docker/initdb/03-notify.sql), t/fixtures.sql and
+# pg_stat_statements (to count the lookup statement's executions), a
+# transaction's outcome in words, the listener's state, and waiting for a
+# change to show.
 #
 #   my $pg = Txval::Lookup->cluster(name => 't340', port => 16438);
 #   $pg->psql('SELECT 1');        # output (-At), undef when it failed
@@ -13,9 +14,14 @@ package Txval::Lookup;
 #   $pg->ctl('restart');          # pg_ctl -m fast -w ...
 #   $pg->stop;                    # also when the test ends
 #
-#   Txval::Lookup::tx(card_token => 'x', ...)    # a transaction, JSON
-#   Txval::Lookup::outcome($res)  # "approved 0", "card_blocked 20",
-#                                 # "503 backend_unavailable"
+#   Txval::Lookup::check($ng, card_token => 'x', ...)
+#       # a new transaction (a new id) at $ng's /t, USD 1000 of t_active
+#       # with t_card_us unless told otherwise: "approved 0",
+#       # "card_blocked 20", "503 backend_unavailable"
+#   Txval::Lookup::listener_state($ng)   # "up", "down", ... as $ng's
+#                                        # /status says ("none": no answer)
+#   my ($took, $got) = Txval::Lookup::eventually($want, $within, $code);
+#       # $code called until it gives $want, for at most $within seconds
 #
 # TXVAL_PG_BIN: Postgres' bin directory (/usr/lib/postgresql/15/bin).
 
@@ -26,7 +32,9 @@ use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use POSIX ();
 use Test::More ();
+use Time::HiRes qw(sleep time);
 use Txval::Postgres qw(pg_dir);
+use Txval::Tx ();
 
 my $repo = abs_path(dirname(__FILE__) . '/../../..');
 my $bin = $ENV{TXVAL_PG_BIN} || '/usr/lib/postgresql/15/bin';
@@ -96,23 +104,8 @@ sub conninfo {
 # undef when it failed
 sub psql {
     my ($self, $sql) = @_;
-
-    my $pid = open(my $fh, '-|') // die "fork: $!\n";
-
-    if ($pid == 0) {
-        open STDERR, '>', '/dev/null';
-        exec as_postgres(), 'psql', '-q', '-X', '-At', '-h', $self->{dir},
-             '-p', $self->{port}, '-U', 'postgres', '-d', 'txval',
-             '-v', 'ON_ERROR_STOP=1', '-c', $sql
-            or POSIX::_exit(127);
-    }
-
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-    $out =~ s/\s+\z//;
-
-    return $? == 0 ? $out : undef;
+    return Txval::Postgres::psql($self->{dir}, $self->{port}, $sql,
+                                 stderr => '/dev/null');
 }
 
 
@@ -159,38 +152,41 @@ sub stop {
 
 my $n = 0;
 
-# a new transaction (a new id), USD 1000 of t_active with t_card_us unless
-# told otherwise
-sub tx {
-    my (%f) = @_;
+sub check {
+    my ($ng, @fields) = @_;
 
-    my %t = (id => "lk.$$." . ++$n, amount => 1000, currency => 'USD',
-             merchant_id => 't_active', card_token => 't_card_us', %f);
+    my $res = $ng->post('/t', Txval::Tx::tx(id => "lk.$$." . ++$n,
+                                            amount => 1000,
+                                            currency => 'USD',
+                                            merchant_id => 't_active',
+                                            card_token => 't_card_us',
+                                            @fields));
 
-    return '{' . join(',', map { my $v = $t{$_};
-                                 $_ eq 'amount' ? qq("$_":$v) : qq("$_":"$v") }
-                           grep { defined $t{$_} }
-                           qw(id amount currency merchant_id card_token
-                              card_bin country)) . '}';
+    return Txval::Tx::reasons_of($res, score => 1);
 }
 
 
-# a verdict's reasons ("approved" when none) and risk score, or
-# "<status> <error>"
-sub outcome {
-    my ($res) = @_;
+sub listener_state {
+    my ($ng) = @_;
 
-    if ($res->{body}
-        =~ /"verdict":"(\w+)","reasons":\[([^\]]*)\],"risk_score":(\d+)/)
-    {
-        my ($v, $r, $score) = ($1, $2, $3);
-        $r =~ s/"//g;
-        return ($r eq '' ? $v : $r) . " $score";
+    my $res = eval { $ng->request(GET => '/status') } or return 'none';
+
+    return $res->{body} =~ /"lookup_listener":\{"state":"(\w+)"\}/ ? $1
+                                                                    : 'none';
+}
+
+
+sub eventually {
+    my ($want, $within, $code) = @_;
+
+    my $t0 = time;
+    my $got;
+
+    while (1) {
+        $got = $code->();
+        return (time - $t0, $got) if $got eq $want || time - $t0 > $within;
+        sleep 0.01;
     }
-
-    my ($err) = $res->{body} =~ /"error":"(\w+)"/;
-
-    return "$res->{status} " . ($err // $res->{body});
 }
 
 

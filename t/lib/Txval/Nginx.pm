@@ -6,9 +6,17 @@ package Txval::Nginx;
 #   my $ng = Txval::Nginx->new(name => 'reload', port => 1990);
 #   $ng->start(http => $http_block, workers => 2);
 #   my $res = $ng->post('/t', $json);     # {status, headers, body, raw}
+#   my $q = $ng->post_async('/t', $json); # sent; other requests meanwhile
+#   $res = $ng->read_async($q);           # its answer (and elapsed)
 #   $ng->reload(http => $other) or ...;   # 1: new workers answer,
 #                                         # 0: the master refused it
+#   my $m = $ng->metrics;                 # GET /metrics, parsed
+#   $ng->metric('txval_up');              # one series' value
 #   $ng->stop;
+#
+#   use Txval::Nginx qw(need_services closed_port values_of);
+#   need_services(Postgres => 16432, Redis => 16390);  # or BAIL_OUT
+#   my $port = closed_port();             # nothing listens there
 #
 # nginx runs in the foreground (daemon off) as our child, in its own
 # server root t/servroot_<name>; the environment is inherited (so an
@@ -25,7 +33,7 @@ package Txval::Nginx;
 #   my $ng = Txval::Nginx->new(name => 'x', port => 1990, valgrind => 1);
 #   ...
 #   $ng->stop;
-#   is $ng->valgrind_report, '', 'valgrind: clean' if $ng->valgrind;
+#   $ng->valgrind_ok;       # is $ng->valgrind_report, '' (under valgrind)
 #
 # Suppressed: TEST_NGINX_VALGRIND_SUPPRESS (t/valgrind.supp), and stock
 # nginx's own worker start-up allocations, which it never frees (stacks
@@ -37,11 +45,15 @@ use strict;
 use warnings;
 
 use Cwd qw(abs_path);
+use Exporter qw(import);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use IO::Socket::INET;
 use POSIX qw(WNOHANG);
+use Test::More ();
 use Time::HiRes qw(sleep time);
+
+our @EXPORT_OK = qw(values_of need_services closed_port);
 
 my $repo = abs_path(dirname(__FILE__) . '/../../..');
 
@@ -54,6 +66,34 @@ END {
         waitpid $pid, 0;
     }
     $? = $status;
+}
+
+
+# the suite's services answer on 127.0.0.1 (make test starts them), or
+# the test bails out
+
+sub need_services {
+    my (@services) = @_;
+
+    while (my ($what, $port) = splice @services, 0, 2) {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                              Proto => 'tcp', Timeout => 2)
+            or Test::More::BAIL_OUT("no $what on 127.0.0.1:$port (make test"
+                                    . " starts it; by hand: see the top of"
+                                    . " $0)");
+    }
+}
+
+
+# a port on 127.0.0.1 that nothing listens on (it was free a moment ago)
+
+sub closed_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0,
+                                  Proto => 'tcp', Listen => 1)
+        or die "no free port: $!\n";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
 }
 
 
@@ -271,7 +311,7 @@ sub valgrind_cmd {
 
 
 # what memcheck reported, all processes together ('' when clean, or when
-# not under valgrind); read it after stop
+# not under valgrind); read it after stop (valgrind_ok tests it)
 
 sub valgrind_report {
     my ($self) = @_;
@@ -287,6 +327,38 @@ sub valgrind_report {
     }
 
     return $text;
+}
+
+
+# the checks a test makes of an instance (Test::More's): memcheck found
+# nothing (under valgrind, after stop; "<label>: valgrind: clean", the
+# server root unless told otherwise), and no worker crashed and nothing
+# was logged at [alert] so far
+
+sub valgrind_ok {
+    my ($self, $label) = @_;
+    return 1 unless $self->{valgrind};
+    return Test::More::is($self->valgrind_report, '',
+                          ($label // $self->{root}) . ': valgrind: clean');
+}
+
+
+sub no_crash {
+    my ($self, $what) = @_;
+    return Test::More::unlike($self->error_log, qr/exited on signal|\[alert\]/,
+                              "$what: no worker crash, no alert");
+}
+
+
+# stricter, once it is stopped: no [alert], [emerg] or [crit] line, no
+# crash, no sanitizer report at all
+
+sub error_log_clean {
+    my ($self, $name) = @_;
+    return Test::More::is_deeply(
+        [ grep { /\[(alert|emerg|crit)\]|exited on signal|Sanitizer/ }
+          split /\n/, $self->error_log ],
+        [], "$name: no alert, crit or crash in error.log");
 }
 
 
@@ -400,41 +472,17 @@ sub error_log_since {
 sub request {
     my ($self, $method, $uri, $body, %headers) = @_;
 
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                  PeerPort => $self->{port},
-                                  Proto => 'tcp',
-                                  Timeout => $self->{timeout})
-        or die "connect to $self->{port}: $!\n";
+    my $s = $self->_connect;
 
-    my $req = "$method $uri HTTP/1.1\r\nHost: localhost\r\n"
-              . "Connection: close\r\n";
-
-    for my $h (sort keys %headers) {
-        $req .= "$h: $headers{$h}\r\n";
-    }
-
-    if (defined $body) {
-        $req .= "Content-Length: " . length($body) . "\r\n";
-    }
-
-    $req .= "\r\n" . ($body // '');
-
-    $s->print($req) or die "send: $!\n";
-
-    my $raw = '';
+    $s->print(request_bytes($method, $uri, $body, %headers))
+        or die "send: $!\n";
 
     local $SIG{ALRM} = sub { die "read timeout\n" };
     alarm $self->{timeout};
 
-    while (1) {
-        my $n = sysread $s, my $buf, 65536;
-        die "read: $!\n" unless defined $n;
-        last if $n == 0;
-        $raw .= $buf;
-    }
+    my $raw = _read_all($s);
 
     alarm 0;
-    close $s;
 
     return parse_response($raw);
 }
@@ -447,47 +495,116 @@ sub request {
 sub post_parallel {
     my ($self, $uri, @bodies) = @_;
 
-    my @socks;
-
-    for my $body (@bodies) {
-        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                      PeerPort => $self->{port},
-                                      Proto => 'tcp',
-                                      Timeout => $self->{timeout})
-            or die "connect to $self->{port}: $!\n";
-        push @socks, $s;
-    }
+    my @socks = map { $self->_connect } @bodies;
 
     for my $i (0 .. $#bodies) {
-        my $body = $bodies[$i];
-        $socks[$i]->print("POST $uri HTTP/1.1\r\nHost: localhost\r\n"
-                          . "Connection: close\r\n"
-                          . "Content-Type: application/json\r\n"
-                          . "Content-Length: " . length($body) . "\r\n\r\n"
-                          . $body)
+        $socks[$i]->print(request_bytes(POST => $uri, $bodies[$i],
+                                        'Content-Type' => 'application/json'))
             or die "send: $!\n";
     }
-
-    my @res;
 
     local $SIG{ALRM} = sub { die "read timeout\n" };
     alarm $self->{timeout};
 
-    for my $s (@socks) {
-        my $raw = '';
-        while (1) {
-            my $n = sysread $s, my $buf, 65536;
-            die "read: $!\n" unless defined $n;
-            last if $n == 0;
-            $raw .= $buf;
-        }
-        close $s;
-        push @res, parse_response($raw);
-    }
+    my @res = map { parse_response(_read_all($_)) } @socks;
 
     alarm 0;
 
     return @res;
+}
+
+
+# a POST sent now, its answer read later by read_async (other requests
+# meanwhile): { sock, t0 }
+
+sub post_async {
+    my ($self, $uri, $json, %headers) = @_;
+
+    my $s = $self->_connect;
+
+    $s->print(request_bytes(POST => $uri, $json,
+                            'Content-Type' => 'application/json', %headers))
+        or die "send: $!\n";
+
+    return { sock => $s, t0 => time };
+}
+
+
+# the answer to post_async, as request() gives it, and elapsed (seconds
+# since it was sent); status 0 and body "no response" when none came
+
+sub read_async {
+    my ($self, $q) = @_;
+
+    local $SIG{ALRM} = sub { die "read timeout\n" };
+    alarm $self->{timeout};
+
+    my $raw = '';
+    while (sysread $q->{sock}, my $buf, 65536) { $raw .= $buf }
+
+    alarm 0;
+    close $q->{sock};
+
+    my $res = eval { parse_response($raw) }
+              // { status => 0, headers => {}, body => 'no response',
+                   raw => $raw };
+    $res->{elapsed} = time - $q->{t0};
+
+    return $res;
+}
+
+
+sub _connect {
+    my ($self) = @_;
+
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $self->{port},
+                                  Proto => 'tcp',
+                                  Timeout => $self->{timeout})
+        or die "connect to $self->{port}: $!\n";
+
+    return $s;
+}
+
+
+# everything a socket gives until the peer closes; then it is closed
+
+sub _read_all {
+    my ($s) = @_;
+
+    my $raw = '';
+
+    while (1) {
+        my $n = sysread $s, my $buf, 65536;
+        die "read: $!\n" unless defined $n;
+        last if $n == 0;
+        $raw .= $buf;
+    }
+
+    close $s;
+
+    return $raw;
+}
+
+
+# the bytes of a request (HTTP/1.1, Connection: close, the headers
+# sorted, Content-Length when there is a body)
+
+sub request_bytes {
+    my ($method, $uri, $body, %headers) = @_;
+
+    my $req = "$method $uri HTTP/1.1\r\nHost: localhost\r\n"
+              . "Connection: close\r\n";
+
+    for my $h (sort keys %headers) {
+        $req .= "$h: $headers{$h}\r\n";
+    }
+
+    if (defined $body) {
+        $req .= "Content-Length: " . length($body) . "\r\n";
+    }
+
+    return $req . "\r\n" . ($body // '');
 }
 
 
@@ -545,6 +662,24 @@ sub metrics {
     my $res = $self->request(GET => $uri // '/metrics');
 
     return { %$res, %{ parse_metrics($res->{body}) } };
+}
+
+
+# one series' value from GET /metrics (undef when it is not there)
+
+sub metric {
+    my ($self, $series) = @_;
+    return $self->metrics->{values}{$series};
+}
+
+
+# the values of these series in a metrics() answer, as numbers (undef for
+# one that is not there)
+
+sub values_of {
+    my ($m, @series) = @_;
+    return { map { $_ => (defined $m->{values}{$_} ? $m->{values}{$_} + 0
+                                                   : undef) } @series };
 }
 
 

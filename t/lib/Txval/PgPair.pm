@@ -170,24 +170,8 @@ sub stop {
 # (-At), undef when it failed
 sub psql {
     my ($self, $which, $sql) = @_;
-
-    my $pid = open(my $fh, '-|') // die "fork: $!\n";
-
-    if ($pid == 0) {
-        open STDERR, '>>', $self->{log};
-        exec as_postgres(), 'psql', '-q', '-X', '-At',
-             '-h', $self->{dir}{$which}, '-p', $self->{port}{$which},
-             '-U', 'postgres', '-d', 'txval', '-v', 'ON_ERROR_STOP=1',
-             '-c', $sql
-            or POSIX::_exit(127);
-    }
-
-    local $/;
-    my $out = <$fh> // '';
-    close $fh;
-    $out =~ s/\s+\z//;
-
-    return $? == 0 ? $out : undef;
+    return Txval::Postgres::psql($self->{dir}{$which}, $self->{port}{$which},
+                                 $sql, stderr => $self->{log});
 }
 
 

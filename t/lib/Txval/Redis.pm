@@ -17,6 +17,7 @@ package Txval::Redis;
 #   $r->cmd(qw(KEYS *));              # [ ... ]
 #   $r->cmd(qw(GET nope x));          # { error => "ERR ..." }
 #   $r->info('clients')->{connected_clients}
+#   $r->get_when($key, sub { defined $_[0] }, 2, 0.01)   # GET until
 #
 #   my $certs = Txval::Redis::tls_certs("$dir");   # made with openssl now:
 #   # {ca, ca_key, other_ca, server_crt, server_key, client_crt, client_key}
@@ -354,6 +355,24 @@ sub info {
         $h{$1} = $2 if /^(\w+):(.*)$/;
     }
     return \%h;
+}
+
+# GET $key until $ok->($value) says it is the one (at most $within
+# seconds, again every $every): the last value (a write that comes after
+# the response, a mark replaced by its verdict)
+sub get_when {
+    my ($self, $key, $ok, $within, $every) = @_;
+
+    my $deadline = time + $within;
+    my $v;
+
+    while (1) {
+        $v = $self->cmd(GET => $key);
+        last if $ok->($v) || time > $deadline;
+        Time::HiRes::sleep($every);
+    }
+
+    return $v;
 }
 
 sub close { close $_[0]{sock} }
