@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "ngx_http_txval_txn.h"
+#include "ngx_http_txval_digest.h"
 
 
 #define N  1000000

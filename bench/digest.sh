@@ -11,7 +11,7 @@ mkdir -p "$top/build"
 
 cc -std=c99 -D_DEFAULT_SOURCE -O2 -I"$src" \
     -o "$out" "$top/bench/digest.c" "$src/ngx_http_txval_json.c" \
-    "$src/ngx_http_txval_txn.c" -lcrypto
+    "$src/ngx_http_txval_txn.c" "$src/ngx_http_txval_digest.c" -lcrypto
 grep -q -w sha_ni /proc/cpuinfo && echo "cpu: SHA instructions (sha_ni)" \
     || echo "cpu: no SHA instructions"
 "$out"

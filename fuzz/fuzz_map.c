@@ -18,6 +18,7 @@
 #include <cJSON.h>
 
 #include "ngx_http_txval_txn.h"
+#include "ngx_http_txval_digest.h"
 
 
 /* the amount of a number text, exactly, by another road; -1: none */

@@ -20,6 +20,7 @@
 #include <cJSON.h>
 
 #include "ngx_http_txval_txn.h"
+#include "ngx_http_txval_digest.h"
 #include "ngx_http_txval_output.h"
 
 

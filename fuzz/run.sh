@@ -12,6 +12,7 @@ secs=${FUZZ_SECONDS:-60}
 out=$top/build/fuzz
 src=$top/ngx_http_txval_module
 units="$src/ngx_http_txval_json.c $src/ngx_http_txval_txn.c
+       $src/ngx_http_txval_digest.c
        $src/ngx_http_txval_rules.c $src/ngx_http_txval_output.c
        $src/ngx_http_txval_record.c $src/ngx_http_txval_prometheus.c"
 

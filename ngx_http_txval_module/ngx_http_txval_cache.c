@@ -20,6 +20,7 @@
 
 
 #include "ngx_http_txval_cache.h"
+#include "ngx_http_txval_digest.h"
 
 
 typedef struct {

@@ -5,8 +5,8 @@
  * Pure C, no nginx types and no I/O: the field mapping (where each field
  * is read: a JSON pointer into the body, or a value the caller supplies),
  * the parser and field rules, amounts scaled by the ISO 4217 exponent of
- * their currency, the content fingerprint and the replay path's id guess
- * and body hash, usable from unit tests and fuzzers.
+ * their currency, and the replay path's id guess (the digests: in
+ * ngx_http_txval_digest.h), usable from unit tests and fuzzers.
  */
 
 
@@ -158,16 +158,6 @@ ngx_http_txval_parse_rc_e ngx_http_txval_txn_parse(const unsigned char *buf,
     ngx_http_txval_parse_error_t *err);
 
 /*
- * The first 128 bits of a SHA-256 over every content field of the
- * transaction, each field length-prefixed: two transactions with the same
- * fingerprint have the same content unless someone finds a SHA-256
- * collision on 128 bits (2^64 work), and no key is needed, so that every
- * host computes the same one.
- */
-void ngx_http_txval_txn_fingerprint(const ngx_http_txval_txn_t *txn,
-    unsigned char *fp);
-
-/*
  * A guess at the id, without parsing: the id's value when it is supplied,
  * else the value of the first key named like the last token of its
  * pointer ("id" by default), if it is a plain string of 1 to
@@ -181,16 +171,6 @@ int ngx_http_txval_txn_peek_id(const unsigned char *buf, size_t len,
     size_t *id_len);
 
 /*
- * The keyed hash of a request as the mapping reads it: the body's bytes,
- * then each supplied value after its length, then the mapping's tag. Two
- * requests with the same hash read the same fields.
- */
-void ngx_http_txval_txn_raw(const unsigned char *key,
-    const unsigned char *buf, size_t len,
-    const ngx_http_txval_mapping_t *map,
-    const ngx_http_txval_value_t *values, uint64_t raw[2]);
-
-/*
  * An amount written as a JSON number (the text, len bytes), in minor
  * units: exponent < 0, the number itself, which must be integral; else
  * major units scaled by 10^exponent, with at most exponent decimals as
@@ -202,10 +182,6 @@ int ngx_http_txval_amount_value(const unsigned char *num, size_t len,
 
 /* the ISO 4217 minor unit exponent of a currency (3 uppercase), or -1 */
 int ngx_http_txval_currency_exponent(const char *code);
-
-/* SipHash-2-4 with its 128-bit output, of len bytes under a 16-byte key */
-void ngx_http_txval_siphash128(const unsigned char *key,
-    const unsigned char *in, size_t len, uint64_t out[2]);
 
 
 #endif /* _NGX_HTTP_TXVAL_TXN_H_INCLUDED_ */

@@ -12,7 +12,7 @@ my $bin = "$top/build/units";
 
 mkdir "$top/build";
 
-my @srcs = map { "$src/ngx_http_txval_$_.c" } qw(json txn rules output record prometheus slot);
+my @srcs = map { "$src/ngx_http_txval_$_.c" } qw(json txn digest rules output record prometheus slot);
 my $cc = $ENV{CC} // 'cc';
 my $cmd = "$cc -std=c99 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -O1 "
         . "-fsanitize=address,undefined -fno-sanitize-recover=undefined "

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "ngx_http_txval_txn.h"
+#include "ngx_http_txval_digest.h"
 #include "ngx_http_txval_rules.h"
 #include "ngx_http_txval_output.h"
 #include "ngx_http_txval_record.h"
