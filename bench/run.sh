@@ -859,10 +859,12 @@ run, sessions reused), cell after cell in the same rounds. Target: TLS
 $(for sc in redis_hit redis_miss; do
       case " ${scenarios[*]} " in *" $sc "*) tls_row "$sc" ;; esac
   done)
+
 "
 fi
 
-fresh_n=$(wc -l < "$dir/cells/fresh.all" 2> /dev/null || echo 0)
+fresh_n=0
+[ -f "$dir/cells/fresh.all" ] && fresh_n=$(wc -l < "$dir/cells/fresh.all")
 fresh_p50=$(fresh_pct 0.5)
 fresh_p90=$(fresh_pct 0.9)
 fresh_p99=$(fresh_pct 0.99)
@@ -947,6 +949,12 @@ unset multiplot
 EOG
 
 elapsed=$((t_end - t_start))
+# the command as run: the settings that were given, each quoted
+cmd_env="BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$conns"
+for v in BENCH_REDIS_TLS BENCH_IMPLS BENCH_SCENARIOS BENCH_CALLGRIND \
+         BENCH_BASELINE_MODULE BENCH_FRESH_RATE; do
+    if [ -n "${!v:-}" ]; then cmd_env+=" $v=\"${!v}\""; fi
+done
 
 cat > "$out" <<EOR
 # txval benchmarks: against bare nginx, an OpenResty/Lua gate and a Go service
@@ -955,13 +963,13 @@ One run of \`make bench\` on one machine (issue 8). Absolute numbers hold
 for that machine and that moment only; the ratios, measured within the
 run, are the point. Load average before the run: $load_start (1, 5,
 15 min); whatever else ran on these cores makes the timings noisy (see the
-per-round values in [results.csv](results.csv)); callgrind's instruction
+per-round values in [$(basename "$csv")]($(basename "$csv"))); callgrind's instruction
 counts at the end are not affected by it.
 
 What the profiles showed and what was changed, with before/after:
 [PROFILE.md](PROFILE.md).
 
-Command: \`BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$conns make bench\`
+Command: \`$cmd_env make bench\`
 (${elapsed}s in all, Go build and callgrind included).
 
 Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),
