@@ -59,10 +59,14 @@
 #   BENCH_CALLGRIND=0 (skip callgrind)  BENCH_PORT=18480 (uses +0..+9)
 #   BENCH_OUT=file.md BENCH_PNG=file.png BENCH_CSV=file.csv
 #   BENCH_IMPLS="txval lua" BENCH_SCENARIOS="replay invalid" (subsets)
-#   BENCH_REDIS_TLS=1   txval (txval, gate) talks to Redis over TLS
-#                       (tls=on, a verified certificate made here; the
-#                       others stay on plain TCP); writes RESULTS-tls.md,
-#                       results-tls.png, results-tls.csv unless BENCH_OUT...
+#   BENCH_REDIS_TLS=1   adds txval-tls: txval's verdict without a zone,
+#                       talking to the same Redis over TLS (tls=on, a
+#                       verified certificate made here), next to txval on
+#                       plain TCP in the same run (Redis hit, Redis-only
+#                       miss); writes RESULTS-tls.md, results-tls.png,
+#                       results-tls.csv unless BENCH_OUT...
+#     BENCH_REDIS_TLS=1 BENCH_IMPLS="txval txval-tls" \
+#       BENCH_SCENARIOS="redis_hit redis_miss" BENCH_CALLGRIND=0 make bench
 #   BENCH_BASELINE_MODULE=/path/to/ngx_http_txval_module.so (txval-main)
 #   BENCH_FRESH_RATE=20 (row changes a second in the freshness cell)
 #
@@ -99,6 +103,7 @@ port_c=$((base + 15))        # txval: Redis, Postgres, lookup cache
 up_c=$((base + 16))
 port_o=$((base + 17))        # txval-main (BENCH_BASELINE_MODULE)
 port_d=$((base + 18))        # txval: Redis, Postgres (txval-nolc)
+port_t=$((base + 19))        # txval: Redis over TLS only (txval-tls)
 baseline=${BENCH_BASELINE_MODULE:-}
 fresh_rate=${BENCH_FRESH_RATE:-20}
 dir=$top/build/bench
@@ -123,7 +128,7 @@ for f in "$modules/ndk_http_module.so" "$modules/ngx_http_lua_module.so" \
 done
 
 mkdir -p "$dir"
-rm -rf "$dir/a" "$dir/b" "$dir/c" "$dir/d" "$dir/o" "$dir/l" "$dir/p" "$dir/go" \
+rm -rf "$dir/a" "$dir/b" "$dir/c" "$dir/d" "$dir/o" "$dir/t" "$dir/l" "$dir/p" "$dir/go" \
     "$dir/cells"
 mkdir -p "$dir/cells"
 
@@ -135,12 +140,12 @@ if [ "$redis_tls" = 1 ]; then
     # shellcheck disable=SC2046
     txval_redis_start "$redis_port" "$dir/redis" \
         $(txval_tls_redis_args "$dir/tls" "$redis_tls_port")
-    txval_redis_addr="127.0.0.1:$redis_tls_port tls=on tls_trusted_certificate=$dir/tls/ca.crt"
-    echo "bench: txval talks to Redis over TLS (port $redis_tls_port)"
+    txval_tls_addr="127.0.0.1:$redis_tls_port tls=on tls_trusted_certificate=$dir/tls/ca.crt"
+    echo "bench: txval-tls talks to Redis over TLS (port $redis_tls_port)"
 else
     txval_redis_start "$redis_port" "$dir/redis"
-    txval_redis_addr="127.0.0.1:$redis_port"
 fi
+txval_redis_addr="127.0.0.1:$redis_port"
 txval_pg_start "$pg_port" "$dir/pg"
 
 # the lookup cache's triggers (also on a cluster made before them), and
@@ -155,7 +160,7 @@ esac
 go_pid=""
 stop_all() {
     local n
-    for n in a b c d o l p; do
+    for n in a b c d o t l p; do
         [ -f "$dir/$n/logs/nginx.pid" ] \
             && "$nginx" -p "$dir/$n/" -c conf/nginx.conf -s stop 2>/dev/null
     done
@@ -204,9 +209,10 @@ EOC
 
 proxy='proxy_http_version 1.1; proxy_set_header Connection "";'
 
-txval_common="    txval_redis $txval_redis_addr prefix=tx:;
-    txval_amount_limit USD 100 500000;
+txval_rules="    txval_amount_limit USD 100 500000;
     txval_velocity 100000000 60s;"
+txval_common="    txval_redis $txval_redis_addr prefix=tx:;
+$txval_rules"
 
 instance a "load_module $module;" "$txval_common
     txval_cache_zone bench:64m ttl=1h;
@@ -243,6 +249,15 @@ if [ -n "$baseline" ]; then
     txval_postgres \"$conninfo\" pool=8;
     server {
         listen 127.0.0.1:$port_o backlog=4096;
+        location = /v { txval; }
+    }"
+fi
+
+if [ "$redis_tls" = 1 ]; then
+    instance t "load_module $module;" "    txval_redis $txval_tls_addr prefix=tx:;
+$txval_rules
+    server {
+        listen 127.0.0.1:$port_t backlog=4096;
         location = /v { txval; }
     }"
 fi
@@ -303,7 +318,10 @@ done
 
 # BENCH_IMPLS / BENCH_SCENARIOS: subsets, for trying things out
 # shellcheck disable=SC2206
-impls=(${BENCH_IMPLS:-bare proxy txval gate lua go go+nginx txval-nolc ${baseline:+txval-main}})
+tls_impl=""
+[ "$redis_tls" = 1 ] && tls_impl=txval-tls
+# shellcheck disable=SC2206
+impls=(${BENCH_IMPLS:-bare proxy txval gate lua go go+nginx txval-nolc ${baseline:+txval-main} $tls_impl})
 
 endpoint() {
     # $1 impl, $2 scenario -> "port path", or nothing (does not apply)
@@ -326,6 +344,7 @@ endpoint() {
     case $1 in
         txval-nolc) ;;
         txval-main) [ "$2" = full_miss ] && echo "$port_o /v" ;;
+        txval-tls) [ $cold = 1 ] && [ "$redis_tls" = 1 ] && echo "$port_t /v" ;;
         bare)  [ "$2" = replay ] && echo "$port_a /bare" ;;
         proxy) [ "$2" = replay ] && echo "$port_a /proxy" ;;
         txval) if [ $cold = 1 ]; then echo "$port_b /v"; else echo "$port_a /v"; fi ;;
@@ -348,12 +367,13 @@ workers() {
 serving() {
     # $1 impl, $2 port -> pids of the processes that serve it
     case $1 in
-        bare|proxy|txval|gate|txval-nolc|txval-main)
+        bare|proxy|txval|gate|txval-nolc|txval-main|txval-tls)
             case $2 in
                 "$port_a") workers a ;;
                 "$port_c") workers c ;;
                 "$port_d") workers d ;;
                 "$port_o") workers o ;;
+                "$port_t") workers t ;;
                 *) workers b ;;
             esac ;;
         lua) workers l ;;
@@ -523,6 +543,9 @@ check "txval with the lookup cache: replayed id" "$port_c" /v "$replay_body" 200
 check "txval with the lookup cache: decline (lost card, blocked BIN)" "$port_c" /v "$lost_body" 402
 lost_body=${lost_body/tx_bench_lost_/tx_bench_lost2_}
 check "txval with the lookup cache: the same card again (from the zone)" "$port_c" /v "$lost_body" 402
+if [ "$redis_tls" = 1 ]; then
+    check "txval, Redis over TLS: replayed id (Redis)" "$port_t" /v "$replay_body" 200
+fi
 if [ -n "$baseline" ]; then
     check "txval-main (BENCH_BASELINE_MODULE): replayed id" "$port_o" /v "$replay_body" 200
 fi
@@ -537,7 +560,7 @@ case " ${BENCH_SCENARIOS:-known} " in
 esac
 
 declare -A rss0 rss1 wpids
-instances="a b c d l p${baseline:+ o}"
+instances="a b c d l p${baseline:+ o}${tls_impl:+ t}"
 for n in $instances; do wpids[$n]=$(workers "$n"); done
 for n in $instances; do
     for p in ${wpids[$n]}; do rss0[$p]=$(priv_rss "$p"); done
@@ -690,6 +713,7 @@ label() {
         go+nginx) echo "Go behind nginx" ;;
         txval-nolc) echo "txval verdict, no lookup cache" ;;
         txval-main) echo "txval verdict, BENCH_BASELINE_MODULE (no lookup cache)" ;;
+        txval-tls) echo "**txval** verdict, Redis over TLS" ;;
     esac
 }
 
@@ -812,7 +836,35 @@ fresh_pct() {
         END {i = int(q * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR;
              printf "%.1f", a[i] / 1000}'
 }
-fresh_n=$(wc -l < "$dir/cells/fresh.all" 2> /dev/null || echo 0)
+# issue 18: the same txval, its Redis over TLS against plain TCP
+tls_section=""
+if [ "$redis_tls" = 1 ]; then
+    tls_row() {
+        # $1 scenario
+        local r c
+        r=$(ratio "$(m "$1/txval-tls" 1)" "$(m "$1/txval" 1)")
+        c=$(ratio "$(m "$1/txval-tls" 8)" "$(m "$1/txval" 8)")
+        echo "| $(scenario_title "$1") | $(m "$1/txval" 1) | $(m "$1/txval-tls" 1) | $r × | $(ms "$(m "$1/txval" 3)") → $(ms "$(m "$1/txval-tls" 3)") | $(m "$1/txval" 8) → $(m "$1/txval-tls" 8) µs ($c ×) | $(m "$1/txval" 9) → $(m "$1/txval-tls" 9) µs | $(verdict_mark "$r" ">=" 0.8) |"
+    }
+    tls_section="## Issue 18: Redis over TLS
+
+The same txval verdict without a zone (ports $port_b and $port_t), one
+talking to Redis on plain TCP, the other to the same redis-server's TLS
+port (\`tls=on\`, the certificate verified against a CA made for the
+run, sessions reused), cell after cell in the same rounds. Target: TLS
+≥ 0.8 × plain throughput.
+
+| scenario | plain req/s | TLS req/s | TLS/plain | p99 ms | CPU per request, txval's workers | Redis CPU per request | ≥ 0.8 × |
+|---|---|---|---|---|---|---|---|
+$(for sc in redis_hit redis_miss; do
+      case " ${scenarios[*]} " in *" $sc "*) tls_row "$sc" ;; esac
+  done)
+
+"
+fi
+
+fresh_n=0
+[ -f "$dir/cells/fresh.all" ] && fresh_n=$(wc -l < "$dir/cells/fresh.all")
 fresh_p50=$(fresh_pct 0.5)
 fresh_p90=$(fresh_pct 0.9)
 fresh_p99=$(fresh_pct 0.99)
@@ -897,6 +949,12 @@ unset multiplot
 EOG
 
 elapsed=$((t_end - t_start))
+# the command as run: the settings that were given, each quoted
+cmd_env="BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$conns"
+for v in BENCH_REDIS_TLS BENCH_IMPLS BENCH_SCENARIOS BENCH_CALLGRIND \
+         BENCH_BASELINE_MODULE BENCH_FRESH_RATE; do
+    if [ -n "${!v:-}" ]; then cmd_env+=" $v=\"${!v}\""; fi
+done
 
 cat > "$out" <<EOR
 # txval benchmarks: against bare nginx, an OpenResty/Lua gate and a Go service
@@ -905,13 +963,13 @@ One run of \`make bench\` on one machine (issue 8). Absolute numbers hold
 for that machine and that moment only; the ratios, measured within the
 run, are the point. Load average before the run: $load_start (1, 5,
 15 min); whatever else ran on these cores makes the timings noisy (see the
-per-round values in [results.csv](results.csv)); callgrind's instruction
+per-round values in [$(basename "$csv")]($(basename "$csv"))); callgrind's instruction
 counts at the end are not affected by it.
 
 What the profiles showed and what was changed, with before/after:
 [PROFILE.md](PROFILE.md).
 
-Command: \`BENCH_SECONDS=$secs BENCH_ROUNDS=$rounds BENCH_CONNECTIONS=$conns make bench\`
+Command: \`$cmd_env make bench\`
 (${elapsed}s in all, Go build and callgrind included).
 
 Machine: $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),
@@ -1004,7 +1062,7 @@ back. Distribution of the measured changes (all rounds):
 |---|---|
 $fresh_buckets
 
-## Targets (issue 8)
+${tls_section}## Targets (issue 8)
 
 | target | measured | |
 |---|---|---|
