@@ -19,6 +19,9 @@
 #              histogram);
 #   ttl        without notify=, an entry is trusted until its ttl, and
 #              never after;
+#   lru        a full zone makes room with the entries read least
+#              recently: the one in use stays (no query), the oldest is
+#              asked for again;
 #   metrics, readiness  txval_lookup_cache_total, the zone's gauges,
 #              txval_lookup_listener_up, "lookup_listener" in txval_status.
 #
@@ -475,6 +478,60 @@ $ng->valgrind_ok;
     cmp_ok $age, '>=', 1.9, 'ttl: and trusted until then';
 
     $ng->no_crash('ttl');
+    $ng->stop;
+    $ng->valgrind_ok;
+}
+
+
+# --- a full zone: the least recently used entries make room --------------
+
+# A 64k zone holds a few hundred entries; 400 new cards (an absence each)
+# overflow it, while one card is asked for every tenth transaction: the
+# entries nobody asked for again go first, the one in use stays.
+
+{
+    sql_ok("INSERT INTO cards (token, status) VALUES ('t330_keep', 'blocked')"
+           . " ON CONFLICT (token) DO UPDATE SET status = 'blocked'",
+           'insert');
+
+    $ng = Txval::Nginx->new(name => 't330lru', port => $port,
+                            timeout => 10 * $slow, valgrind => 1);
+    $ng->start(workers => 1, http => $http->('t330lru:64k ttl=60s'));
+
+    my @keep = (merchant_id => 't_capped', card_token => 't330_keep');
+    my $kept = check(@keep);
+    like $kept, qr/^card_blocked /, 'lru: the card in use, looked up';
+
+    my ($n, %got) = (400);
+    my $c_loop = calls();
+    for my $i (1 .. $n) {
+        $got{ check(merchant_id => 't_capped', card_token => "t330_lru_$i") }++;
+        $got{ 'keep ' . check(@keep) }++ if $i % 10 == 0;
+    }
+    is_deeply [sort grep { !/^keep / } keys %got], ['approved 20'],
+              "lru: $n new cards answered (unknown cards: approved, risk 20)";
+    is_deeply [grep { /^keep / } keys %got], ["keep $kept"],
+              'lru: the card in use, the same answer every time';
+    is calls() - $c_loop, $n,
+       'lru: one lookup per new card (the card in use, the merchant and the'
+       . ' BIN were never asked for again)';
+
+    my $v = $ng->metrics->{values};
+    cmp_ok $v->{txval_lookup_cache_evictions_total} // 0, '>', 0,
+           'lru: entries were evicted (txval_lookup_cache_evictions_total)';
+    cmp_ok $v->{txval_lookup_cache_entries} // 0, '<', $n,
+           'lru: the zone holds fewer entries than were stored';
+    cmp_ok $v->{txval_lookup_cache_bytes_used} // 0, '<=', 65536,
+           'lru: within its size';
+
+    my $c0 = calls();
+    is check(@keep), $kept, 'lru: the card in use, again';
+    is calls(), $c0, 'lru: ... from the zone (it was kept)';
+    is check(merchant_id => 't_capped', card_token => 't330_lru_1'),
+       'approved 20', 'lru: the first new card, again';
+    is calls(), $c0 + 1, 'lru: ... from Postgres (its absence was evicted)';
+
+    $ng->no_crash('lru');
     $ng->stop;
     $ng->valgrind_ok;
 }
