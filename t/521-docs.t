@@ -7,6 +7,8 @@
 #              elsewhere); LICENSE is there, BSD-2-Clause;
 #   targets    every target of the Makefile is in the README's table of
 #              targets, every .PHONY entry has a rule;
+#   layout     the README's layout table names every file of
+#              ngx_http_txval_module/, and no file that is not there;
 #   install    `make install` puts the module where every load_module line
 #              of the pages, the examples and the package says it is;
 #   PromQL     every query of the pages (code spans that read txval_*
@@ -153,6 +155,29 @@ for my $r (@rules) {
                             : qr/^\|[^|\n]*`make \Q$r\E\b/m;
     like $table // '', $shown, "the README's table lists 'make"
                                . ($r eq 'all' ? '' : " $r") . "'";
+}
+
+
+# --- the layout table: every source file, one row each
+
+{
+    my %named;
+    for my $cell ($readme =~ /^\| `(ngx_http_txval_[\w.\/]+)` \|/mg) {
+        my ($stem, $exts) = $cell =~ /^(\w+)\.([ch](?:\/\.[ch])?)$/
+            or do { fail("layout: a row names '$cell'"); next };
+        $named{"$stem.$_"}++ for map { s/^\.//r } split m{/}, $exts;
+    }
+
+    my @files = map { basename($_) }
+                sort glob "$repo/ngx_http_txval_module/*.[ch]";
+    ok @files > 20, 'layout: ' . scalar(@files) . ' source files';
+    for my $f (@files) {
+        is $named{$f} // 0, 1, "layout: the README's table has $f, once";
+    }
+    my %file = map { $_ => 1 } @files;
+    for my $f (sort keys %named) {
+        ok $file{$f}, "layout: $f, named in the README, exists";
+    }
 }
 
 
