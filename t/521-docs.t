@@ -2,7 +2,8 @@
 #
 #   links      every relative link of README.md and docs/*.md points at a
 #              file inside the repository, and every #anchor at a heading
-#              of its page; no page points outside the repository (the
+#              of its page, and none climbs out of its page's
+#              directory (../); no page points outside the repository (the
 #              product's contract is docs/reference.md, not a file
 #              elsewhere); LICENSE is there, BSD-2-Clause;
 #   targets    every target of the Makefile is in the README's table of
@@ -81,6 +82,9 @@ for my $page (@pages) {
     ok @links, "$rel has links";
     for my $l (@links) {
         next if $l =~ m{^(https?|mailto):};
+        # a page is read on its own too (the package puts docs/ pages in
+        # /usr/share/doc/): no link climbs out of the page's directory
+        unlike $l, qr{(?:^|/)\.\.(?:/|$)}, "$rel: $l does not climb out";
         my ($path, $anchor) = $l =~ /^([^#]*)(?:#(.*))?$/;
         my $target = $path eq '' ? $page
                    : abs_path(dirname($page) . "/$path");
