@@ -51,6 +51,21 @@ static void ngx_http_txval_json_found(ngx_http_txval_json_scan_t *scan,
     unsigned escaped);
 
 
+/* true, false and null */
+
+typedef struct {
+    const char                *text;
+    size_t                     len;
+    unsigned                   type;
+} ngx_http_txval_json_lit_t;
+
+static const ngx_http_txval_json_lit_t  ngx_http_txval_json_literals[] = {
+    { "true", 4, NGX_HTTP_TXVAL_JSON_TRUE },
+    { "false", 5, NGX_HTTP_TXVAL_JSON_FALSE },
+    { "null", 4, NGX_HTTP_TXVAL_JSON_NULL }
+};
+
+
 /* the bytes a string may hold as they are: printable ASCII but " and \ */
 
 static const unsigned char  ngx_http_txval_json_plain[256] = {
@@ -70,13 +85,15 @@ const char *
 ngx_http_txval_json_scan(const unsigned char *buf, size_t len,
     ngx_http_txval_json_scan_t *scan)
 {
-    uint8_t               alive[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
-    uint8_t               ends[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
-    unsigned              f, depth, pending, rest, match, escaped, top;
-    uint16_t              seen[NGX_HTTP_TXVAL_JSON_PATHS];
-    uint32_t              index[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
-    uint64_t              objects[NGX_HTTP_TXVAL_JSON_WORDS];
-    const unsigned char  *p, *q, *end;
+    uint8_t                           alive[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
+    uint8_t                           ends[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
+    unsigned                          f, depth, pending, rest, match;
+    unsigned                          escaped, top;
+    uint16_t                          seen[NGX_HTTP_TXVAL_JSON_PATHS];
+    uint32_t                          index[NGX_HTTP_TXVAL_JSON_TOKENS + 1];
+    uint64_t                          objects[NGX_HTTP_TXVAL_JSON_WORDS];
+    const unsigned char              *p, *q, *end;
+    const ngx_http_txval_json_lit_t  *lit;
 
     memset(scan->spans, 0, sizeof(scan->spans));
     memset(seen, 0, sizeof(seen));
@@ -200,42 +217,21 @@ value:
         goto next;
 
     case 't':
-        if (end - p < 4 || memcmp(p, "true", 4) != 0) {
-            goto invalid;
-        }
-
-        if (match) {
-            ngx_http_txval_json_found(scan, match, NGX_HTTP_TXVAL_JSON_TRUE,
-                                      p, 4, 0);
-        }
-
-        p += 4;
-        goto next;
-
     case 'f':
-        if (end - p < 5 || memcmp(p, "false", 5) != 0) {
-            goto invalid;
-        }
-
-        if (match) {
-            ngx_http_txval_json_found(scan, match, NGX_HTTP_TXVAL_JSON_FALSE,
-                                      p, 5, 0);
-        }
-
-        p += 5;
-        goto next;
-
     case 'n':
-        if (end - p < 4 || memcmp(p, "null", 4) != 0) {
+        lit = &ngx_http_txval_json_literals[*p == 't' ? 0 : *p == 'f' ? 1 : 2];
+
+        if ((size_t) (end - p) < lit->len
+            || memcmp(p, lit->text, lit->len) != 0)
+        {
             goto invalid;
         }
 
         if (match) {
-            ngx_http_txval_json_found(scan, match, NGX_HTTP_TXVAL_JSON_NULL,
-                                      p, 4, 0);
+            ngx_http_txval_json_found(scan, match, lit->type, p, lit->len, 0);
         }
 
-        p += 4;
+        p += lit->len;
         goto next;
 
     default:
