@@ -217,15 +217,7 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
     /* a subrequest's: what its upstream gets, not the main request's */
 
     if (ngx_http_txval_body_bytes(r, &data, &len) != NGX_OK) {
-
-        if (ctx->gate && !ctx->waiting) {
-            /* still inside the phase handler, which answers */
-            ctx->failed = 1;
-            return;
-        }
-
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        goto failed;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
@@ -235,14 +227,7 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
     ctx->body_len = len;
 
     if (ngx_http_txval_mapping_request(r, ctx) != NGX_OK) {
-
-        if (ctx->gate && !ctx->waiting) {
-            ctx->failed = 1;
-            return;
-        }
-
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+        goto failed;
     }
 
     if (ctx->gate && r == r->main) {
@@ -281,6 +266,17 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
     }
 
     ngx_http_txval_finish(r, ctx);
+    return;
+
+failed:
+
+    if (ctx->gate && !ctx->waiting) {
+        /* still inside the phase handler, which answers */
+        ctx->failed = 1;
+        return;
+    }
+
+    ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
 }
 
 
