@@ -263,7 +263,7 @@ ngx_http_txval_verdict_put(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     u_char                       val[NGX_HTTP_TXVAL_RECORD_MAX];
     u_char                       ttl[NGX_TIME_T_LEN];
     u_char                       mark[NGX_HTTP_TXVAL_PENDING_LEN];
-    size_t                       argvlen[7], len;
+    size_t                       argvlen[7], len, klen, tlen;
     ngx_msec_t                   ms;
     const char                  *argv[7];
     ngx_http_txval_main_conf_t  *tmcf;
@@ -273,6 +273,8 @@ ngx_http_txval_verdict_put(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     ms = tmcf->cache ? tmcf->cache->ttl : NGX_HTTP_TXVAL_TTL_DEFAULT;
 
     len = ngx_http_txval_record_encode(val, sizeof(val), rec);
+    klen = ngx_http_txval_verdict_key(r, ctx, key);
+    tlen = ngx_sprintf(ttl, "%M", (ms + 999) / 1000) - ttl;
 
     ctx->claimed = 0;
 
@@ -289,7 +291,7 @@ ngx_http_txval_verdict_put(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
         argv[0] = "SET";
         argvlen[0] = 3;
         argv[1] = (const char *) key;
-        argvlen[1] = ngx_http_txval_verdict_key(r, ctx, key);
+        argvlen[1] = klen;
         argv[2] = (const char *) val;
         argvlen[2] = len;
         argv[3] = "XX";
@@ -297,7 +299,7 @@ ngx_http_txval_verdict_put(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
         argv[4] = "EX";
         argvlen[4] = 2;
         argv[5] = (const char *) ttl;
-        argvlen[5] = ngx_sprintf(ttl, "%M", (ms + 999) / 1000) - ttl;
+        argvlen[5] = tlen;
 
         ngx_http_txval_store_tell(r, 6, argv, argvlen);
         return;
@@ -312,11 +314,11 @@ ngx_http_txval_verdict_put(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     argv[2] = "1";
     argvlen[2] = 1;
     argv[3] = (const char *) key;
-    argvlen[3] = ngx_http_txval_verdict_key(r, ctx, key);
+    argvlen[3] = klen;
     argv[4] = (const char *) val;
     argvlen[4] = len;
     argv[5] = (const char *) ttl;
-    argvlen[5] = ngx_sprintf(ttl, "%M", (ms + 999) / 1000) - ttl;
+    argvlen[5] = tlen;
 
     if (ctx->seen) {
         argv[6] = (const char *) ctx->seen;
