@@ -519,9 +519,9 @@ $ng->valgrind_ok;
     my $v = $ng->metrics->{values};
     cmp_ok $v->{txval_lookup_cache_evictions_total} // 0, '>', 0,
            'lru: entries were evicted (txval_lookup_cache_evictions_total)';
-    cmp_ok $v->{txval_lookup_cache_entries} // 0, '<', $n,
+    cmp_ok $v->{txval_lookup_cache_entries} // 9**9**9, '<', $n,
            'lru: the zone holds fewer entries than were stored';
-    cmp_ok $v->{txval_lookup_cache_bytes_used} // 0, '<=', 65536,
+    cmp_ok $v->{txval_lookup_cache_bytes_used} // 9**9**9, '<=', 65536,
            'lru: within its size';
 
     my $c0 = calls();
