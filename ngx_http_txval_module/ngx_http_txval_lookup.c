@@ -205,7 +205,7 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 {
     u_char                         *p;
     unsigned                        want;
-    uint32_t                        hm, hc, hb[3];
+    uint32_t                       *hb;
     ngx_uint_t                      len;
     ngx_http_txval_card_row_t      *c;
     ngx_http_txval_merchant_row_t  *m;
@@ -215,7 +215,8 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     /* the hashes first: the lock is held for the tree only */
 
-    ngx_http_txval_lookup_hashes(txn, &hm, &hc, hb);
+    hb = stamp->hb;
+    ngx_http_txval_lookup_hashes(txn, &stamp->hm, &stamp->hc, hb);
 
     ngx_shmtx_lock(&lc->shpool->mutex);
 
@@ -232,7 +233,7 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     ln = ngx_http_txval_lookup_live(lc, NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
                                     (u_char *) txn->merchant_id,
-                                    txn->merchant_id_len, hm);
+                                    txn->merchant_id_len, stamp->hm);
     if (ln) {
         m = &rows->merchant;
         ngx_memzero(m, sizeof(ngx_http_txval_merchant_row_t));
@@ -255,7 +256,7 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     ln = ngx_http_txval_lookup_live(lc, NGX_HTTP_TXVAL_LOOKUP_CARD,
                                     (u_char *) txn->card_token,
-                                    txn->card_token_len, hc);
+                                    txn->card_token_len, stamp->hc);
     if (ln) {
         c = &rows->card;
         ngx_memzero(c, sizeof(ngx_http_txval_card_row_t));
@@ -305,7 +306,7 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
     ngx_http_txval_txn_t *txn, ngx_http_txval_rows_t *rows,
     ngx_http_txval_lookup_stamp_t *stamp)
 {
-    uint32_t                        hm, hc, hb[3];
+    uint32_t                       *hb;
     ngx_uint_t                      len;
     ngx_http_txval_card_row_t      *c;
     ngx_http_txval_merchant_row_t  *m;
@@ -315,7 +316,7 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
         return;
     }
 
-    ngx_http_txval_lookup_hashes(txn, &hm, &hc, hb);
+    hb = stamp->hb;
 
     ngx_shmtx_lock(&lc->shpool->mutex);
 
@@ -336,7 +337,7 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
     {
         ln = ngx_http_txval_lookup_store(lc, NGX_HTTP_TXVAL_LOOKUP_MERCHANT,
                                          (u_char *) txn->merchant_id,
-                                         txn->merchant_id_len, hm,
+                                         txn->merchant_id_len, stamp->hm,
                                          stamp->seq);
         if (ln) {
             ln->flags = (m->found ? NGX_HTTP_TXVAL_LOOKUP_FOUND : 0)
@@ -355,7 +356,7 @@ ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
     if (rows->have & NGX_HTTP_TXVAL_ROW_CARD) {
         ln = ngx_http_txval_lookup_store(lc, NGX_HTTP_TXVAL_LOOKUP_CARD,
                                          (u_char *) txn->card_token,
-                                         txn->card_token_len, hc,
+                                         txn->card_token_len, stamp->hc,
                                          stamp->seq);
         if (ln) {
             ln->flags = (c->found ? NGX_HTTP_TXVAL_LOOKUP_FOUND : 0)

@@ -53,7 +53,8 @@ void ngx_http_txval_lookup_exit_process(ngx_http_txval_lookup_t *lc);
 /*
  * The rows of txn's lookup that the zone holds, into rows (rows->have
  * tells which); returns the parts Postgres must be asked for, 0 for a
- * hit. stamp is for ngx_http_txval_lookup_put().
+ * hit. stamp is for ngx_http_txval_lookup_put() of the same txn (it holds
+ * the rows' hashes).
  */
 unsigned ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
     ngx_http_txval_txn_t *txn, ngx_http_txval_rows_t *rows,
@@ -61,7 +62,8 @@ unsigned ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
 /*
  * Stores the rows Postgres gave for txn's lookup, except those that may
- * have changed since stamp (a notification or a flush came meanwhile).
+ * have changed since stamp (a notification or a flush came meanwhile):
+ * the stamp ngx_http_txval_lookup_get() gave for the same txn.
  */
 void ngx_http_txval_lookup_put(ngx_http_txval_lookup_t *lc,
     ngx_http_txval_txn_t *txn, ngx_http_txval_rows_t *rows,

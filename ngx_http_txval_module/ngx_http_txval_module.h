@@ -79,10 +79,14 @@ typedef struct ngx_http_txval_pg_conf_s  ngx_http_txval_pg_conf_t;
 typedef struct ngx_http_txval_lookup_s  ngx_http_txval_lookup_t;
 
 
-/* what a lookup saw of the lookup cache: whether a store may follow */
+/*
+ * what a lookup saw of the lookup cache: whether a store may follow, and
+ * the rows' hashes (the store's too)
+ */
 typedef struct {
     uint64_t                    gen;            /* flush generation */
     uint64_t                    seq;            /* invalidations so far */
+    uint32_t                    hm, hc, hb[3];  /* merchant, card, BINs */
     unsigned                    usable:1;
 } ngx_http_txval_lookup_stamp_t;
 
