@@ -29,7 +29,7 @@ reference(const uint8_t *s, size_t n, int exponent, int64_t *out)
     int        neg, eneg;
     size_t     i, f, digits;
     long       e, p;
-    __int128   v, pow;
+    __int128   v;
 
     i = 0;
     neg = (i < n && s[i] == '-');
@@ -108,19 +108,15 @@ reference(const uint8_t *s, size_t n, int exponent, int64_t *out)
         v *= 10;
     }
 
-    for (pow = 1; p < 0; p++) {
-        if (pow > (__int128) 1 << 100) {
+    /* trailing zeros of the fraction drop out: 4.000…0 is 4, however long */
+
+    for ( /* void */ ; p < 0; p++) {
+        if (v % 10 != 0) {
             return -1;
         }
 
-        pow *= 10;
+        v /= 10;
     }
-
-    if (v % pow != 0) {
-        return -1;
-    }
-
-    v /= pow;
 
     if (v < 1 || v > NGX_HTTP_TXVAL_AMOUNT_MAX) {
         return -1;
