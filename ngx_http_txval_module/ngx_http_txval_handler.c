@@ -28,9 +28,10 @@
 #include "ngx_http_txval_record.h"
 
 
+/* an error code's status and fixed detail; its name is prometheus.c's */
+
 typedef struct {
     ngx_uint_t                  status;
-    const char                 *name;
     const char                 *detail;
 } ngx_http_txval_error_info_t;
 
@@ -52,19 +53,18 @@ static void ngx_http_txval_abandon(void *data);
 
 
 static ngx_http_txval_error_info_t  ngx_http_txval_errors[] = {
-    { NGX_HTTP_OK, NULL, NULL },
-    { NGX_HTTP_NOT_ALLOWED, "method_not_allowed",
-      "only POST is accepted" },
-    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+    { NGX_HTTP_OK, NULL },
+    { NGX_HTTP_NOT_ALLOWED, "only POST is accepted" },
+    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
       "the Content-Type must be application/json" },
-    { NGX_HTTP_BAD_REQUEST, "invalid_json", NULL },
-    { NGX_HTTP_BAD_REQUEST, "invalid_field", NULL },
-    { NGX_HTTP_BAD_REQUEST, "pan_not_accepted", NULL },
-    { NGX_HTTP_CONFLICT, "idempotency_conflict",
+    { NGX_HTTP_BAD_REQUEST, NULL },                         /* invalid_json */
+    { NGX_HTTP_BAD_REQUEST, NULL },                        /* invalid_field */
+    { NGX_HTTP_BAD_REQUEST, NULL },                     /* pan_not_accepted */
+    { NGX_HTTP_CONFLICT,
       "this id was already used for a transaction with different content" },
-    { NGX_HTTP_CONFLICT, "idempotency_in_progress",
+    { NGX_HTTP_CONFLICT,
       "a transaction with this id is being validated, retry later" },
-    { NGX_HTTP_SERVICE_UNAVAILABLE, "backend_unavailable",
+    { NGX_HTTP_SERVICE_UNAVAILABLE,
       "a backend this transaction needs is unavailable, retry later" }
 };
 
@@ -114,8 +114,6 @@ ngx_http_txval_start(ngx_http_request_t *r, ngx_uint_t gate,
     *pctx = ctx;
     ctx->gate = gate;
     ctx->dry_run = ngx_http_txval_dry_run_for(r);
-
-    (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
     ctx->error = ngx_http_txval_check_request(r);
 
@@ -211,6 +209,11 @@ ngx_http_txval_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_txval_module);
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    /*
+     * $txval_time and the duration histogram start here: the client's
+     * upload is nginx's to time ($request_time), the validation is ours
+     */
 
     (void) clock_gettime(CLOCK_MONOTONIC, &ctx->start);
 
@@ -745,7 +748,7 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     unsigned                      flags;
     ngx_uint_t                    dry_run;
     ngx_buf_t                    *b;
-    const char                   *verdict, *field, *id, *detail;
+    const char                   *verdict, *name, *field, *id, *detail;
     ngx_http_txval_loc_conf_t    *tlcf;
     ngx_http_txval_error_info_t  *e;
 
@@ -795,6 +798,7 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
     } else {
         e = &ngx_http_txval_errors[ctx->error];
+        name = ngx_http_txval_error_name(ctx->error);
 
         field = NULL;
         id = NULL;
@@ -841,11 +845,11 @@ ngx_http_txval_send(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "txval: %s: %s%s%s",
-                      dry_run ? "dry run, would refuse" : "refused", e->name,
+                      dry_run ? "dry run, would refuse" : "refused", name,
                       field ? " field " : "", field ? field : "");
 
         len = ngx_http_txval_error_json(b->pos, NGX_HTTP_TXVAL_BODY_MAX,
-                                        e->name, field, id, detail,
+                                        name, field, id, detail,
                                         dry_run ? NGX_HTTP_TXVAL_OUT_DRY_RUN
                                                 : 0);
 

@@ -5,9 +5,10 @@
  * txval_field FIELD SOURCE: SOURCE is a JSON pointer into the body
  * (compiled when the configuration is read, ngx_http_txval_txn.c) or a
  * value with variables, evaluated per request; inherited field by field.
- * txval_amount_format, txval_currency_case: how the amount and the
- * currency found are read. txval_namespace: a name that keeps the ids of
- * one API apart from another's, in the cache zone and in Redis.
+ * txval_amount_format, txval_currency_case (enums, in module.c's table)
+ * say how the amount and the currency found are read. txval_namespace: a
+ * name that keeps the ids of one API apart from another's, in the cache
+ * zone and in Redis.
  *
  * The merge builds one mapping per level that changes something and
  * shares the level above's otherwise; a request evaluates only the
@@ -159,72 +160,6 @@ ngx_http_txval_field_value(ngx_conf_t *cf, ngx_command_t *cmd,
     ccv.complex_value = fields->values[n];
 
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/* txval_amount_format minor | decimal; */
-
-char *
-ngx_http_txval_amount_format(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_txval_loc_conf_t *tlcf = conf;
-
-    ngx_str_t  *value;
-
-    if (tlcf->amount_format != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "minor") == 0) {
-        tlcf->amount_format = NGX_HTTP_TXVAL_AMOUNT_MINOR;
-
-    } else if (ngx_strcmp(value[1].data, "decimal") == 0) {
-        tlcf->amount_format = NGX_HTTP_TXVAL_AMOUNT_DECIMAL;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\" directive, "
-                           "it must be \"minor\" or \"decimal\"",
-                           &value[1], &cmd->name);
-        return NGX_CONF_ERROR;
-    }
-
-    return NGX_CONF_OK;
-}
-
-
-/* txval_currency_case upper | any; */
-
-char *
-ngx_http_txval_currency_case(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_txval_loc_conf_t *tlcf = conf;
-
-    ngx_str_t  *value;
-
-    if (tlcf->currency_case != NGX_CONF_UNSET_UINT) {
-        return "is duplicate";
-    }
-
-    value = cf->args->elts;
-
-    if (ngx_strcmp(value[1].data, "upper") == 0) {
-        tlcf->currency_case = NGX_HTTP_TXVAL_CASE_UPPER;
-
-    } else if (ngx_strcmp(value[1].data, "any") == 0) {
-        tlcf->currency_case = NGX_HTTP_TXVAL_CASE_ANY;
-
-    } else {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid value \"%V\" in \"%V\" directive, "
-                           "it must be \"upper\" or \"any\"",
-                           &value[1], &cmd->name);
         return NGX_CONF_ERROR;
     }
 

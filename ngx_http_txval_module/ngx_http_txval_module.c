@@ -26,6 +26,8 @@ static char *ngx_http_txval_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static char *ngx_http_txval(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_txval_amount_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_txval_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_txval_bounded_num(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_txval_velocity(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -57,6 +59,20 @@ static ngx_http_txval_bounds_t  ngx_http_txval_status_bounds = { 400, 599 };
 static ngx_conf_enum_t  ngx_http_txval_fail_modes[] = {
     { ngx_string("closed"), NGX_HTTP_TXVAL_FAIL_CLOSED },
     { ngx_string("open"), NGX_HTTP_TXVAL_FAIL_OPEN },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_txval_amount_formats[] = {
+    { ngx_string("minor"), NGX_HTTP_TXVAL_AMOUNT_MINOR },
+    { ngx_string("decimal"), NGX_HTTP_TXVAL_AMOUNT_DECIMAL },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_txval_currency_cases[] = {
+    { ngx_string("upper"), NGX_HTTP_TXVAL_CASE_UPPER },
+    { ngx_string("any"), NGX_HTTP_TXVAL_CASE_ANY },
     { ngx_null_string, 0 }
 };
 
@@ -128,7 +144,7 @@ static ngx_command_t  ngx_http_txval_commands[] = {
 
     { ngx_string("txval_fail_mode"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_txval_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_txval_loc_conf_t, fail_mode),
       &ngx_http_txval_fail_modes },
@@ -170,17 +186,17 @@ static ngx_command_t  ngx_http_txval_commands[] = {
 
     { ngx_string("txval_amount_format"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_txval_amount_format,
+      ngx_http_txval_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_txval_loc_conf_t, amount_format),
+      &ngx_http_txval_amount_formats },
 
     { ngx_string("txval_currency_case"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_txval_currency_case,
+      ngx_http_txval_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
-      0,
-      NULL },
+      offsetof(ngx_http_txval_loc_conf_t, currency_case),
+      &ngx_http_txval_currency_cases },
 
     { ngx_string("txval_namespace"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -798,6 +814,58 @@ ngx_http_txval_parse_amount(ngx_conf_t *cf, ngx_str_t *value,
     *amount = n;
 
     return NGX_OK;
+}
+
+
+/*
+ * ngx_conf_set_enum_slot() that names the values allowed when it refuses
+ * one: "it must be "minor" or "decimal""
+ */
+
+static char *
+ngx_http_txval_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char           *q, *last;
+    ngx_str_t        *value;
+    ngx_uint_t       *field, i;
+    ngx_conf_enum_t  *e;
+    u_char            must[NGX_MAX_CONF_ERRSTR];
+
+    field = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*field != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+
+    for (i = 0; e[i].name.len; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcmp(e[i].name.data, value[1].data) == 0)
+        {
+            *field = e[i].value;
+            return NGX_CONF_OK;
+        }
+    }
+
+    q = must;
+    last = must + sizeof(must);
+
+    for (i = 0; e[i].name.len; i++) {
+        q = ngx_slprintf(q, last, "%s\"%V\"",
+                         i == 0 ? "" : e[i + 1].name.len ? ", " : " or ",
+                         &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\" directive, "
+                       "it must be %*s",
+                       &value[1], &cmd->name, q - must, must);
+
+    return NGX_CONF_ERROR;
 }
 
 

@@ -249,10 +249,6 @@ ngx_int_t ngx_http_txval_body_bytes(ngx_http_request_t *r, u_char **data,
 
 /* ngx_http_txval_mapping.c */
 char *ngx_http_txval_field(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
-char *ngx_http_txval_amount_format(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-char *ngx_http_txval_currency_case(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
 char *ngx_http_txval_namespace(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_txval_merge_mapping(ngx_conf_t *cf,

@@ -905,3 +905,34 @@ GET /t
 --- error_log
 [emerg]
 "txval_lookup_cache" directive is not allowed here
+
+
+
+=== TEST 49: txval_fail_mode: an unknown mode names the two there are
+--- config
+    location /t {
+        txval_fail_mode half;
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+invalid value "half" in "txval_fail_mode" directive, it must be "closed" or "open"
+
+
+
+=== TEST 50: txval_fail_mode: twice in one location
+--- config
+    location /t {
+        txval_fail_mode open;
+        txval_fail_mode closed;
+        txval;
+    }
+--- request
+GET /t
+--- must_die
+--- error_log
+[emerg]
+"txval_fail_mode" directive is duplicate
