@@ -944,15 +944,6 @@ ngx_http_txval_listener_notice(void *arg, const char *message)
 {
     ngx_http_txval_listener_t *ls = arg;
 
-    size_t  len;
-
-    len = ngx_strlen(message);
-
-    while (len && (message[len - 1] == '\n' || message[len - 1] == '\r')) {
-        len--;
-    }
-
-    ngx_log_error(NGX_LOG_WARN, ls->log, 0,
-                  "txval: lookup cache: postgres says: %*s", len, message);
+    ngx_http_txval_pg_log_notice(ls->log, "lookup cache: ", message);
 }
 

@@ -114,9 +114,6 @@ struct ngx_http_txval_pg_pool_s {
 static ngx_http_txval_pg_conn_t *ngx_http_txval_pg_connect(
     ngx_http_txval_pg_pool_t *pool);
 static ngx_int_t ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc);
-static void ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc);
-static void ngx_http_txval_pg_events(ngx_http_txval_pg_conn_t *pc,
-    ngx_uint_t read, ngx_uint_t write);
 static void ngx_http_txval_pg_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc);
 static ngx_int_t ngx_http_txval_pg_ready(ngx_http_txval_pg_conn_t *pc);
@@ -488,7 +485,7 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     ngx_http_txval_pg_publish();
 
     /* as if PQconnectPoll had asked for writing */
-    ngx_http_txval_pg_events(pc, 0, 1);
+    ngx_http_txval_pg_socket_events(pc->c, 0, 1);
 
     return pc;
 }
@@ -501,21 +498,6 @@ ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc)
 {
     return ngx_http_txval_pg_socket(pc->pg, &pc->c, ngx_http_txval_pg_handler,
                                     pc, pc->pool->log);
-}
-
-
-static void
-ngx_http_txval_pg_unwrap(ngx_http_txval_pg_conn_t *pc)
-{
-    ngx_http_txval_pg_unsocket(pc->pg, &pc->c);
-}
-
-
-static void
-ngx_http_txval_pg_events(ngx_http_txval_pg_conn_t *pc, ngx_uint_t read,
-    ngx_uint_t write)
-{
-    ngx_http_txval_pg_socket_events(pc->c, read, write);
 }
 
 
@@ -651,7 +633,7 @@ ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc)
      * then) and go on again for whatever socket libpq has after it.
      */
 
-    ngx_http_txval_pg_unwrap(pc);
+    ngx_http_txval_pg_unsocket(pc->pg, &pc->c);
 
     st = PQconnectPoll(pc->pg);
 
@@ -662,11 +644,11 @@ ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc)
     switch (st) {
 
     case PGRES_POLLING_READING:
-        ngx_http_txval_pg_events(pc, 1, 0);
+        ngx_http_txval_pg_socket_events(pc->c, 1, 0);
         return NGX_AGAIN;
 
     case PGRES_POLLING_WRITING:
-        ngx_http_txval_pg_events(pc, 0, 1);
+        ngx_http_txval_pg_socket_events(pc->c, 0, 1);
         return NGX_AGAIN;
 
     case PGRES_POLLING_OK:
@@ -764,11 +746,11 @@ ngx_http_txval_pg_flush(ngx_http_txval_pg_conn_t *pc)
     switch (PQflush(pc->pg)) {
 
     case 0:
-        ngx_http_txval_pg_events(pc, 1, 0);
+        ngx_http_txval_pg_socket_events(pc->c, 1, 0);
         return NGX_OK;
 
     case 1:
-        ngx_http_txval_pg_events(pc, 1, 1);
+        ngx_http_txval_pg_socket_events(pc->c, 1, 1);
         return NGX_AGAIN;
 
     default:
@@ -1198,7 +1180,7 @@ ngx_http_txval_pg_close(ngx_http_txval_pg_conn_t *pc,
         ngx_delete_posted_event(&pc->sync);
     }
 
-    ngx_http_txval_pg_unwrap(pc);
+    ngx_http_txval_pg_unsocket(pc->pg, &pc->c);
 
     /* non-blocking: the terminate message is sent if it can be */
     PQfinish(pc->pg);
@@ -1326,6 +1308,14 @@ ngx_http_txval_pg_notice(void *arg, const char *message)
 {
     ngx_http_txval_pg_conn_t *pc = arg;
 
+    ngx_http_txval_pg_log_notice(pc->pool->log, "", message);
+}
+
+
+void
+ngx_http_txval_pg_log_notice(ngx_log_t *log, const char *who,
+    const char *message)
+{
     size_t  len;
 
     len = ngx_strlen(message);
@@ -1334,8 +1324,8 @@ ngx_http_txval_pg_notice(void *arg, const char *message)
         len--;
     }
 
-    ngx_log_error(NGX_LOG_WARN, pc->pool->log, 0,
-                  "txval: postgres says: %*s", len, message);
+    ngx_log_error(NGX_LOG_WARN, log, 0,
+                  "txval: %spostgres says: %*s", who, len, message);
 }
 
 

@@ -128,6 +128,10 @@ void ngx_http_txval_pg_unsocket(PGconn *pg, ngx_connection_t **cp);
 void ngx_http_txval_pg_socket_events(ngx_connection_t *c, ngx_uint_t read,
     ngx_uint_t write);
 
+/* a server's notice, at warn, its trailing newline off; who: "" or a name */
+void ngx_http_txval_pg_log_notice(ngx_log_t *log, const char *who,
+    const char *message);
+
 /*
  * this worker's connections, for metrics: busy (lookups in flight), idle
  * and connecting

@@ -176,6 +176,10 @@ SQL
     like $ng->error_log,
          qr/terminating connection due to administrator command[^\n]*\n[^\n]*txval: lookup cache: listener connection lost: [^\n]*, the cache is bypassed until it is back/,
          'terminated: the loss logged';
+    like $ng->error_log,
+         qr/\[warn\] [^\n]*: txval: lookup cache: postgres says: FATAL:  terminating connection due to administrator command\n/,
+         'terminated: the server\'s notice logged at warn, one line, naming'
+         . ' the lookup cache';
 
     sleep 0.5 * $slow;
     is listener_state(), 'down', 'terminated: still down while refused';
