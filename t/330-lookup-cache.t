@@ -439,8 +439,7 @@ sub change_enforced {
 }
 
 $ng->no_crash('notify');
-$ng->stop;
-$ng->valgrind_ok;
+$ng->stop_checked;
 
 
 # --- without notify=: the ttl is the only bound ---------------------------
@@ -478,8 +477,7 @@ $ng->valgrind_ok;
     cmp_ok $age, '>=', 1.9, 'ttl: and trusted until then';
 
     $ng->no_crash('ttl');
-    $ng->stop;
-    $ng->valgrind_ok;
+    $ng->stop_checked;
 }
 
 
@@ -532,8 +530,7 @@ $ng->valgrind_ok;
     is calls(), $c0 + 1, 'lru: ... from Postgres (its absence was evicted)';
 
     $ng->no_crash('lru');
-    $ng->stop;
-    $ng->valgrind_ok;
+    $ng->stop_checked;
 }
 
 
@@ -596,8 +593,7 @@ HTTP
        'race: the old row was not kept: the next lookup sees the change';
 
     $ng->no_crash('race');
-    $ng->stop;
-    $ng->valgrind_ok;
+    $ng->stop_checked;
 }
 
 done_testing();

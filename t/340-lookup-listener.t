@@ -209,8 +209,7 @@ SQL
 }
 
 $ng->no_crash('terminated');
-$ng->stop;
-$ng->valgrind_ok;
+$ng->stop_checked;
 
 
 # --- Postgres restarted ---------------------------------------------------
@@ -324,7 +323,6 @@ warm('killed', qw(g h));
     cmp_ok $t, '<', 0.5 * $slow, sprintf('killed: within %.3f s', $t);
 }
 
-$ng->stop;
-$ng->valgrind_ok;
+$ng->stop_checked;
 
 done_testing();

@@ -19,7 +19,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Txval::Nginx;
 use Txval::Redis;
-use Txval::Tx qw(tx_defaults tx outcome);
+use Txval::Tx qw(tx_defaults tx outcome new_id ids_made);
 
 my ($plain, $tlsp) = (16396, 16397);
 my $PW = 'pw-Secret-730';
@@ -30,9 +30,7 @@ my $certs = Txval::Redis::tls_certs($dir);
 
 # a new transaction each time: its own id ("<tag>-<pid>-<n>") and card
 # (tok730_<n>)
-my $n = 0;
-sub new_id { $n++; return "$_[0]-$$-$n" }
-tx_defaults(currency => 'EUR', card_token => sub { "tok730_$n" });
+tx_defaults(currency => 'EUR', card_token => sub { 'tok730_' . ids_made() });
 
 # velocity on: Redis serves a rule, so a Redis failure is a 503
 # under valgrind a TLS handshake takes far longer than the defaults allow
@@ -67,7 +65,6 @@ my $ng = Txval::Nginx->new(name => '730', port => 1980,
                          valgrind => 1);
 
 # stopped; under make valgrind, memcheck's report of it must be empty
-sub stop_ng { $ng->stop; $ng->valgrind_ok }
 
 my $trusted = "tls=on tls_trusted_certificate=$certs->{ca}";
 
@@ -88,7 +85,7 @@ for my $case (["by address (IP SAN)", ''],
        "TLS verified $what: the velocity count is in Redis";
     unlike $ng->error_log, qr/\[(error|alert|crit)\]/,
            "TLS verified $what: no error";
-    stop_ng();
+    $ng->stop_checked;
 }
 
 
@@ -108,7 +105,7 @@ for my $case (['a wrong CA', "tls=on tls_trusted_certificate=$certs->{other_ca}"
     is outcome($res), '503 backend_unavailable', "$what: 503";
     like $ng->error_log, $line, "$what: the error log says why";
     is velocity_keys($r, 't730b:'), 0, "$what: nothing reached Redis";
-    stop_ng();
+    $ng->stop_checked;
 }
 
 # tls_verify=off: the wrong CA is let through (on purpose)
@@ -116,7 +113,7 @@ $ng->start(http => http_block("txval_redis 127.0.0.1:$tlsp tls=on "
                               . "tls_verify=off prefix=t730c:;"));
 is outcome($ng->post('/t', tx(id => new_id('c')))), '200 computed',
    'tls_verify=off: no chain, no name checked';
-stop_ng();
+$ng->stop_checked;
 
 
 # --- mutual TLS
@@ -133,7 +130,7 @@ is outcome($ng->post('/t', tx(id => new_id('d')))), '503 backend_unavailable',
    'mutual TLS required, no client certificate: 503';
 like $ng->error_log, qr/\[error\].*txval: redis 127\.0\.0\.1:$tlsp: (TLS handshake failed|connection lost)/,
      'mutual TLS required, no client certificate: logged';
-stop_ng();
+$ng->stop_checked;
 
 $ng->start(http => http_block(
     "txval_redis 127.0.0.1:$tlsp $trusted "
@@ -142,7 +139,7 @@ $ng->start(http => http_block(
 is outcome($ng->post('/t', tx(id => new_id('d')))), '200 computed',
    'mutual TLS: the client certificate is taken';
 is velocity_keys($r, 't730d:'), 1, 'mutual TLS: counted in Redis';
-stop_ng();
+$ng->stop_checked;
 
 
 # --- sessions reused across reconnects (idle connections closed between)
@@ -165,7 +162,7 @@ for (1 .. 3) {
     is scalar(@hs), 3, 'three connections, three handshakes';
     is "@hs", '0 1 1', 'the 2nd and 3rd reuse the session';
 }
-stop_ng();
+$ng->stop_checked;
 
 
 # --- ACL users, password_file, a wrong password
@@ -190,7 +187,7 @@ for my $case (['user= password=', "user=txv730 password=$PW"],
        "ACL $what: 200";
     is velocity_keys($r, 't730f:'), $before + 1, "ACL $what: counted";
     unlike $ng->error_log, qr/\Q$PW\E/, "ACL $what: the password not logged";
-    stop_ng();
+    $ng->stop_checked;
 }
 
 open $fh, '>', $pwfile or die;
@@ -208,7 +205,7 @@ like $ng->error_log,
      qr/\[error\].*txval: redis 127\.0\.0\.1:$tlsp: connection setup refused: WRONGPASS/,
      'a wrong password: logged';
 unlike $ng->error_log, qr/\Q$PW\E/, 'a wrong password: not logged';
-stop_ng();
+$ng->stop_checked;
 
 
 # --- a mistyped secret stays secret: nginx -t and the error log
@@ -260,6 +257,6 @@ for my $round (1 .. 3) {
 
 unlike $ng->error_log, qr/\[(alert|crit)\]|worker process \d+ exited/,
        'no worker died';
-stop_ng();
+$ng->stop_checked;
 
 done_testing;

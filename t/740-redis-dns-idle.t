@@ -19,13 +19,11 @@ use Time::HiRes qw(sleep time);
 use Txval::DNS;
 use Txval::Nginx;
 use Txval::Redis;
-use Txval::Tx qw(tx_defaults tx outcome);
+use Txval::Tx qw(tx_defaults tx outcome new_id ids_made);
 
 # a new transaction each time: its own id ("<tag>-<pid>-<n>") and card
 # (tok740_<n>)
-my $n = 0;
-sub new_id { $n++; return "$_[0]-$$-$n" }
-tx_defaults(currency => 'EUR', card_token => sub { "tok740_$n" });
+tx_defaults(currency => 'EUR', card_token => sub { 'tok740_' . ids_made() });
 
 sub http_block {
     my ($redis, $extra) = @_;
@@ -52,7 +50,6 @@ my $ng = Txval::Nginx->new(name => '740', port => 1981,
                          valgrind => 1);
 
 # stopped; under make valgrind, memcheck's report of it must be empty
-sub stop_ng { $ng->stop; $ng->valgrind_ok }
 
 
 # --- idle connections: until idle_timeout, not before, and then soon
@@ -97,7 +94,7 @@ for my $case ([0.1, '100ms', 0.6], [1, '1s', 1.6]) {
                "idle_timeout=$text, try $try: gone soon after";
     }
 
-    stop_ng();
+    $ng->stop_checked;
 }
 
 $srv->stop;
@@ -181,7 +178,7 @@ is scalar(grep { $_ eq '200 computed' } @all), 10, 'and stays so';
 cmp_ok $dns->questions, '>', 1, 'the resolver was asked again';
 unlike $ng->error_log, qr/\[(alert|crit)\]/, 'no alert';
 
-stop_ng();
+$ng->stop_checked;
 $dns->stop;
 
 done_testing;

@@ -22,7 +22,7 @@ use Time::HiRes qw(sleep time);
 use Txval::Fleet ();
 use Txval::Nginx;
 use Txval::Redis;
-use Txval::Tx qw(tx_defaults tx outcome);
+use Txval::Tx qw(tx_defaults tx outcome new_id ids_made);
 
 my $dir = abs_path('t') . '/servroot_750fleet';
 File::Path::remove_tree($dir);
@@ -39,9 +39,7 @@ my @tls_args = ('tls-cert-file' => $certs->{server_crt},
 
 # a new transaction each time: its own id ("<tag>-<pid>-<n>") and card
 # (tok750_<n>)
-my $n = 0;
-sub new_id { $n++; return "$_[0]-$$-$n" }
-tx_defaults(currency => 'EUR', card_token => sub { "tok750_$n" });
+tx_defaults(currency => 'EUR', card_token => sub { 'tok750_' . ids_made() });
 
 # under valgrind a TLS handshake takes far longer than the defaults allow
 my $slow = $ENV{TEST_NGINX_USE_VALGRIND} ? 'connect_timeout=3s timeout=3s ' : '';
@@ -73,7 +71,6 @@ my $ng = Txval::Nginx->new(name => '750', port => 1982,
                          valgrind => 1);
 
 # stopped; under make valgrind, memcheck's report of it must be empty
-sub stop_ng { $ng->stop; $ng->valgrind_ok }
 
 
 # --- Sentinel over TLS
@@ -138,7 +135,7 @@ is scalar @{ $rm->cmd(KEYS => 't750s:vel:*') }, 1,
 like $ng->error_log, qr/txval: redis: master "m750" is 127\.0\.0\.1:17221/,
      'the master named, at its TLS port';
 unlike $ng->error_log, qr/\[(error|alert|crit)\]/, 'no error';
-stop_ng();
+$ng->stop_checked;
 
 $ng->start(http => http_block(
     "txval_redis sentinel=127.0.0.1:17226 master=m750 $tls "
@@ -150,7 +147,7 @@ like $ng->error_log,
      qr/\[error\].*txval: redis 127\.0\.0\.1:17226: connection setup refused: WRONGPASS/,
      'a wrong sentinel password: the sentinel refused, logged';
 unlike $ng->error_log, qr/\Q$SPW\E/, 'the password is not';
-stop_ng();
+$ng->stop_checked;
 
 
 # --- Cluster over TLS
@@ -244,6 +241,6 @@ is scalar @{ $rc[1]->cmd(KEYS => "t750:vel:$tags[3]:*") }, 1,
 is scalar @{ $rc[0]->cmd(KEYS => "t750:vel:$tags[3]:*") }, 0,
    'a moved slot: none on master 0';
 unlike $ng->error_log, qr/\[(alert|crit)\]|TLS/, 'no TLS error';
-stop_ng();
+$ng->stop_checked;
 
 done_testing;

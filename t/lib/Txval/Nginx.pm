@@ -343,6 +343,15 @@ sub valgrind_ok {
 }
 
 
+# stop, then (under valgrind) its report checked: the end of a block
+
+sub stop_checked {
+    my ($self, $label) = @_;
+    $self->stop;
+    return $self->valgrind_ok($label);
+}
+
+
 sub no_crash {
     my ($self, $what) = @_;
     return Test::More::unlike($self->error_log, qr/exited on signal|\[alert\]/,

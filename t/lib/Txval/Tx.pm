@@ -87,6 +87,7 @@ use Exporter qw(import);
 
 our @EXPORT_OK = qw(
     tx_defaults tx tx_raw adyen json_object post post_raw raw_request
+    new_id ids_made
     fingerprint
     v computed error_body conflict unavailable invalid invalid_json
     outcome source_of reasons_of
@@ -134,6 +135,15 @@ my %FIELD_DETAIL = (
     country     => 'country must be 2 uppercase letters (ISO 3166-1'
                    . ' alpha-2)',
 );
+
+
+# an id not used before, in this run or an earlier one: "PREFIX-PID-N";
+# ids_made() is N, for a default made per id (a card token of its own)
+
+my $Ids = 0;
+
+sub new_id   { $Ids++; return "$_[0]-$$-$Ids" }
+sub ids_made { $Ids }
 
 
 sub tx_defaults {
