@@ -82,11 +82,7 @@ sub eventually {
 
 sub metric { $ng->metric($_[0]) // 'absent' }
 
-sub listener_up {
-    my (undef, $state) = Txval::Lookup::eventually(
-        'up', 5 * $slow, sub { Txval::Lookup::listener_state($ng) });
-    return $state eq 'up';
-}
+sub listener_up { Txval::Lookup::listener_is($ng, 'up', 5 * $slow) }
 
 sub server_log_size { -s "$pg_dir/server.log" // 0 }
 

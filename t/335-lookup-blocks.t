@@ -50,9 +50,8 @@ sub outcome {
 }
 
 sub listener_up {
-    my (undef, $state) = Txval::Lookup::eventually(
-        'up', 5 * $Slow, sub { Txval::Lookup::listener_state(client()) });
-    $state eq 'up' or die "the lookup cache's listener did not come up\n";
+    Txval::Lookup::listener_is(client(), 'up', 5 * $Slow)
+        or die "the lookup cache's listener did not come up\n";
 }
 
 # polls until the card's outcome is $want (the notification came)

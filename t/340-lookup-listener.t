@@ -77,11 +77,7 @@ sub eventually { Txval::Lookup::eventually(@_) }
 
 sub listener_state { Txval::Lookup::listener_state($ng) }
 
-sub listener_is {
-    my ($want, $within) = @_;
-    my ($t, $got) = eventually($want, $within, \&listener_state);
-    return $got eq $want;
-}
+sub listener_is { Txval::Lookup::listener_is($ng, @_) }
 
 sub metric { $ng->metric($_[0]) // 'absent' }
 

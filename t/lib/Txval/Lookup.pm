@@ -176,6 +176,17 @@ sub listener_state {
 }
 
 
+# polls txval_status until the listener's state is $want: true if it
+# came within $within seconds
+
+sub listener_is {
+    my ($ng, $want, $within) = @_;
+    my (undef, $got) = eventually($want, $within,
+                                  sub { listener_state($ng) });
+    return $got eq $want;
+}
+
+
 sub eventually {
     my ($want, $within, $code) = @_;
 
