@@ -53,6 +53,9 @@ static const unsigned char  ngx_http_txval_alphabet[256] = {
 };
 
 
+static void ngx_http_txval_mapping_set(ngx_http_txval_source_t *src,
+    int from, ngx_http_txval_json_path_t *path, const unsigned char *text,
+    size_t len);
 static ngx_http_txval_parse_rc_e ngx_http_txval_txn_fields(
     const ngx_http_txval_mapping_t *map,
     const ngx_http_txval_field_value_t *v, ngx_http_txval_txn_t *txn,
@@ -185,10 +188,7 @@ int
 ngx_http_txval_mapping_pointer(ngx_http_txval_mapping_t *map, int field,
     const unsigned char *text, size_t len, const char **why)
 {
-    ngx_http_txval_source_t     *src;
-    ngx_http_txval_json_path_t   path;
-
-    src = &map->fields[field];
+    ngx_http_txval_json_path_t  path;
 
     if (len > NGX_HTTP_TXVAL_SOURCE_MAX) {
         *why = "it is longer than 256 bytes";
@@ -199,11 +199,8 @@ ngx_http_txval_mapping_pointer(ngx_http_txval_mapping_t *map, int field,
         return -1;      /* the source as it was */
     }
 
-    src->path = path;
-    src->from = NGX_HTTP_TXVAL_FROM_POINTER;
-    src->text_len = (uint16_t) len;
-    memcpy(src->text, text, len);
-    src->text[len] = '\0';
+    ngx_http_txval_mapping_set(&map->fields[field],
+                               NGX_HTTP_TXVAL_FROM_POINTER, &path, text, len);
 
     return 0;
 }
@@ -213,9 +210,7 @@ int
 ngx_http_txval_mapping_value(ngx_http_txval_mapping_t *map, int field,
     const unsigned char *text, size_t len, const char **why)
 {
-    ngx_http_txval_source_t  *src;
-
-    src = &map->fields[field];
+    ngx_http_txval_json_path_t  none;
 
     if (len > NGX_HTTP_TXVAL_SOURCE_MAX) {
         *why = "it is longer than 256 bytes";
@@ -228,13 +223,26 @@ ngx_http_txval_mapping_value(ngx_http_txval_mapping_t *map, int field,
         return -1;
     }
 
-    memset(&src->path, 0, sizeof(ngx_http_txval_json_path_t));
-    src->from = NGX_HTTP_TXVAL_FROM_VALUE;
+    memset(&none, 0, sizeof(ngx_http_txval_json_path_t));
+
+    ngx_http_txval_mapping_set(&map->fields[field],
+                               NGX_HTTP_TXVAL_FROM_VALUE, &none, text, len);
+
+    return 0;
+}
+
+
+/* a source checked: where it reads from, and its text for error details */
+
+static void
+ngx_http_txval_mapping_set(ngx_http_txval_source_t *src, int from,
+    ngx_http_txval_json_path_t *path, const unsigned char *text, size_t len)
+{
+    src->path = *path;
+    src->from = from;
     src->text_len = (uint16_t) len;
     memcpy(src->text, text, len);
     src->text[len] = '\0';
-
-    return 0;
 }
 
 
