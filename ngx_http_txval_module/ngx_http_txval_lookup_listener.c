@@ -375,18 +375,12 @@ ngx_http_txval_listener_connect(ngx_http_txval_listener_t *ls)
         return;
     }
 
-    PQsetNoticeProcessor(pg, ngx_http_txval_listener_notice, ls);
-
-    if (PQstatus(pg) == CONNECTION_BAD || PQsetnonblocking(pg, 1) != 0) {
-        ls->pg = pg;
-        ngx_http_txval_listener_lost(ls, "connect failed");
-        return;
-    }
-
     ls->pg = pg;
 
-    if (ngx_http_txval_pg_socket(pg, &ls->c, ngx_http_txval_listener_handler,
-                                 ls, ls->log)
+    if (ngx_http_txval_pg_connect_start(pg, &ls->c,
+                                        ngx_http_txval_listener_handler, ls,
+                                        ls->log,
+                                        ngx_http_txval_listener_notice)
         != NGX_OK)
     {
         ngx_http_txval_listener_lost(ls, "connect failed");
@@ -402,9 +396,6 @@ ngx_http_txval_listener_connect(ngx_http_txval_listener_t *ls)
     /* a connect may take the whole timeout: the worker waits for it */
     ls->timer.cancelable = 0;
     ngx_add_timer(&ls->timer, ls->pcf->timeout);
-
-    /* as if PQconnectPoll had asked for writing */
-    ngx_http_txval_pg_socket_events(ls->c, 0, 1);
 }
 
 
@@ -439,37 +430,17 @@ ngx_http_txval_listener_handler(ngx_event_t *ev)
 static void
 ngx_http_txval_listener_poll(ngx_http_txval_listener_t *ls)
 {
-    PostgresPollingStatusType  st;
+    ngx_int_t  rc;
 
-    /* as the pool does: the events off before each poll, on after */
+    rc = ngx_http_txval_pg_connect_poll(ls->pg, &ls->c,
+                                        ngx_http_txval_listener_handler, ls,
+                                        ls->log);
 
-    ngx_http_txval_pg_unsocket(ls->pg, &ls->c);
-
-    st = PQconnectPoll(ls->pg);
-
-    if (st != PGRES_POLLING_FAILED
-        && ngx_http_txval_pg_socket(ls->pg, &ls->c,
-                                    ngx_http_txval_listener_handler, ls,
-                                    ls->log)
-           != NGX_OK)
-    {
-        st = PGRES_POLLING_FAILED;
+    if (rc == NGX_AGAIN) {
+        return;
     }
 
-    switch (st) {
-
-    case PGRES_POLLING_READING:
-        ngx_http_txval_pg_socket_events(ls->c, 1, 0);
-        return;
-
-    case PGRES_POLLING_WRITING:
-        ngx_http_txval_pg_socket_events(ls->c, 0, 1);
-        return;
-
-    case PGRES_POLLING_OK:
-        break;
-
-    default: /* PGRES_POLLING_FAILED */
+    if (rc == NGX_ERROR) {
         ngx_http_txval_listener_lost(ls, "connect failed");
         return;
     }

@@ -113,7 +113,6 @@ struct ngx_http_txval_pg_pool_s {
 
 static ngx_http_txval_pg_conn_t *ngx_http_txval_pg_connect(
     ngx_http_txval_pg_pool_t *pool);
-static ngx_int_t ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc);
 static void ngx_http_txval_pg_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc);
 static ngx_int_t ngx_http_txval_pg_ready(ngx_http_txval_pg_conn_t *pc);
@@ -463,12 +462,10 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
     pc->sync.data = pc;
     pc->sync.log = pool->log;
 
-    /* libpq would print server notices to stderr: log them instead */
-    PQsetNoticeProcessor(pg, ngx_http_txval_pg_notice, pc);
-
-    if (PQstatus(pg) == CONNECTION_BAD
-        || PQsetnonblocking(pg, 1) != 0
-        || ngx_http_txval_pg_wrap(pc) != NGX_OK)
+    if (ngx_http_txval_pg_connect_start(pg, &pc->c, ngx_http_txval_pg_handler,
+                                        pc, pool->log,
+                                        ngx_http_txval_pg_notice)
+        != NGX_OK)
     {
         ngx_http_txval_pg_log_error(pc, "connect failed");
         pool->down_until = ngx_current_msec + NGX_HTTP_TXVAL_PG_BACKOFF;
@@ -484,20 +481,78 @@ ngx_http_txval_pg_connect(ngx_http_txval_pg_pool_t *pool)
 
     ngx_http_txval_pg_publish();
 
-    /* as if PQconnectPoll had asked for writing */
-    ngx_http_txval_pg_socket_events(pc->c, 0, 1);
-
     return pc;
 }
 
 
-/* an ngx_connection_t for libpq's current socket */
+/*
+ * A connect begun (PQconnectStartParams) made nginx's: libpq's notices to
+ * the log (it would print them to stderr), non-blocking, its socket an
+ * nginx connection waiting for writing, as if PQconnectPoll had asked.
+ */
 
-static ngx_int_t
-ngx_http_txval_pg_wrap(ngx_http_txval_pg_conn_t *pc)
+ngx_int_t
+ngx_http_txval_pg_connect_start(PGconn *pg, ngx_connection_t **cp,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log,
+    PQnoticeProcessor notice)
 {
-    return ngx_http_txval_pg_socket(pc->pg, &pc->c, ngx_http_txval_pg_handler,
-                                    pc, pc->pool->log);
+    PQsetNoticeProcessor(pg, notice, data);
+
+    if (PQstatus(pg) == CONNECTION_BAD
+        || PQsetnonblocking(pg, 1) != 0
+        || ngx_http_txval_pg_socket(pg, cp, handler, data, log) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_txval_pg_socket_events(*cp, 0, 1);
+
+    return NGX_OK;
+}
+
+
+/*
+ * One step of a connect. With several hosts, or a retry, libpq closes its
+ * socket and opens another, which often gets the same number: comparing
+ * numbers cannot tell, and the closed socket took its epoll registration
+ * with it. So the events come off before every poll (the socket is still
+ * open then) and go on again for whatever socket libpq has after it.
+ * NGX_AGAIN: waiting for the events PQconnectPoll asked for; NGX_OK:
+ * connected; NGX_ERROR: failed.
+ */
+
+ngx_int_t
+ngx_http_txval_pg_connect_poll(PGconn *pg, ngx_connection_t **cp,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log)
+{
+    PostgresPollingStatusType  st;
+
+    ngx_http_txval_pg_unsocket(pg, cp);
+
+    st = PQconnectPoll(pg);
+
+    if (st != PGRES_POLLING_FAILED
+        && ngx_http_txval_pg_socket(pg, cp, handler, data, log) != NGX_OK)
+    {
+        st = PGRES_POLLING_FAILED;
+    }
+
+    switch (st) {
+
+    case PGRES_POLLING_READING:
+        ngx_http_txval_pg_socket_events(*cp, 1, 0);
+        return NGX_AGAIN;
+
+    case PGRES_POLLING_WRITING:
+        ngx_http_txval_pg_socket_events(*cp, 0, 1);
+        return NGX_AGAIN;
+
+    case PGRES_POLLING_OK:
+        return NGX_OK;
+
+    default: /* PGRES_POLLING_FAILED */
+        return NGX_ERROR;
+    }
 }
 
 
@@ -623,40 +678,18 @@ ngx_http_txval_pg_handler(ngx_event_t *ev)
 static ngx_int_t
 ngx_http_txval_pg_poll(ngx_http_txval_pg_conn_t *pc)
 {
-    PostgresPollingStatusType  st;
+    ngx_int_t  rc;
 
-    /*
-     * With several hosts, or a retry, libpq closes its socket and opens
-     * another, which often gets the same number: comparing numbers cannot
-     * tell, and the closed socket took its epoll registration with it.
-     * So the events come off before every poll (the socket is still open
-     * then) and go on again for whatever socket libpq has after it.
-     */
+    rc = ngx_http_txval_pg_connect_poll(pc->pg, &pc->c,
+                                        ngx_http_txval_pg_handler, pc,
+                                        pc->pool->log);
 
-    ngx_http_txval_pg_unsocket(pc->pg, &pc->c);
-
-    st = PQconnectPoll(pc->pg);
-
-    if (st != PGRES_POLLING_FAILED && ngx_http_txval_pg_wrap(pc) != NGX_OK) {
-        st = PGRES_POLLING_FAILED;
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
     }
 
-    switch (st) {
-
-    case PGRES_POLLING_READING:
-        ngx_http_txval_pg_socket_events(pc->c, 1, 0);
-        return NGX_AGAIN;
-
-    case PGRES_POLLING_WRITING:
-        ngx_http_txval_pg_socket_events(pc->c, 0, 1);
-        return NGX_AGAIN;
-
-    case PGRES_POLLING_OK:
-        break;
-
-    default: /* PGRES_POLLING_FAILED */
-        pc->pool->down_until = ngx_current_msec
-                                            + NGX_HTTP_TXVAL_PG_BACKOFF;
+    if (rc == NGX_ERROR) {
+        pc->pool->down_until = ngx_current_msec + NGX_HTTP_TXVAL_PG_BACKOFF;
         ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR,
                                 "connect failed");
         return NGX_ERROR;

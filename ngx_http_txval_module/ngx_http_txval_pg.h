@@ -128,6 +128,17 @@ void ngx_http_txval_pg_unsocket(PGconn *pg, ngx_connection_t **cp);
 void ngx_http_txval_pg_socket_events(ngx_connection_t *c, ngx_uint_t read,
     ngx_uint_t write);
 
+/*
+ * a connect begun made nginx's (notices logged, non-blocking, its socket
+ * waiting for writing), then each of its steps: NGX_AGAIN, NGX_OK
+ * (connected) or NGX_ERROR
+ */
+ngx_int_t ngx_http_txval_pg_connect_start(PGconn *pg, ngx_connection_t **cp,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log,
+    PQnoticeProcessor notice);
+ngx_int_t ngx_http_txval_pg_connect_poll(PGconn *pg, ngx_connection_t **cp,
+    ngx_event_handler_pt handler, void *data, ngx_log_t *log);
+
 /* a server's notice, at warn, its trailing newline off; who: "" or a name */
 void ngx_http_txval_pg_log_notice(ngx_log_t *log, const char *who,
     const char *message);
