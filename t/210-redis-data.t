@@ -194,6 +194,9 @@ $B->start(http => http_config($B->port, '2m'));
     is outcome(post($A, '/t', txn(id => 'b1'))), '200 redis', 'A: redis';
 
     is outcome(post($A, '/t', txn(id => 'x1'))), '200 computed', 'A: x1';
+    # A's verdict replaces its mark after A answered: B, a host of its
+    # own, would see the mark (409 in progress) until then
+    settled_get("${P}v:x1");
     my $res2 = post($B, '/t', txn(id => 'x1', amount => 2000));
     is outcome($res2), '409 idempotency_conflict',
        'B: x1 with another amount is a conflict found in Redis';

@@ -491,7 +491,7 @@ Content-Type: application/json
 === TEST 13: Postgres signals add up with velocity (Redis): 30 + 30 + 20; velocity_exceeded sits between bin_blocked and risk_too_high
 --- http_config
     txval_postgres "host=127.0.0.1 port=$TEST_NGINX_PG_PORT dbname=txval user=txval password=txval" timeout=$TEST_NGINX_PG_TIMEOUT;
-    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T300.13:;
+    txval_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT prefix=$TEST_NGINX_T300.13: timeout=$TEST_NGINX_REDIS_TIMEOUT;
 --- config
     location /t {
         txval_velocity 1 1h;

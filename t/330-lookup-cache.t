@@ -376,7 +376,10 @@ sub change_enforced {
     cmp_ok $lag, '>=', 10, "notify: the lag histogram has $lag drops";
     my $le = $m->{values}{'txval_lookup_notify_lag_seconds_bucket{le="0.1"}'}
              // 0;
-    cmp_ok $le, '>=', ($valgrind ? 1 : $lag * 0.9),
+    # (most of them: under ASan on a busy machine, a few may be late)
+    my $asan = $ENV{SANITIZE}
+               || ($ENV{TEST_NGINX_BINARY} // '') =~ /-address$/;
+    cmp_ok $le, '>=', ($valgrind ? 1 : $asan ? $lag * 0.5 : $lag * 0.9),
            "notify: $le of them within 100 ms";
 }
 
@@ -569,8 +572,15 @@ HTTP
 
     my $pid = fork // die "fork: $!\n";
     if ($pid == 0) {
-        # 0.2 s into the lookup: the card is blocked, and committed
-        sleep 0.2;
+        # once the lookup has read the cards and sleeps (its view reads
+        # the rows, then sleeps: pg_stat_activity says PgSleep), the
+        # card is blocked, and committed
+        for (1 .. 1000) {
+            last if ($pg->psql("SELECT count(*) FROM pg_stat_activity"
+                               . " WHERE usename = 'txval'"
+                               . " AND wait_event = 'PgSleep'") // 0) > 0;
+            sleep 0.01;
+        }
         $pg->psql("UPDATE cards SET status = 'blocked'"
                   . " WHERE token = 't330_race'");
         POSIX::_exit(0);

@@ -148,7 +148,7 @@ Content-Type: application/json
 ::psql("INSERT INTO merchants (id, status) VALUES ('t335_m', 'suspended')");
 ::until_outcome('merchant_inactive 20', 't335_new', merchant_id => 't335_m');
 ::psql("SELECT pg_notify('txval', '*')");
-::psql("SELECT pg_sleep(0.2)");
+Txval::Lookup::eventually(1, 3 * $::Slow, sub { (::client()->metric('txval_lookup_cache_total{result="flushed"}') // 0) >= 2 ? 1 : 0 });
 --- more_headers
 Content-Type: application/json
 --- request eval

@@ -1174,12 +1174,17 @@ for my $inst (qw(main plain)) {
                 headers => [[ 'X-Tag', $id ], [ 'X-Echo-Sleep', '0.5' ]]);
     forwarded_ok('vars slow', $res, $body);
 
-    my $log = do {
+    # the access log line is written once the response is sent: the last
+    # one may come a moment after the client has read it
+    my $log = '';
+    for (1 .. 500) {
         open my $fh, '<', $ng{main}->root . '/logs/gate.log'
             or die "no access log: $!\n";
         local $/;
-        <$fh>;
-    };
+        $log = <$fh> // '';
+        last if $log =~ /^tag=\Q$tag{slow}\E /m;
+        sleep 0.01;
+    }
 
     my %line;
     for (split /\n/, $log) {

@@ -149,10 +149,19 @@ $ng->start(main => 'error_log logs/debug.log debug;',
                               . "tls_certificate=$certs->{client_crt} "
                               . "tls_certificate_key=$certs->{client_key} "
                               . "pool=1 idle_timeout=100ms prefix=t730e:;"));
-for (1 .. 3) {
+for my $i (1 .. 3) {
     is outcome($ng->post('/t', tx(id => new_id('e')))), '200 computed',
-       "reconnect $_: 200";
-    sleep 0.3;
+       "reconnect $i: 200";
+    # its idle time starts at the reply to its last command (the verdict's
+    # write, after the response): wait until Redis has seen it go
+    my $left;
+    for (1 .. 2000) {
+        $left = grep { !/cmd=client\|list/ }
+                split /\n/, $r->cmd(CLIENT => 'LIST');
+        last if $left == 0;
+        sleep 0.01;
+    }
+    is $left, 0, "reconnect $i: the idle connection was closed";
 }
 {
     open my $fh, '<', $ng->root . '/logs/debug.log' or die;

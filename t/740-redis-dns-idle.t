@@ -132,7 +132,8 @@ my $ra = Txval::Redis->client(port => $dns_port, host => '127.0.0.1');
 my $rb = Txval::Redis->client(port => $dns_port, host => '127.0.0.2');
 
 $ng->start(http => http_block(
-    "txval_redis redis.test:$dns_port prefix=t740d: connect_timeout=200ms;",
+    "txval_redis redis.test:$dns_port prefix=t740d: connect_timeout=200ms"
+    . " timeout=$cmd_timeout;",
     "resolver 127.0.0.1:15353 valid=1s ipv6=off; resolver_timeout 1s;"));
 
 like $ng->error_log, qr/host "redis\.test" not found now; it needs a "resolver"/,
