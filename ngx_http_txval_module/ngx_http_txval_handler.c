@@ -14,7 +14,8 @@
  *   -> ngx_http_txval_evaluate: the rules (ngx_http_txval_rules.c), the
  *      verdict stored
  *   -> ngx_http_txval_finish: marks released, metrics, then the answer
- *      (ngx_http_txval_send) or, in gate mode, on to the content handler
+ *      (ngx_http_txval_send; behind the Redis writes it made, if any:
+ *      ngx_http_txval_answer) or, in gate mode, on to the content handler
  *
  * Every path ends in ngx_http_txval_finish().
  */
@@ -47,6 +48,7 @@ static void ngx_http_txval_token(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_evaluate(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
+static void ngx_http_txval_answer(ngx_event_t *ev);
 static void ngx_http_txval_release(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx);
 static void ngx_http_txval_abandon(void *data);
@@ -648,6 +650,20 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     }
 
     if (!ctx->gate) {
+        if (ctx->told && ngx_http_txval_watch(r, ctx) == NGX_OK) {
+            /*
+             * What was told Redis (the verdict, a mark dropped) is
+             * written this round, by a posted event: the answer is
+             * posted after it, so that a client holding the answer
+             * finds the same in Redis, from any host.
+             */
+            ctx->answer.handler = ngx_http_txval_answer;
+            ctx->answer.data = ctx;
+            ctx->answer.log = r->connection->log;
+            ngx_post_event(&ctx->answer, &ngx_posted_events);
+            return;
+        }
+
         ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));
         return;
     }
@@ -670,6 +686,21 @@ ngx_http_txval_finish(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     }
 
     ngx_http_core_run_phases(r);
+}
+
+
+static void
+ngx_http_txval_answer(ngx_event_t *ev)
+{
+    ngx_connection_t      *c;
+    ngx_http_request_t    *r;
+    ngx_http_txval_ctx_t  *ctx = ev->data;
+
+    r = ctx->request;
+    c = r->connection;
+
+    ngx_http_finalize_request(r, ngx_http_txval_send(r, ctx));
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -725,6 +756,10 @@ static void
 ngx_http_txval_abandon(void *data)
 {
     ngx_http_txval_ctx_t  *ctx = data;
+
+    if (ctx->answer.posted) {
+        ngx_delete_posted_event(&ctx->answer);
+    }
 
     ngx_http_txval_detach(&ctx->redis_op, &ctx->pg_op);
 

@@ -174,6 +174,8 @@ struct ngx_http_txval_ctx_s {
     u_char                     *seen;           /* in Redis, not a verdict */
     size_t                      seen_len;
 
+    ngx_event_t                 answer;         /* the answer, posted */
+
     /* subrequests that wait for this (main) request's outcome */
     ngx_http_txval_ctx_t       *waiters;
     ngx_http_txval_ctx_t       *next;
@@ -192,6 +194,7 @@ struct ngx_http_txval_ctx_s {
     unsigned                    claimed:1;      /* may hold one in Redis */
     unsigned                    redis_failed:1; /* its lookup timed out */
     unsigned                    owns_mark:1;    /* set it in Redis (NX) */
+    unsigned                    told:1;         /* Redis told, not waited */
 };
 
 

@@ -470,6 +470,11 @@ ngx_http_txval_redis_send_out(ngx_http_txval_redis_conn_t *rc)
     ssize_t            n;
     ngx_connection_t  *c = rc->c;
 
+    if (rc->out_len == 0) {
+        /* nothing waits to be written: a write event after the write */
+        return;
+    }
+
     while (rc->out_sent < rc->out_len) {
         n = c->send(c, rc->out + rc->out_sent, rc->out_len - rc->out_sent);
 

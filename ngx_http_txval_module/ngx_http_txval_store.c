@@ -527,10 +527,17 @@ static void
 ngx_http_txval_store_tell(ngx_http_request_t *r, int argc, const char **argv,
     size_t *argvlen)
 {
+    ngx_http_txval_ctx_t        *ctx;
     ngx_http_txval_redis_op_t   *op;
     ngx_http_txval_main_conf_t  *tmcf;
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
+
+    /* the answer waits for this write (ngx_http_txval_finish) */
+    ctx = ngx_http_get_module_ctx(r, ngx_http_txval_module);
+    if (ctx) {
+        ctx->told = 1;
+    }
 
     op = ngx_http_txval_redis_op(ngx_cycle->log);
     if (op == NULL) {

@@ -194,9 +194,8 @@ $B->start(http => http_config($B->port, '2m'));
     is outcome(post($A, '/t', txn(id => 'b1'))), '200 redis', 'A: redis';
 
     is outcome(post($A, '/t', txn(id => 'x1'))), '200 computed', 'A: x1';
-    # A's verdict replaces its mark after A answered: B, a host of its
-    # own, would see the mark (409 in progress) until then
-    settled_get("${P}v:x1");
+    # (A's verdict went out to Redis before A's answer: B, asked right
+    # after it, finds the verdict, not A's mark)
     my $res2 = post($B, '/t', txn(id => 'x1', amount => 2000));
     is outcome($res2), '409 idempotency_conflict',
        'B: x1 with another amount is a conflict found in Redis';
@@ -223,6 +222,39 @@ $B->start(http => http_config($B->port, '2m'));
     $A->start(http => http_config($A->port, '5m'));
     is outcome(post($A, '/t', $t)), '200 redis', 'A restarted: from Redis';
     is outcome(post($A, '/t', $t)), '200 shm', 'and then shm';
+}
+
+# --- 2b. the verdict is in Redis before its answer leaves the host: a
+# client that has the answer and asks another host at once gets it
+# replayed, never "409 idempotency_in_progress" for A's mark
+
+{
+    my @o = map {
+        my $t = txn(id => "now$_", card_token => "tok_now$_");
+        [ outcome(post($A, '/t', $t)), outcome(post($B, '/t', $t)) ]
+    } 1 .. 50;
+    is_deeply \@o, [ map { [ '200 computed', '200 redis' ] } 1 .. 50 ],
+              'A computes, B asked right after the answer: 50 times the'
+              . ' verdict from Redis';
+
+    # the order itself, in a debug log: the verdict's write (its EVAL
+    # "sent") comes before the answer's last write to the client
+    my $D = Txval::Nginx->new(name => 'r210d', port => 1998);
+    $D->start(main => 'error_log logs/debug.log debug;',
+              http => http_config($D->port, '5m'));
+    is outcome(post($D, '/t', txn(id => 'order1', card_token => 'tok_o1'))),
+       '200 computed',
+       'debug host: computed';
+    $D->stop;
+    open my $fh, '<', $D->root . '/logs/debug.log' or die "debug.log: $!\n";
+    my $log = do { local $/; <$fh> };
+    close $fh;
+    my @lines = grep { /txval: redis \S+ sent [1-9]\d* bytes|http write filter: l:1/ }
+                split /\n/, $log;
+    my @order = map { /sent/ ? 'redis' : 'answer' } @lines;
+    is "@order", 'redis redis redis answer',
+       'debug host: the mark\'s SET NX GET, the velocity count, the'
+       . ' verdict\'s EVAL, then the answer';
 }
 
 # --- 3. corrupt records are a miss (recomputed, rewritten), never a crash
