@@ -42,7 +42,10 @@
 # restart, both backends have connections again and no backend round trip
 # failed in the last 3 samples.
 #
-#   SOAK_REQUESTS=200000 make soak         a short round
+#   SOAK_REQUESTS=1000000 make soak        a short round (about a minute:
+#                                          fewer, and the last restart is
+#                                          too close to the end to heal)
+#   SOAK_REQUESTS=200000 SOAK_RESTARTS= make soak   memory only
 #   SOAK_PORT=18680 (nginx; Redis +2, Postgres +3)  SOAK_CONNECTIONS=8
 
 set -uo pipefail
