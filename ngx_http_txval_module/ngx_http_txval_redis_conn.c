@@ -480,7 +480,9 @@ ngx_http_txval_redis_send_out(ngx_http_txval_redis_conn_t *rc)
 
         if (n == NGX_AGAIN) {
             if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-                break;
+                /* the rest could never be written: its operations fail */
+                ngx_http_txval_redis_close(rc,
+                                           NGX_HTTP_TXVAL_REDIS_CLOSE_FAILED);
             }
 
             return;

@@ -29,7 +29,8 @@ static ngx_http_txval_redis_node_t *ngx_http_txval_redis_single_route(
     ngx_http_txval_redis_pool_t *pool, ngx_http_txval_redis_op_t *op);
 static void ngx_http_txval_redis_finish(ngx_http_txval_redis_op_t *op);
 static ngx_http_txval_redis_conn_t *ngx_http_txval_redis_get(
-    ngx_http_txval_redis_pool_t *pool, ngx_http_txval_redis_node_t *node);
+    ngx_http_txval_redis_pool_t *pool, ngx_http_txval_redis_node_t *node,
+    ngx_http_txval_redis_op_t *op);
 static void ngx_http_txval_redis_tick(ngx_event_t *ev);
 
 
@@ -335,7 +336,7 @@ ngx_http_txval_redis_dispatch(ngx_http_txval_redis_pool_t *pool,
 {
     ngx_http_txval_redis_conn_t  *rc;
 
-    rc = ngx_http_txval_redis_get(pool, node);
+    rc = ngx_http_txval_redis_get(pool, node, op);
     if (rc == NULL) {
         return NGX_ERROR;
     }
@@ -359,16 +360,22 @@ ngx_http_txval_redis_dispatch(ngx_http_txval_redis_pool_t *pool,
 }
 
 
-/* the least loaded connection; a new one while the node has room */
+/*
+ * The least loaded connection; a new one while the node has room. A
+ * command nobody waits for (a verdict stored, a mark dropped) goes on a
+ * ready connection if there is one: written this round, so before the
+ * answer its request posts behind it (ngx_http_txval_finish).
+ */
 
 static ngx_http_txval_redis_conn_t *
 ngx_http_txval_redis_get(ngx_http_txval_redis_pool_t *pool,
-    ngx_http_txval_redis_node_t *node)
+    ngx_http_txval_redis_node_t *node, ngx_http_txval_redis_op_t *op)
 {
     ngx_queue_t                  *q;
-    ngx_http_txval_redis_conn_t  *rc, *best;
+    ngx_http_txval_redis_conn_t  *rc, *best, *ready;
 
     best = NULL;
+    ready = NULL;
 
     for (q = ngx_queue_head(&node->conns);
          q != ngx_queue_sentinel(&node->conns);
@@ -389,6 +396,18 @@ ngx_http_txval_redis_get(ngx_http_txval_redis_pool_t *pool,
         if (best == NULL || rc->nops < best->nops) {
             best = rc;
         }
+
+        if (rc->state == NGX_HTTP_TXVAL_REDIS_READY
+            && (ready == NULL || rc->nops < ready->nops))
+        {
+            ready = rc;
+        }
+    }
+
+    if (op->data == NULL && !op->control
+        && ready && ready->nops < NGX_HTTP_TXVAL_REDIS_MAX_OPS)
+    {
+        return ready;
     }
 
     if ((best == NULL || best->nops > 0)

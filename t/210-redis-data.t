@@ -194,8 +194,9 @@ $B->start(http => http_config($B->port, '2m'));
     is outcome(post($A, '/t', txn(id => 'b1'))), '200 redis', 'A: redis';
 
     is outcome(post($A, '/t', txn(id => 'x1'))), '200 computed', 'A: x1';
-    # (A's verdict went out to Redis before A's answer: B, asked right
-    # after it, finds the verdict, not A's mark)
+    # (A's verdict went out to Redis before A's answer, on the connection
+    # its lookup used: B, asked right after it, finds the verdict, not
+    # A's mark)
     my $res2 = post($B, '/t', txn(id => 'x1', amount => 2000));
     is outcome($res2), '409 idempotency_conflict',
        'B: x1 with another amount is a conflict found in Redis';
@@ -237,8 +238,9 @@ $B->start(http => http_config($B->port, '2m'));
               'A computes, B asked right after the answer: 50 times the'
               . ' verdict from Redis';
 
-    # the order itself, in a debug log: the verdict's write (its EVAL
-    # "sent") comes before the answer's last write to the client
+    # the order itself, in a debug log: the verdict's write (SET XX over
+    # its own young mark, "sent") comes before the answer's last write to
+    # the client
     my $D = Txval::Nginx->new(name => 'r210d', port => 1998);
     $D->start(main => 'error_log logs/debug.log debug;',
               http => http_config($D->port, '5m'));
@@ -254,7 +256,7 @@ $B->start(http => http_config($B->port, '2m'));
     my @order = map { /sent/ ? 'redis' : 'answer' } @lines;
     is "@order", 'redis redis redis answer',
        'debug host: the mark\'s SET NX GET, the velocity count, the'
-       . ' verdict\'s EVAL, then the answer';
+       . ' verdict\'s SET XX, then the answer';
 }
 
 # --- 3. corrupt records are a miss (recomputed, rewritten), never a crash
