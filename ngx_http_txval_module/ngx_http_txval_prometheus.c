@@ -22,8 +22,19 @@ typedef struct {
 
 static void ngx_http_txval_text(ngx_http_txval_text_t *t, const char *fmt,
     ...) __attribute__((format(printf, 2, 3)));
+/* a label and its values, in the order of a snapshot's array */
+typedef struct {
+    const char              *label;
+    const char *const       *names;
+    unsigned                 n;
+} ngx_http_txval_dim_t;
+
+
 static void ngx_http_txval_help(ngx_http_txval_text_t *t, const char *name,
     const char *type, const char *help);
+static void ngx_http_txval_family(ngx_http_txval_text_t *t, const char *name,
+    const char *type, const char *help, const ngx_http_txval_dim_t *d1,
+    const ngx_http_txval_dim_t *d2, const uint64_t *values);
 static void ngx_http_txval_histogram(ngx_http_txval_text_t *t,
     const char *name, const char *label,
     const ngx_http_txval_histogram_t *h);
@@ -45,34 +56,54 @@ static const char  *ngx_http_txval_bucket_le[NGX_HTTP_TXVAL_BUCKETS] = {
     "1"
 };
 
-static const char  *ngx_http_txval_verdict_names[] = {
-    "approved", "declined", "error"
+/* each label's values, in the order of the snapshot's arrays */
+
+static const ngx_http_txval_dim_t  ngx_http_txval_by_verdict = {
+    "verdict", (const char *[NGX_HTTP_TXVAL_VERDICTS]) {
+        "approved", "declined", "error" },
+    NGX_HTTP_TXVAL_VERDICTS
 };
 
-static const char  *ngx_http_txval_layer_names[] = { "shm", "redis" };
-
-static const char  *ngx_http_txval_lookup_names[] = {
-    "hit", "miss", "conflict", "error", "in_progress"
+static const ngx_http_txval_dim_t  ngx_http_txval_by_layer = {
+    "layer", (const char *[NGX_HTTP_TXVAL_LAYERS]) { "shm", "redis" },
+    NGX_HTTP_TXVAL_LAYERS
 };
 
-static const char  *ngx_http_txval_backend_names[] = { "redis", "postgres" };
-
-static const char  *ngx_http_txval_result_names[] = {
-    "ok", "error", "timeout"
+static const ngx_http_txval_dim_t  ngx_http_txval_by_lookup = {
+    "result", (const char *[NGX_HTTP_TXVAL_LOOKUPS]) {
+        "hit", "miss", "conflict", "error", "in_progress" },
+    NGX_HTTP_TXVAL_LOOKUPS
 };
 
-static const char  *ngx_http_txval_lookup_result_names[] = {
-    "hit", "miss", "invalidated", "flushed"
+static const ngx_http_txval_dim_t  ngx_http_txval_by_backend = {
+    "backend", (const char *[NGX_HTTP_TXVAL_BACKENDS]) { "redis", "postgres" },
+    NGX_HTTP_TXVAL_BACKENDS
 };
 
-static const char  *ngx_http_txval_state_names[] = {
-    "busy", "idle", "connecting"
+static const ngx_http_txval_dim_t  ngx_http_txval_by_result = {
+    "result", (const char *[NGX_HTTP_TXVAL_RESULTS]) {
+        "ok", "error", "timeout" },
+    NGX_HTTP_TXVAL_RESULTS
 };
 
-static const char  *ngx_http_txval_error_names[NGX_HTTP_TXVAL_ERRORS] = {
-    "method_not_allowed", "unsupported_media_type", "invalid_json",
-    "invalid_field", "pan_not_accepted", "idempotency_conflict",
-    "idempotency_in_progress", "backend_unavailable"
+static const ngx_http_txval_dim_t  ngx_http_txval_by_lookup_result = {
+    "result", (const char *[NGX_HTTP_TXVAL_LOOKUP_RESULTS]) {
+        "hit", "miss", "invalidated", "flushed" },
+    NGX_HTTP_TXVAL_LOOKUP_RESULTS
+};
+
+static const ngx_http_txval_dim_t  ngx_http_txval_by_state = {
+    "state", (const char *[NGX_HTTP_TXVAL_POOL_STATES]) {
+        "busy", "idle", "connecting" },
+    NGX_HTTP_TXVAL_POOL_STATES
+};
+
+static const ngx_http_txval_dim_t  ngx_http_txval_by_error = {
+    "error", (const char *[NGX_HTTP_TXVAL_ERRORS]) {
+        "method_not_allowed", "unsupported_media_type", "invalid_json",
+        "invalid_field", "pan_not_accepted", "idempotency_conflict",
+        "idempotency_in_progress", "backend_unavailable" },
+    NGX_HTTP_TXVAL_ERRORS
 };
 
 
@@ -83,7 +114,7 @@ ngx_http_txval_error_name(unsigned error)
         return "";
     }
 
-    return ngx_http_txval_error_names[error - 1];
+    return ngx_http_txval_by_error.names[error - 1];
 }
 
 
@@ -106,85 +137,55 @@ size_t
 ngx_http_txval_prometheus(unsigned char *buf, size_t size,
     const ngx_http_txval_snapshot_t *s)
 {
-    unsigned               i, j;
+    unsigned               i;
+    const char            *reasons[NGX_HTTP_TXVAL_NREASONS];
     ngx_http_txval_text_t  t;
+    ngx_http_txval_dim_t   by_reason;
 
     t.pos = buf;
     t.end = buf + size;
     t.overflow = 0;
 
-    ngx_http_txval_help(&t, "txval_requests_total", "counter",
-                        "Validated requests by verdict.");
-
-    for (i = 0; i < NGX_HTTP_TXVAL_VERDICTS; i++) {
-        ngx_http_txval_text(&t, "txval_requests_total{verdict=\"%s\"} %llu\n",
-                            ngx_http_txval_verdict_names[i],
-                            (unsigned long long) s->requests[i]);
-    }
-
-    ngx_http_txval_help(&t, "txval_reasons_total", "counter",
-                        "Decline reasons given.");
-
     for (i = 0; i < NGX_HTTP_TXVAL_NREASONS; i++) {
-        ngx_http_txval_text(&t, "txval_reasons_total{reason=\"%s\"} %llu\n",
-                            ngx_http_txval_reason_name(i),
-                            (unsigned long long) s->reasons[i]);
+        reasons[i] = ngx_http_txval_reason_name(i);
     }
 
-    ngx_http_txval_help(&t, "txval_cache_lookups_total", "counter",
-                        "Verdict cache lookups by layer and result.");
+    by_reason.label = "reason";
+    by_reason.names = reasons;
+    by_reason.n = NGX_HTTP_TXVAL_NREASONS;
 
-    for (i = 0; i < NGX_HTTP_TXVAL_LAYERS; i++) {
-        for (j = 0; j < NGX_HTTP_TXVAL_LOOKUPS; j++) {
-            ngx_http_txval_text(&t, "txval_cache_lookups_total"
-                                "{layer=\"%s\",result=\"%s\"} %llu\n",
-                                ngx_http_txval_layer_names[i],
-                                ngx_http_txval_lookup_names[j],
-                                (unsigned long long) s->lookups[i][j]);
-        }
-    }
+    ngx_http_txval_family(&t, "txval_requests_total", "counter",
+                          "Validated requests by verdict.",
+                          &ngx_http_txval_by_verdict, NULL, s->requests);
 
-    ngx_http_txval_help(&t, "txval_backend_requests_total", "counter",
-                        "Round trips to Redis and Postgres by result.");
+    ngx_http_txval_family(&t, "txval_reasons_total", "counter",
+                          "Decline reasons given.",
+                          &by_reason, NULL, s->reasons);
 
-    for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
-        for (j = 0; j < NGX_HTTP_TXVAL_RESULTS; j++) {
-            ngx_http_txval_text(&t, "txval_backend_requests_total"
-                                "{backend=\"%s\",result=\"%s\"} %llu\n",
-                                ngx_http_txval_backend_names[i],
-                                ngx_http_txval_result_names[j],
-                                (unsigned long long) s->backend[i][j]);
-        }
-    }
+    ngx_http_txval_family(&t, "txval_cache_lookups_total", "counter",
+                          "Verdict cache lookups by layer and result.",
+                          &ngx_http_txval_by_layer, &ngx_http_txval_by_lookup,
+                          &s->lookups[0][0]);
 
-    ngx_http_txval_help(&t, "txval_degraded_total", "counter",
-                        "Requests validated without a backend's rules under "
-                        "txval_fail_mode open, by the backend that failed.");
+    ngx_http_txval_family(&t, "txval_backend_requests_total", "counter",
+                          "Round trips to Redis and Postgres by result.",
+                          &ngx_http_txval_by_backend,
+                          &ngx_http_txval_by_result, &s->backend[0][0]);
 
-    for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
-        ngx_http_txval_text(&t, "txval_degraded_total{backend=\"%s\"} %llu\n",
-                            ngx_http_txval_backend_names[i],
-                            (unsigned long long) s->degraded[i]);
-    }
+    ngx_http_txval_family(&t, "txval_degraded_total", "counter",
+                          "Requests validated without a backend's rules "
+                          "under txval_fail_mode open, by the backend that "
+                          "failed.",
+                          &ngx_http_txval_by_backend, NULL, s->degraded);
 
-    ngx_http_txval_help(&t, "txval_errors_total", "counter",
-                        "Error responses by error code.");
+    ngx_http_txval_family(&t, "txval_errors_total", "counter",
+                          "Error responses by error code.",
+                          &ngx_http_txval_by_error, NULL, s->errors);
 
-    for (i = 0; i < NGX_HTTP_TXVAL_ERRORS; i++) {
-        ngx_http_txval_text(&t, "txval_errors_total{error=\"%s\"} %llu\n",
-                            ngx_http_txval_error_names[i],
-                            (unsigned long long) s->errors[i]);
-    }
-
-    ngx_http_txval_help(&t, "txval_dry_run_total", "counter",
-                        "Requests validated in dry run, by the outcome "
-                        "they would have had.");
-
-    for (i = 0; i < NGX_HTTP_TXVAL_VERDICTS; i++) {
-        ngx_http_txval_text(&t, "txval_dry_run_total{verdict=\"%s\"} %llu\n",
-                            ngx_http_txval_verdict_names[i],
-                            (unsigned long long) s->dry_run[i]);
-    }
+    ngx_http_txval_family(&t, "txval_dry_run_total", "counter",
+                          "Requests validated in dry run, by the outcome "
+                          "they would have had.",
+                          &ngx_http_txval_by_verdict, NULL, s->dry_run);
 
     ngx_http_txval_help(&t, "txval_request_duration_seconds", "histogram",
                         "Time spent validating a request.");
@@ -197,83 +198,56 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
 
     for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
         ngx_http_txval_histogram(&t, "txval_backend_duration_seconds",
-                                 ngx_http_txval_backend_names[i],
+                                 ngx_http_txval_by_backend.names[i],
                                  &s->backend_duration[i]);
     }
 
-    ngx_http_txval_help(&t, "txval_cache_entries", "gauge",
-                        "Verdicts in the shared-memory cache.");
-    ngx_http_txval_text(&t, "txval_cache_entries %llu\n",
-                        (unsigned long long) s->cache_entries);
+    ngx_http_txval_family(&t, "txval_cache_entries", "gauge",
+                          "Verdicts in the shared-memory cache.",
+                          NULL, NULL, &s->cache_entries);
+    ngx_http_txval_family(&t, "txval_cache_bytes_used", "gauge",
+                          "Bytes of the cache zone in use.",
+                          NULL, NULL, &s->cache_bytes_used);
+    ngx_http_txval_family(&t, "txval_cache_bytes_total", "gauge",
+                          "Size of the cache zone in bytes.",
+                          NULL, NULL, &s->cache_bytes_total);
+    ngx_http_txval_family(&t, "txval_cache_evictions_total", "counter",
+                          "Live entries evicted to make room.",
+                          NULL, NULL, &s->cache_evictions);
 
-    ngx_http_txval_help(&t, "txval_cache_bytes_used", "gauge",
-                        "Bytes of the cache zone in use.");
-    ngx_http_txval_text(&t, "txval_cache_bytes_used %llu\n",
-                        (unsigned long long) s->cache_bytes_used);
+    ngx_http_txval_family(&t, "txval_pool_connections", "gauge",
+                          "Backend connections of all workers by state.",
+                          &ngx_http_txval_by_backend,
+                          &ngx_http_txval_by_state, &s->pools[0][0]);
 
-    ngx_http_txval_help(&t, "txval_cache_bytes_total", "gauge",
-                        "Size of the cache zone in bytes.");
-    ngx_http_txval_text(&t, "txval_cache_bytes_total %llu\n",
-                        (unsigned long long) s->cache_bytes_total);
-
-    ngx_http_txval_help(&t, "txval_cache_evictions_total", "counter",
-                        "Live entries evicted to make room.");
-    ngx_http_txval_text(&t, "txval_cache_evictions_total %llu\n",
-                        (unsigned long long) s->cache_evictions);
-
-    ngx_http_txval_help(&t, "txval_pool_connections", "gauge",
-                        "Backend connections of all workers by state.");
-
-    for (i = 0; i < NGX_HTTP_TXVAL_BACKENDS; i++) {
-        for (j = 0; j < NGX_HTTP_TXVAL_POOL_STATES; j++) {
-            ngx_http_txval_text(&t, "txval_pool_connections"
-                                "{backend=\"%s\",state=\"%s\"} %llu\n",
-                                ngx_http_txval_backend_names[i],
-                                ngx_http_txval_state_names[j],
-                                (unsigned long long) s->pools[i][j]);
-        }
-    }
-
-    ngx_http_txval_help(&t, "txval_lookup_cache_total", "counter",
-                        "Lookup cache: transactions answered from it (hit) "
-                        "or asking Postgres (miss), entries dropped by a "
-                        "notification (invalidated), times emptied "
-                        "(flushed).");
-
-    for (i = 0; i < NGX_HTTP_TXVAL_LOOKUP_RESULTS; i++) {
-        ngx_http_txval_text(&t, "txval_lookup_cache_total{result=\"%s\"} "
-                            "%llu\n", ngx_http_txval_lookup_result_names[i],
-                            (unsigned long long) s->lookup_results[i]);
-    }
+    ngx_http_txval_family(&t, "txval_lookup_cache_total", "counter",
+                          "Lookup cache: transactions answered from it (hit) "
+                          "or asking Postgres (miss), entries dropped by a "
+                          "notification (invalidated), times emptied "
+                          "(flushed).",
+                          &ngx_http_txval_by_lookup_result, NULL,
+                          s->lookup_results);
 
     if (s->lookup_notify) {
         /* only where there is a listener: an alert on 0 means it */
-        ngx_http_txval_help(&t, "txval_lookup_listener_up", "gauge",
-                            "1 while the lookup cache's LISTEN connection "
-                            "is up and the cache is used.");
-        ngx_http_txval_text(&t, "txval_lookup_listener_up %llu\n",
-                            (unsigned long long) s->lookup_listener_up);
+        ngx_http_txval_family(&t, "txval_lookup_listener_up", "gauge",
+                              "1 while the lookup cache's LISTEN connection "
+                              "is up and the cache is used.",
+                              NULL, NULL, &s->lookup_listener_up);
     }
 
-    ngx_http_txval_help(&t, "txval_lookup_cache_entries", "gauge",
-                        "Rows and absences in the lookup cache.");
-    ngx_http_txval_text(&t, "txval_lookup_cache_entries %llu\n",
-                        (unsigned long long) s->lookup_entries);
-
-    ngx_http_txval_help(&t, "txval_lookup_cache_bytes_used", "gauge",
-                        "Bytes of the lookup cache zone in use.");
-    ngx_http_txval_text(&t, "txval_lookup_cache_bytes_used %llu\n",
-                        (unsigned long long) s->lookup_bytes_used);
-
-    ngx_http_txval_help(&t, "txval_lookup_cache_size_bytes", "gauge",
-                        "Size of the lookup cache zone in bytes.");
-    ngx_http_txval_text(&t, "txval_lookup_cache_size_bytes %llu\n",
-                        (unsigned long long) s->lookup_bytes_total);
-
-    ngx_http_txval_help(&t, "txval_lookup_cache_evictions_total", "counter",
-                        "Live lookup cache entries evicted to make room.");
-    ngx_http_txval_text(&t, "txval_lookup_cache_evictions_total %llu\n",
-                        (unsigned long long) s->lookup_evictions);
+    ngx_http_txval_family(&t, "txval_lookup_cache_entries", "gauge",
+                          "Rows and absences in the lookup cache.",
+                          NULL, NULL, &s->lookup_entries);
+    ngx_http_txval_family(&t, "txval_lookup_cache_bytes_used", "gauge",
+                          "Bytes of the lookup cache zone in use.",
+                          NULL, NULL, &s->lookup_bytes_used);
+    ngx_http_txval_family(&t, "txval_lookup_cache_size_bytes", "gauge",
+                          "Size of the lookup cache zone in bytes.",
+                          NULL, NULL, &s->lookup_bytes_total);
+    ngx_http_txval_family(&t, "txval_lookup_cache_evictions_total", "counter",
+                          "Live lookup cache entries evicted to make room.",
+                          NULL, NULL, &s->lookup_evictions);
 
     ngx_http_txval_help(&t, "txval_lookup_notify_lag_seconds", "histogram",
                         "From the time a notification carries (the "
@@ -288,6 +262,44 @@ ngx_http_txval_prometheus(unsigned char *buf, size_t size,
                         s->nginx ? s->nginx : "");
 
     return t.overflow ? 0 : (size_t) (t.pos - buf);
+}
+
+
+/*
+ * A family: its HELP and TYPE, then one series without labels (d1 NULL),
+ * one per value of d1, or one per pair of d1's and d2's (values[i][j]).
+ */
+
+static void
+ngx_http_txval_family(ngx_http_txval_text_t *t, const char *name,
+    const char *type, const char *help, const ngx_http_txval_dim_t *d1,
+    const ngx_http_txval_dim_t *d2, const uint64_t *values)
+{
+    unsigned  i, j;
+
+    ngx_http_txval_help(t, name, type, help);
+
+    if (d1 == NULL) {
+        ngx_http_txval_text(t, "%s %llu\n", name,
+                            (unsigned long long) values[0]);
+        return;
+    }
+
+    for (i = 0; i < d1->n; i++) {
+
+        if (d2 == NULL) {
+            ngx_http_txval_text(t, "%s{%s=\"%s\"} %llu\n", name, d1->label,
+                                d1->names[i], (unsigned long long) values[i]);
+            continue;
+        }
+
+        for (j = 0; j < d2->n; j++) {
+            ngx_http_txval_text(t, "%s{%s=\"%s\",%s=\"%s\"} %llu\n", name,
+                                d1->label, d1->names[i], d2->label,
+                                d2->names[j],
+                                (unsigned long long) values[i * d2->n + j]);
+        }
+    }
 }
 
 
