@@ -115,8 +115,8 @@ ngx_http_txval_redis_connect(ngx_http_txval_redis_pool_t *pool,
 
     c = pc.connection;
     c->data = rc;
-    c->read->handler = ngx_http_txval_redis_read_handler;
-    c->write->handler = ngx_http_txval_redis_write_handler;
+    c->read->handler = ngx_http_txval_redis_handler;
+    c->write->handler = ngx_http_txval_redis_handler;
 
     if (rcf->tls) {
         /* ngx_ssl keeps its connection state in the connection's pool */
@@ -330,8 +330,14 @@ ngx_http_txval_redis_write_op(ngx_http_txval_redis_conn_t *rc,
 }
 
 
+/*
+ * Both events of a connection: while connecting, either says the connect
+ * is done (a refused one shows on both); then writes go out, replies
+ * come in.
+ */
+
 void
-ngx_http_txval_redis_write_handler(ngx_event_t *ev)
+ngx_http_txval_redis_handler(ngx_event_t *ev)
 {
     ngx_connection_t             *c = ev->data;
     ngx_http_txval_redis_conn_t  *rc = c->data;
@@ -345,34 +351,13 @@ ngx_http_txval_redis_write_handler(ngx_event_t *ev)
         break;
 
     case NGX_HTTP_TXVAL_REDIS_READY:
-        ngx_http_txval_redis_send_out(rc);
-        break;
+        if (ev->write) {
+            ngx_http_txval_redis_send_out(rc);
 
-    default:
-        break;
-    }
+        } else {
+            ngx_http_txval_redis_recv_in(rc);
+        }
 
-    ngx_http_txval_redis_unwind(rc);
-}
-
-
-void
-ngx_http_txval_redis_read_handler(ngx_event_t *ev)
-{
-    ngx_connection_t             *c = ev->data;
-    ngx_http_txval_redis_conn_t  *rc = c->data;
-
-    rc->handling++;
-
-    switch (rc->state) {
-
-    case NGX_HTTP_TXVAL_REDIS_CONNECTING:
-        /* a refused connect shows on both events */
-        ngx_http_txval_redis_connected(rc);
-        break;
-
-    case NGX_HTTP_TXVAL_REDIS_READY:
-        ngx_http_txval_redis_recv_in(rc);
         break;
 
     default:

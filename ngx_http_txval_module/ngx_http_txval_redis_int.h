@@ -205,8 +205,7 @@ void ngx_http_txval_redis_arm(ngx_http_txval_redis_conn_t *rc);
 void ngx_http_txval_redis_idle(ngx_http_txval_redis_conn_t *rc);
 void ngx_http_txval_redis_ready(ngx_http_txval_redis_conn_t *rc);
 void ngx_http_txval_redis_unwind(ngx_http_txval_redis_conn_t *rc);
-void ngx_http_txval_redis_read_handler(ngx_event_t *ev);
-void ngx_http_txval_redis_write_handler(ngx_event_t *ev);
+void ngx_http_txval_redis_handler(ngx_event_t *ev);
 
 /* ngx_http_txval_redis_tls.c */
 void ngx_http_txval_redis_tls_start(ngx_http_txval_redis_conn_t *rc);

@@ -113,8 +113,8 @@ ngx_http_txval_redis_handshaked(ngx_connection_t *c)
                    "txval: redis %V TLS handshake done, reused:%d",
                    &node->text, SSL_session_reused(c->ssl->connection));
 
-    c->read->handler = ngx_http_txval_redis_read_handler;
-    c->write->handler = ngx_http_txval_redis_write_handler;
+    c->read->handler = ngx_http_txval_redis_handler;
+    c->write->handler = ngx_http_txval_redis_handler;
 
     ngx_http_txval_redis_ready(rc);
 
