@@ -36,8 +36,8 @@ static size_t ngx_http_txval_verdict_key(ngx_http_request_t *r,
 static void ngx_http_txval_velocity_counted(ngx_http_txval_redis_op_t *op);
 static size_t ngx_http_txval_velocity_key(ngx_http_request_t *r,
     ngx_http_txval_ctx_t *ctx, u_char *key);
-static void ngx_http_txval_store_tell(ngx_http_request_t *r, int argc,
-    const char **argv, size_t *argvlen);
+static void ngx_http_txval_store_tell(ngx_http_request_t *r,
+    ngx_http_txval_ctx_t *ctx, int argc, const char **argv, size_t *argvlen);
 static ngx_http_txval_redis_op_t *ngx_http_txval_store_start(
     ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
     ngx_http_txval_redis_done_pt done);
@@ -301,7 +301,7 @@ ngx_http_txval_verdict_put(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
         argv[5] = (const char *) ttl;
         argvlen[5] = tlen;
 
-        ngx_http_txval_store_tell(r, 6, argv, argvlen);
+        ngx_http_txval_store_tell(r, ctx, 6, argv, argvlen);
         return;
     }
 
@@ -330,7 +330,7 @@ ngx_http_txval_verdict_put(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
                                                    ctx->token);
     }
 
-    ngx_http_txval_store_tell(r, 7, argv, argvlen);
+    ngx_http_txval_store_tell(r, ctx, 7, argv, argvlen);
 }
 
 
@@ -356,7 +356,7 @@ ngx_http_txval_verdict_release(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx)
     argvlen[4] = ngx_http_txval_pending_encode(mark, sizeof(mark),
                                                ctx->token);
 
-    ngx_http_txval_store_tell(r, 5, argv, argvlen);
+    ngx_http_txval_store_tell(r, ctx, 5, argv, argvlen);
 
     ctx->claimed = 0;
 }
@@ -497,7 +497,7 @@ ngx_http_txval_velocity_uncount(ngx_http_request_t *r,
     argv[1] = (const char *) key;
     argvlen[1] = ngx_http_txval_velocity_key(r, ctx, key);
 
-    ngx_http_txval_store_tell(r, 2, argv, argvlen);
+    ngx_http_txval_store_tell(r, ctx, 2, argv, argvlen);
 }
 
 
@@ -524,20 +524,13 @@ ngx_http_txval_velocity_key(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
 /* one command that nobody waits for */
 
 static void
-ngx_http_txval_store_tell(ngx_http_request_t *r, int argc, const char **argv,
-    size_t *argvlen)
+ngx_http_txval_store_tell(ngx_http_request_t *r, ngx_http_txval_ctx_t *ctx,
+    int argc, const char **argv, size_t *argvlen)
 {
-    ngx_http_txval_ctx_t        *ctx;
     ngx_http_txval_redis_op_t   *op;
     ngx_http_txval_main_conf_t  *tmcf;
 
     tmcf = ngx_http_get_module_main_conf(r, ngx_http_txval_module);
-
-    /* the answer waits for this write (ngx_http_txval_finish) */
-    ctx = ngx_http_get_module_ctx(r, ngx_http_txval_module);
-    if (ctx) {
-        ctx->told = 1;
-    }
 
     op = ngx_http_txval_redis_op(ngx_cycle->log);
     if (op == NULL) {
@@ -554,7 +547,11 @@ ngx_http_txval_store_tell(ngx_http_request_t *r, int argc, const char **argv,
         != NGX_OK)
     {
         ngx_free(op);
+        return;
     }
+
+    /* the answer waits for this write (ngx_http_txval_finish) */
+    ctx->told = 1;
 }
 
 
