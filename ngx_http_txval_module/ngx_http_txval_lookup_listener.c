@@ -411,16 +411,11 @@ ngx_http_txval_listener_handler(ngx_event_t *ev)
     }
 
     if (ev->write) {
-        switch (PQflush(ls->pg)) {
-        case 0:
-            ngx_http_txval_pg_socket_events(ls->c, 1, 0);
-            return;
-        case 1:
-            return;
-        default:
+        if (ngx_http_txval_pg_socket_flush(ls->pg, ls->c) == NGX_ERROR) {
             ngx_http_txval_listener_lost(ls, "send failed");
-            return;
         }
+
+        return;
     }
 
     ngx_http_txval_listener_read(ls);
@@ -488,16 +483,11 @@ ngx_http_txval_listener_command(ngx_http_txval_listener_t *ls,
 
     ngx_add_timer(&ls->timer, timeout);
 
-    switch (PQflush(ls->pg)) {
-    case 0:
-        ngx_http_txval_pg_socket_events(ls->c, 1, 0);
-        return NGX_OK;
-    case 1:
-        ngx_http_txval_pg_socket_events(ls->c, 1, 1);
-        return NGX_OK;
-    default:
+    if (ngx_http_txval_pg_socket_flush(ls->pg, ls->c) == NGX_ERROR) {
         return NGX_ERROR;
     }
+
+    return NGX_OK;
 }
 
 

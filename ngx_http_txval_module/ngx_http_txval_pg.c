@@ -650,6 +650,30 @@ ngx_http_txval_pg_socket_events(ngx_connection_t *c, ngx_uint_t read,
 }
 
 
+/*
+ * What libpq holds, sent as far as the socket takes it: then reading
+ * always, and writing while some is left (NGX_AGAIN); NGX_ERROR: failed.
+ */
+
+ngx_int_t
+ngx_http_txval_pg_socket_flush(PGconn *pg, ngx_connection_t *c)
+{
+    switch (PQflush(pg)) {
+
+    case 0:
+        ngx_http_txval_pg_socket_events(c, 1, 0);
+        return NGX_OK;
+
+    case 1:
+        ngx_http_txval_pg_socket_events(c, 1, 1);
+        return NGX_AGAIN;
+
+    default:
+        return NGX_ERROR;
+    }
+}
+
+
 static void
 ngx_http_txval_pg_handler(ngx_event_t *ev)
 {
@@ -776,20 +800,15 @@ ngx_http_txval_pg_ready(ngx_http_txval_pg_conn_t *pc)
 static ngx_int_t
 ngx_http_txval_pg_flush(ngx_http_txval_pg_conn_t *pc)
 {
-    switch (PQflush(pc->pg)) {
+    ngx_int_t  rc;
 
-    case 0:
-        ngx_http_txval_pg_socket_events(pc->c, 1, 0);
-        return NGX_OK;
+    rc = ngx_http_txval_pg_socket_flush(pc->pg, pc->c);
 
-    case 1:
-        ngx_http_txval_pg_socket_events(pc->c, 1, 1);
-        return NGX_AGAIN;
-
-    default:
+    if (rc == NGX_ERROR) {
         ngx_http_txval_pg_close(pc, NGX_HTTP_TXVAL_PG_ERROR, "send failed");
-        return NGX_ERROR;
     }
+
+    return rc;
 }
 
 

@@ -139,6 +139,9 @@ ngx_int_t ngx_http_txval_pg_connect_start(PGconn *pg, ngx_connection_t **cp,
 ngx_int_t ngx_http_txval_pg_connect_poll(PGconn *pg, ngx_connection_t **cp,
     ngx_event_handler_pt handler, void *data, ngx_log_t *log);
 
+/* PQflush, then the events: NGX_OK, NGX_AGAIN (more to send), NGX_ERROR */
+ngx_int_t ngx_http_txval_pg_socket_flush(PGconn *pg, ngx_connection_t *c);
+
 /* a server's notice, at warn, its trailing newline off; who: "" or a name */
 void ngx_http_txval_pg_log_notice(ngx_log_t *log, const char *who,
     const char *message);
