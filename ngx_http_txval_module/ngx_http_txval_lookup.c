@@ -215,7 +215,7 @@ ngx_http_txval_lookup_get(ngx_http_txval_lookup_t *lc,
 
     /* the hashes first: the lock is held for the tree only */
 
-    hb = stamp->hb;
+    hb = stamp->hb;     /* kept for the store: lookup_put() */
     ngx_http_txval_lookup_hashes(txn, &stamp->hm, &stamp->hc, hb);
 
     ngx_shmtx_lock(&lc->shpool->mutex);

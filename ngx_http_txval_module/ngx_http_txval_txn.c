@@ -210,8 +210,6 @@ int
 ngx_http_txval_mapping_value(ngx_http_txval_mapping_t *map, int field,
     const unsigned char *text, size_t len, const char **why)
 {
-    ngx_http_txval_json_path_t  none;
-
     if (len > NGX_HTTP_TXVAL_SOURCE_MAX) {
         *why = "it is longer than 256 bytes";
         return -1;
@@ -223,22 +221,29 @@ ngx_http_txval_mapping_value(ngx_http_txval_mapping_t *map, int field,
         return -1;
     }
 
-    memset(&none, 0, sizeof(ngx_http_txval_json_path_t));
-
     ngx_http_txval_mapping_set(&map->fields[field],
-                               NGX_HTTP_TXVAL_FROM_VALUE, &none, text, len);
+                               NGX_HTTP_TXVAL_FROM_VALUE, NULL, text, len);
 
     return 0;
 }
 
 
-/* a source checked: where it reads from, and its text for error details */
+/*
+ * A source checked: where it reads from (a pointer's path, or NULL), and
+ * its text for error details.
+ */
 
 static void
 ngx_http_txval_mapping_set(ngx_http_txval_source_t *src, int from,
     ngx_http_txval_json_path_t *path, const unsigned char *text, size_t len)
 {
-    src->path = *path;
+    if (path) {
+        src->path = *path;
+
+    } else {
+        memset(&src->path, 0, sizeof(ngx_http_txval_json_path_t));
+    }
+
     src->from = from;
     src->text_len = (uint16_t) len;
     memcpy(src->text, text, len);
